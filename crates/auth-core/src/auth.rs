@@ -1,0 +1,884 @@
+//! [`Auth`]: the registry of providers and every decision of the login flow.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, DecodingKey};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::crypto::{KeyRing, constant_time_eq, pkce_challenge, random_token};
+use crate::discovery::{ProviderMetadata, discover};
+use crate::error::sanitize_code;
+use crate::http::{AuthResponse, Method, RequestView};
+use crate::id_token::{self, Expected};
+use crate::jwks::{JwksCache, JwksConfig};
+use crate::net::{HttpClient, HttpConfig};
+use crate::provider::{ClaimMapping, ClientAuth, Profile, Provider};
+use crate::session::{Claims, CookieStore, Secret, Session, SessionStore, Tokens};
+use crate::state::{ExpiringSet, SessionCache};
+use crate::{Error, TokenError, now, safe_next};
+
+/// Browsers drop cookies whose name, value and attributes pass 4096 bytes (RFC 6265 §6.1).
+const COOKIE_LIMIT: usize = 4096;
+/// At most this many logins may be pending in one browser at once (tabs); older ones are dropped.
+const MAX_PENDING_LOGINS: usize = 5;
+/// Authorization request parameters the library sets itself and a user may not override.
+const RESERVED_PARAMS: &[&str] = &[
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "nonce",
+    "code_challenge",
+    "code_challenge_method",
+    "response_mode",
+];
+
+/// Builds an [`Auth`]: providers, the public base URL, cookie keys, the session store.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), auth_core::Error> {
+/// use auth_core::{Auth, Provider};
+/// let auth = Auth::builder()
+///     .provider(Provider::from_env("google")?)
+///     .provider(Provider::github("id", "secret"))
+///     .base_url("https://app.example.com")
+///     .session_keys_from_env()?
+///     .build()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[must_use]
+pub struct AuthBuilder {
+    providers: Vec<Provider>,
+    base_url: String,
+    prefix: String,
+    keys: Option<KeyRing>,
+    store: Arc<dyn SessionStore>,
+    http: HttpConfig,
+    jwks: JwksConfig,
+    session_ttl: Duration,
+    login_ttl: Duration,
+    leeway: Duration,
+    default_provider: Option<String>,
+    cookie_name: String,
+}
+
+impl fmt::Debug for AuthBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthBuilder")
+            .field("providers", &self.providers)
+            .field("base_url", &self.base_url)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthBuilder {
+    fn new() -> Self {
+        AuthBuilder {
+            providers: Vec::new(),
+            base_url: "http://127.0.0.1:3000".into(),
+            prefix: "/auth".into(),
+            keys: None,
+            store: Arc::new(CookieStore),
+            http: HttpConfig::default(),
+            jwks: JwksConfig::default(),
+            session_ttl: Duration::from_secs(24 * 3600),
+            login_ttl: Duration::from_secs(600),
+            leeway: Duration::from_secs(60),
+            default_provider: None,
+            cookie_name: "auth".into(),
+        }
+    }
+
+    /// Registers a provider under its name (the first one is the default login target).
+    pub fn provider(mut self, provider: Provider) -> Self {
+        self.providers.push(provider);
+        self
+    }
+
+    /// The app's public base URL (`APP_URL`); redirect URIs are `{base_url}{prefix}/{provider}/callback`.
+    /// An `https` URL turns on `Secure` and the `__Host-` cookie prefix.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = url.into().trim_end_matches('/').to_owned();
+        self
+    }
+
+    /// Where the auth routes live (default `/auth`).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        let prefix = prefix.into();
+        self.prefix = format!("/{}", prefix.trim_matches('/'));
+        self
+    }
+
+    /// The cookie keys (newest first). Without keys, a random key is generated at start, with a
+    /// warning: sessions then end at every restart.
+    pub fn session_keys(mut self, keys: KeyRing) -> Self {
+        self.keys = Some(keys);
+        self
+    }
+
+    /// Reads the keys from `AUTH_SESSION_KEY` (comma-separated base64 keys, newest first), when set.
+    pub fn session_keys_from_env(mut self) -> Result<Self, Error> {
+        if let Ok(text) = std::env::var("AUTH_SESSION_KEY") {
+            self.keys = Some(
+                KeyRing::from_text(&text)
+                    .map_err(|e| Error::Env { name: "AUTH_SESSION_KEY".into(), problem: e.to_string() })?,
+            );
+        }
+        Ok(self)
+    }
+
+    /// Where sessions are kept (default: [`CookieStore`]).
+    pub fn store(mut self, store: impl SessionStore) -> Self {
+        self.store = Arc::new(store);
+        self
+    }
+
+    /// Timeouts for calls to providers.
+    pub fn http(mut self, cfg: HttpConfig) -> Self {
+        self.http = cfg;
+        self
+    }
+
+    /// JWKS caching.
+    pub fn jwks(mut self, cfg: JwksConfig) -> Self {
+        self.jwks = cfg;
+        self
+    }
+
+    /// How long a session lasts (default 24 h).
+    pub fn session_ttl(mut self, ttl: Duration) -> Self {
+        self.session_ttl = ttl;
+        self
+    }
+
+    /// How long a started login may take (default 10 min).
+    pub fn login_ttl(mut self, ttl: Duration) -> Self {
+        self.login_ttl = ttl;
+        self
+    }
+
+    /// Clock skew tolerated on `exp`, `iat`, `nbf` (default 60 s).
+    pub fn clock_leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// The provider that protected routes send browsers to (default: the first registered).
+    pub fn default_provider(mut self, name: impl Into<String>) -> Self {
+        self.default_provider = Some(name.into());
+        self
+    }
+
+    /// The base name of the cookies (default `auth`: `auth_session`, `auth_login.*`).
+    pub fn cookie_name(mut self, name: impl Into<String>) -> Self {
+        self.cookie_name = name.into();
+        self
+    }
+
+    /// Checks the configuration and runs discovery for every OIDC provider.
+    pub async fn build(self) -> Result<Auth, Error> {
+        let base =
+            url::Url::parse(&self.base_url).map_err(|e| Error::config(format!("base URL `{}`: {e}", self.base_url)))?;
+        let secure = base.scheme() == "https";
+        if !secure && !crate::provider::is_loopback(&base) {
+            tracing::warn!(base_url = %self.base_url, "the app's base URL is not https: cookies travel unprotected");
+        }
+        if self.providers.is_empty() {
+            return Err(Error::config("no provider registered"));
+        }
+        let http = HttpClient::new(self.http)?;
+        let mut providers = Vec::with_capacity(self.providers.len());
+        for config in self.providers {
+            if !config.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') || config.name.is_empty()
+            {
+                return Err(Error::config(format!("provider name `{}` must be [A-Za-z0-9_-]+", config.name)));
+            }
+            if providers.iter().any(|p: &Arc<ProviderRuntime>| p.config.name == config.name) {
+                return Err(Error::config(format!("provider `{}` registered twice", config.name)));
+            }
+            let meta = discover(&config, &http).await?;
+            let jwks = meta.jwks_uri.clone().map(|uri| JwksCache::new(uri, self.jwks));
+            let algs = id_token::allowed_algorithms(&meta.id_token_signing_alg_values_supported, config.allow_hs256);
+            let redirect_uri = format!("{}{}/{}/callback", self.base_url, self.prefix, config.name);
+            providers.push(Arc::new(ProviderRuntime { config, meta, jwks, algs, redirect_uri }));
+        }
+        let default_provider = match self.default_provider {
+            Some(name) if providers.iter().any(|p| p.config.name == name) => name,
+            Some(name) => return Err(Error::config(format!("default provider `{name}` is not registered"))),
+            None => providers[0].config.name.clone(),
+        };
+        let keys = match self.keys {
+            Some(keys) => keys,
+            None => {
+                tracing::warn!(
+                    "no session key configured (AUTH_SESSION_KEY): using a random one; sessions end at restart"
+                );
+                KeyRing::new(crate::SessionKey::generate())
+            }
+        };
+        let host_prefix = if secure { "__Host-" } else { "" };
+        Ok(Auth {
+            inner: Arc::new(Inner {
+                session_cookie: format!("{host_prefix}{}_session", self.cookie_name),
+                login_cookie_prefix: format!("{host_prefix}{}_login.", self.cookie_name),
+                providers,
+                default_provider,
+                base_url: self.base_url,
+                prefix: self.prefix,
+                secure,
+                keys,
+                store: self.store,
+                http,
+                session_ttl: self.session_ttl.as_secs(),
+                login_ttl: self.login_ttl.as_secs(),
+                leeway: self.leeway.as_secs(),
+                cache: SessionCache::new(4096),
+                used_states: ExpiringSet::new(100_000),
+                ended_sessions: ExpiringSet::new(100_000),
+            }),
+        })
+    }
+}
+
+/// A provider after discovery.
+struct ProviderRuntime {
+    config: Provider,
+    meta: ProviderMetadata,
+    jwks: Option<JwksCache>,
+    algs: Vec<Algorithm>,
+    redirect_uri: String,
+}
+
+struct Inner {
+    providers: Vec<Arc<ProviderRuntime>>,
+    default_provider: String,
+    base_url: String,
+    prefix: String,
+    secure: bool,
+    keys: KeyRing,
+    store: Arc<dyn SessionStore>,
+    http: HttpClient,
+    session_cookie: String,
+    login_cookie_prefix: String,
+    session_ttl: u64,
+    login_ttl: u64,
+    leeway: u64,
+    cache: SessionCache,
+    used_states: ExpiringSet,
+    ended_sessions: ExpiringSet,
+}
+
+/// The library's state, shared by every request: cheap to clone.
+///
+/// Adapters call [`Auth::handle`] for the auth routes, [`Auth::session`] on every request, and
+/// [`Auth::unauthenticated`] / [`Auth::forbidden`] when a guard refuses.
+#[derive(Clone)]
+pub struct Auth {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.inner.providers.iter().map(|p| p.config.name.as_str()).collect();
+        f.debug_struct("Auth").field("providers", &names).field("prefix", &self.inner.prefix).finish_non_exhaustive()
+    }
+}
+
+/// The outcome of reading the session of a request.
+#[derive(Debug, Default, Clone)]
+pub struct SessionLookup {
+    /// The session, when the request carries a valid one.
+    pub session: Option<Arc<Session>>,
+    /// `Set-Cookie` values to add to the response (for example clearing a stale cookie).
+    pub set_cookies: Vec<String>,
+}
+
+/// A claims policy for guards: "e-mail verified", "member of admin", …
+///
+/// ```
+/// use auth_core::{Policy, Session};
+/// struct Admin;
+/// impl Policy for Admin {
+///     const DESCRIPTION: &'static str = "administrators only";
+///     fn allows(session: &Session) -> bool {
+///         session.claims().contains("groups", "admin")
+///     }
+/// }
+/// ```
+pub trait Policy: Send + Sync + 'static {
+    /// Shown on the 403 page when the policy refuses.
+    const DESCRIPTION: &'static str;
+    /// Whether the session may pass.
+    fn allows(session: &Session) -> bool;
+}
+
+/// Only users whose provider says their e-mail address is verified.
+#[derive(Debug, Clone, Copy)]
+pub struct EmailVerified;
+
+impl Policy for EmailVerified {
+    const DESCRIPTION: &'static str = "a verified e-mail address is required";
+    fn allows(session: &Session) -> bool {
+        session.claims().email_verified()
+    }
+}
+
+/// A pending login, sealed into its own short-lived cookie.
+#[derive(Serialize, Deserialize)]
+struct PendingLogin {
+    /// Provider the login went to (mix-up defence).
+    p: String,
+    /// State.
+    s: String,
+    /// Nonce.
+    n: String,
+    /// PKCE verifier.
+    v: String,
+    /// Where to go afterwards.
+    r: String,
+    /// Created, Unix seconds.
+    t: u64,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    token_type: Option<String>,
+    #[serde(default)]
+    expires_in: Option<Value>,
+    #[serde(default)]
+    refresh_token: Option<String>,
+    #[serde(default)]
+    id_token: Option<String>,
+    #[serde(default)]
+    scope: Option<String>,
+}
+
+impl Auth {
+    /// Starts configuring.
+    pub fn builder() -> AuthBuilder {
+        AuthBuilder::new()
+    }
+
+    /// The route prefix (`/auth`).
+    pub fn prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    /// The session cookie's name.
+    pub fn session_cookie_name(&self) -> &str {
+        &self.inner.session_cookie
+    }
+
+    /// The registered providers' names.
+    pub fn provider_names(&self) -> impl Iterator<Item = &str> {
+        self.inner.providers.iter().map(|p| p.config.name.as_str())
+    }
+
+    /// The redirect URI registered for a provider.
+    pub fn redirect_uri(&self, provider: &str) -> Option<&str> {
+        self.provider(provider).ok().map(|p| p.redirect_uri.as_str())
+    }
+
+    /// The login URL for the default provider, returning to `next`.
+    pub fn login_url(&self, next: &str) -> String {
+        let next = safe_next(next).unwrap_or("/");
+        let enc: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
+        format!("{}/{}/login?next={enc}", self.inner.prefix, self.inner.default_provider)
+    }
+
+    fn provider(&self, name: &str) -> Result<&Arc<ProviderRuntime>, Error> {
+        self.inner
+            .providers
+            .iter()
+            .find(|p| p.config.name == name)
+            .ok_or_else(|| Error::UnknownProvider(name.to_owned()))
+    }
+
+    /// Answers an auth route (`{prefix}/{provider}/login`, `…/callback`, `{prefix}/logout`), or
+    /// `None` when the path is not one. `body` is the request body (form posts), empty otherwise.
+    pub async fn handle(&self, req: &RequestView<'_>, body: &[u8]) -> Option<AuthResponse> {
+        let rest = req.path().strip_prefix(self.inner.prefix.as_str())?.strip_prefix('/')?;
+        let segments: Vec<&str> = rest.split('/').collect();
+        let html = req.wants_html() || req.method() == Method::Get;
+        let outcome = match (segments.as_slice(), req.method()) {
+            (["logout"], Method::Post) => Ok(self.logout(req).await),
+            (["logout"], _) => Err(Error::MethodNotAllowed),
+            ([provider, "login"], Method::Get) => self.login(provider, req),
+            ([provider, "callback"], Method::Get | Method::Post) => Ok(self.callback(provider, req, body).await),
+            ([_, "login" | "callback"], _) => Err(Error::MethodNotAllowed),
+            _ => return None,
+        };
+        Some(outcome.unwrap_or_else(|err| self.error_response(&err, html)))
+    }
+
+    /// The error response for `err`, as HTML or JSON. Server-side errors are logged here, once.
+    pub fn error_response(&self, err: &Error, html: bool) -> AuthResponse {
+        if err.status() >= 500 {
+            tracing::error!(error = %err, source = ?std::error::Error::source(err).map(ToString::to_string), "auth error");
+        } else {
+            tracing::info!(error = %err, "auth request refused");
+        }
+        let mut res = AuthResponse::error(err, html);
+        if matches!(err, Error::MethodNotAllowed) {
+            res.headers.push(("allow", "POST".into()));
+        }
+        res
+    }
+
+    /// `GET {prefix}/{provider}/login?next=/path`: redirects the browser to the provider.
+    pub fn login(&self, provider: &str, req: &RequestView<'_>) -> Result<AuthResponse, Error> {
+        let p = self.provider(provider)?;
+        let next = req.query_param("next");
+        let next = next.as_deref().and_then(safe_next).unwrap_or("/").to_owned();
+        let pending = PendingLogin {
+            p: p.config.name.clone(),
+            s: random_token(32),
+            n: random_token(32),
+            v: random_token(48),
+            r: next,
+            t: now(),
+        };
+        let mut url = url::Url::parse(&p.meta.authorization_endpoint)
+            .map_err(|_| Error::config("authorization endpoint is not a URL"))?;
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("response_type", "code")
+                .append_pair("client_id", &p.config.client_id)
+                .append_pair("redirect_uri", &p.redirect_uri);
+            if !p.config.scopes.is_empty() {
+                q.append_pair("scope", &p.config.scopes.join(" "));
+            }
+            q.append_pair("state", &pending.s);
+            if p.config.is_oidc() {
+                q.append_pair("nonce", &pending.n);
+            }
+            q.append_pair("code_challenge", &pkce_challenge(&pending.v)).append_pair("code_challenge_method", "S256");
+            if p.config.response_mode_form_post {
+                q.append_pair("response_mode", "form_post");
+            }
+            if let Some(max_age) = p.config.max_age {
+                q.append_pair("max_age", &max_age.to_string());
+            }
+            if !p.config.acr_values.is_empty() {
+                q.append_pair("acr_values", &p.config.acr_values.join(" "));
+            }
+            for (k, v) in &p.config.auth_params {
+                if !RESERVED_PARAMS.contains(&k.as_str()) {
+                    q.append_pair(k, v);
+                }
+            }
+        }
+        let sealed =
+            self.inner.keys.seal(b"login", &serde_json::to_vec(&pending).map_err(|_| Error::Internal("encode"))?)?;
+        let mut cookies = self.prune_pending_logins(req);
+        cookies.push(self.cookie(
+            &self.login_cookie(&pending.s),
+            &sealed,
+            self.inner.login_ttl,
+            p.config.response_mode_form_post,
+        ));
+        Ok(AuthResponse::redirect(302, url.to_string()).with_cookies(cookies))
+    }
+
+    fn login_cookie(&self, state: &str) -> String {
+        // The name carries a prefix of the state, so each tab's login has its own cookie and two
+        // logins started at once cannot overwrite each other.
+        let suffix: String = state.chars().take(16).collect();
+        format!("{}{suffix}", self.inner.login_cookie_prefix)
+    }
+
+    /// Expires the oldest pending-login cookies beyond the limit, and unreadable ones.
+    fn prune_pending_logins(&self, req: &RequestView<'_>) -> Vec<String> {
+        let mut pending: Vec<(u64, &str)> = req
+            .cookies_iter()
+            .filter(|(name, _)| name.starts_with(self.inner.login_cookie_prefix.as_str()))
+            .map(|(name, value)| {
+                let created = self
+                    .inner
+                    .keys
+                    .open(b"login", value)
+                    .and_then(|b| serde_json::from_slice::<PendingLogin>(&b).ok())
+                    .map_or(0, |p| p.t);
+                (created, name)
+            })
+            .collect();
+        if pending.len() < MAX_PENDING_LOGINS && pending.iter().all(|(t, _)| *t > 0) {
+            return Vec::new();
+        }
+        pending.sort_unstable();
+        let excess = (pending.len() + 1).saturating_sub(MAX_PENDING_LOGINS);
+        pending
+            .iter()
+            .enumerate()
+            .filter(|(i, (t, _))| *i < excess || *t == 0)
+            .map(|(_, (_, name))| self.expired_cookie(name))
+            .collect()
+    }
+
+    /// `GET|POST {prefix}/{provider}/callback`: finishes the login.
+    pub async fn callback(&self, provider: &str, req: &RequestView<'_>, body: &[u8]) -> AuthResponse {
+        let params: Vec<(String, String)> = if req.method() == Method::Post {
+            url::form_urlencoded::parse(body).into_owned().collect()
+        } else {
+            url::form_urlencoded::parse(req.query().unwrap_or_default().as_bytes()).into_owned().collect()
+        };
+        let html =
+            req.method() == Method::Post || req.wants_html() || !req.content_type().is_some_and(|c| c.contains("json"));
+        let state = param(&params, "state");
+        let Some(state) = state.filter(|s| s.len() >= 16) else {
+            return self.error_response(&Error::InvalidState("the callback has no state"), html);
+        };
+        // Single use: the pending login's cookie goes, whatever happens next.
+        let cookie_name = self.login_cookie(state);
+        let clear = self.expired_cookie(&cookie_name);
+        let old_session = req.cookie(&self.inner.session_cookie);
+        match self.finish_login(provider, &params, state, req.cookie(&cookie_name)).await {
+            Ok((next, session)) => match self.start_session(&session, old_session).await {
+                Ok(cookie) => AuthResponse::redirect(303, next).with_cookies([clear, cookie]),
+                Err(err) => self.error_response(&err, html).with_cookies([clear]),
+            },
+            Err(err) => self.error_response(&err, html).with_cookies([clear]),
+        }
+    }
+
+    async fn finish_login(
+        &self,
+        provider: &str,
+        params: &[(String, String)],
+        state: &str,
+        sealed: Option<&str>,
+    ) -> Result<(String, Session), Error> {
+        let sealed = sealed.ok_or(Error::InvalidState("no pending login in this browser"))?;
+        let pending: PendingLogin = self
+            .inner
+            .keys
+            .open(b"login", sealed)
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or(Error::InvalidState("the pending login cookie is unreadable"))?;
+        if !constant_time_eq(&pending.s, state) {
+            return Err(Error::InvalidState("state mismatch"));
+        }
+        let expires = pending.t + self.inner.login_ttl;
+        if expires < now() {
+            return Err(Error::InvalidState("the login has expired"));
+        }
+        if pending.p != provider {
+            return Err(Error::InvalidState("the login was started with another provider"));
+        }
+        if !self.inner.used_states.insert_once(state, expires) {
+            return Err(Error::InvalidState("this login was already finished"));
+        }
+        let p = self.provider(provider)?;
+        // RFC 9207 mix-up defence.
+        match param(params, "iss") {
+            Some(iss) if iss != p.meta.issuer => return Err(Error::IssuerMismatch),
+            None if p.meta.authorization_response_iss_parameter_supported => return Err(Error::IssuerMismatch),
+            _ => {}
+        }
+        if let Some(code) = param(params, "error") {
+            return Err(Error::Authorization { code: sanitize_code(code) });
+        }
+        let code = param(params, "code").filter(|c| !c.is_empty()).ok_or(Error::MissingCode)?;
+        let tokens = self
+            .token_request(
+                p,
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", code),
+                    ("redirect_uri", &p.redirect_uri),
+                    ("code_verifier", &pending.v),
+                ],
+            )
+            .await?;
+        let claims = self.identify(p, &tokens, &pending.n).await?;
+        let now = now();
+        let expires_at =
+            tokens.expires_in.as_ref().and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok())).map(|s| now + s);
+        let session = Session {
+            id: random_token(32),
+            provider: p.config.name.clone(),
+            claims,
+            tokens: Tokens {
+                access_token: Secret::new(tokens.access_token),
+                refresh_token: tokens.refresh_token.map(Secret::new),
+                id_token: tokens.id_token.map(Secret::new),
+                expires_at,
+                scope: tokens.scope,
+            },
+            created_at: now,
+            expires_at: now + self.inner.session_ttl,
+        };
+        tracing::info!(provider = %p.config.name, "login finished");
+        Ok((pending.r, session))
+    }
+
+    /// Calls the token endpoint with the provider's client authentication.
+    async fn token_request(&self, p: &ProviderRuntime, form: &[(&str, &str)]) -> Result<TokenResponse, Error> {
+        let cfg = &p.config;
+        let secret = cfg.client_secret.as_ref().map(|s| s.secret());
+        let mut fields: Vec<(&str, &str)> = form.to_vec();
+        let basic = match (cfg.client_auth, secret) {
+            (ClientAuth::SecretBasic, Some(secret)) => Some((cfg.client_id.as_str(), secret)),
+            (ClientAuth::SecretPost, Some(secret)) => {
+                fields.push(("client_id", &cfg.client_id));
+                fields.push(("client_secret", secret));
+                None
+            }
+            _ => {
+                fields.push(("client_id", &cfg.client_id));
+                None
+            }
+        };
+        let reply = self.inner.http.post_form(&p.meta.token_endpoint, &fields, basic, "token").await?;
+        if !(200..300).contains(&reply.status) {
+            let code = reply.body.get("error").and_then(Value::as_str).map(sanitize_code);
+            return Err(match code {
+                Some(code) if code == "invalid_grant" || code == "invalid_request" => Error::TokenRejected { code },
+                Some(code) => Error::Provider { endpoint: "token", reason: format!("OAuth error {code}") },
+                None => Error::Provider { endpoint: "token", reason: format!("HTTP status {}", reply.status) },
+            });
+        }
+        let tokens: TokenResponse = serde_json::from_value(reply.body)
+            .map_err(|_| Error::Provider { endpoint: "token", reason: "the token response is not valid".into() })?;
+        if tokens.token_type.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("bearer")) {
+            return Err(Error::Provider { endpoint: "token", reason: "the token type is not Bearer".into() });
+        }
+        Ok(tokens)
+    }
+
+    /// Who logged in: the validated ID token's claims completed by userinfo (OIDC), or the mapped
+    /// userinfo (OAuth 2.0).
+    async fn identify(&self, p: &ProviderRuntime, tokens: &TokenResponse, nonce: &str) -> Result<Claims, Error> {
+        let http = &self.inner.http;
+        let mut claims = match &tokens.id_token {
+            Some(id_token) => self.validate_id_token(p, id_token, Some(nonce), Some(&tokens.access_token)).await?,
+            None if p.config.is_oidc() => {
+                return Err(Error::Provider { endpoint: "token", reason: "no id_token in the token response".into() });
+            }
+            None => Map::new(),
+        };
+        for protocol_claim in ["nonce", "at_hash", "c_hash"] {
+            claims.remove(protocol_claim);
+        }
+        if let Some(userinfo) = &p.meta.userinfo_endpoint {
+            let info = http.get_json(userinfo, Some(&tokens.access_token), "userinfo").await?;
+            let mut info = match &p.config.profile {
+                Profile::Oidc => info.as_object().cloned().unwrap_or_default(),
+                Profile::Github => ClaimMapping { picture: "/avatar_url".into(), ..ClaimMapping::default() }
+                    .apply(&info)
+                    .ok_or(Error::Provider { endpoint: "userinfo", reason: "no user id".into() })?,
+                Profile::Facebook => ClaimMapping { picture: "/picture/data/url".into(), ..ClaimMapping::default() }
+                    .apply(&info)
+                    .ok_or(Error::Provider { endpoint: "userinfo", reason: "no user id".into() })?,
+                Profile::Custom(mapping) => {
+                    mapping.apply(&info).ok_or(Error::Provider { endpoint: "userinfo", reason: "no user id".into() })?
+                }
+            };
+            if let (Profile::Github, Some(emails_url)) = (&p.config.profile, &p.config.userinfo_extra) {
+                info.remove("email");
+                let emails = http.get_json(emails_url, Some(&tokens.access_token), "userinfo").await?;
+                let primary = emails.as_array().into_iter().flatten().find(|e| {
+                    e.get("primary").and_then(Value::as_bool) == Some(true)
+                        && e.get("verified").and_then(Value::as_bool) == Some(true)
+                });
+                if let Some(email) = primary.and_then(|e| e.get("email")).filter(|e| e.is_string()) {
+                    info.insert("email".into(), email.clone());
+                    info.insert("email_verified".into(), Value::Bool(true));
+                }
+            }
+            // OIDC Core §5.3.2: the userinfo `sub` must be the ID token's.
+            if let Some(sub) = claims.get("sub") {
+                if info.get("sub") != Some(sub) {
+                    return Err(Error::UserinfoSubjectMismatch);
+                }
+            }
+            for (k, v) in info {
+                claims.entry(k).or_insert(v);
+            }
+        }
+        Claims::from_value(Value::Object(claims))
+            .ok_or(Error::Provider { endpoint: "userinfo", reason: "no subject for the user".into() })
+    }
+
+    /// Validates an ID token by every rule of OIDC Core §3.1.3.7; returns its claims.
+    async fn validate_id_token(
+        &self,
+        p: &ProviderRuntime,
+        token: &str,
+        nonce: Option<&str>,
+        access_token: Option<&str>,
+    ) -> Result<Map<String, Value>, Error> {
+        let (alg, kid) = id_token::header(token, &p.algs)?;
+        let claims = if alg == Algorithm::HS256 {
+            let secret = p.config.client_secret.as_ref().ok_or(TokenError::AlgorithmNotAllowed("HS256".into()))?;
+            id_token::verify_signature(token, alg, &DecodingKey::from_secret(secret.secret().as_bytes()))?
+        } else {
+            let jwks = p.jwks.as_ref().ok_or(Error::Provider { endpoint: "jwks", reason: "no jwks_uri".into() })?;
+            let key = jwks.key_for(&self.inner.http, kid.as_deref(), alg).await?;
+            id_token::verify_signature(token, alg, key.decoding_key())?
+        };
+        let expected = Expected {
+            issuer: &p.meta.issuer,
+            issuer_template: p.config.multi_tenant_issuer,
+            client_id: &p.config.client_id,
+            trusted_audiences: &p.config.trusted_audiences,
+            nonce,
+            access_token,
+            max_age: p.config.max_age,
+            acr_values: &p.config.acr_values,
+            leeway: self.inner.leeway,
+            now: now(),
+        };
+        id_token::check_claims(&claims, alg, &expected)?;
+        Ok(claims)
+    }
+
+    /// Stores a new session (new id: no fixation), drops the one the browser had, and returns the
+    /// session cookie.
+    async fn start_session(&self, session: &Session, old_cookie: Option<&str>) -> Result<String, Error> {
+        if let Some(old) = old_cookie.and_then(|c| self.inner.keys.open(b"session", c)) {
+            if let Ok(Some(old)) = self.inner.store.load(&old).await {
+                self.end_session(&old).await;
+            }
+        }
+        let payload = self.inner.store.save(session).await?;
+        let sealed = self.inner.keys.seal(b"session", &payload)?;
+        let cookie = self.cookie(&self.inner.session_cookie, &sealed, self.inner.session_ttl, false);
+        if cookie.len() > COOKIE_LIMIT {
+            self.inner.store.delete(session).await?;
+            return Err(Error::SessionTooLarge { size: cookie.len(), limit: COOKIE_LIMIT });
+        }
+        Ok(cookie)
+    }
+
+    async fn end_session(&self, session: &Session) {
+        self.inner.ended_sessions.insert_once(&session.id, session.expires_at);
+        self.inner.cache.remove_session(&session.id);
+        if let Err(err) = self.inner.store.delete(session).await {
+            tracing::error!(error = %err, "could not delete a session from the store");
+        }
+    }
+
+    /// `POST {prefix}/logout`: ends the local session. A browser is sent to `/`, an API client gets
+    /// 204.
+    pub async fn logout(&self, req: &RequestView<'_>) -> AuthResponse {
+        let lookup = self.session(req).await;
+        if let Some(session) = &lookup.session {
+            self.end_session(session).await;
+            tracing::info!(provider = %session.provider, "logout");
+        }
+        let clear = self.expired_cookie(&self.inner.session_cookie);
+        let res = if req.wants_html() { AuthResponse::redirect(303, "/") } else { AuthResponse::new(204).no_store() };
+        res.with_cookies([clear])
+    }
+
+    /// Reads the request's session: decrypts the cookie, loads it from the store, checks expiry and
+    /// logout. A stale or tampered cookie is cleared.
+    pub async fn session(&self, req: &RequestView<'_>) -> SessionLookup {
+        let Some(value) = req.cookie(&self.inner.session_cookie).filter(|v| !v.is_empty()) else {
+            return SessionLookup::default();
+        };
+        let now = now();
+        let cookie_only = self.inner.store.is_cookie_only();
+        let cached = if cookie_only { self.inner.cache.get(value) } else { None };
+        let was_cached = cached.is_some();
+        let session = match cached {
+            Some(session) => Some(session),
+            None => match self.inner.keys.open(b"session", value) {
+                None => None,
+                Some(payload) => match self.inner.store.load(&payload).await {
+                    Ok(found) => found.map(Arc::new),
+                    Err(err) => {
+                        tracing::error!(error = %err, "session store failed");
+                        return SessionLookup::default();
+                    }
+                },
+            },
+        };
+        match session {
+            Some(s) if s.expires_at > now && !self.inner.ended_sessions.contains(&s.id) => {
+                if cookie_only && !was_cached {
+                    self.inner.cache.insert(value, s.clone());
+                }
+                SessionLookup { session: Some(s), set_cookies: Vec::new() }
+            }
+            _ => SessionLookup { session: None, set_cookies: vec![self.expired_cookie(&self.inner.session_cookie)] },
+        }
+    }
+
+    /// The answer to a request that needs a login and has none: a browser navigation is sent to the
+    /// default provider's login with the current path as `next` (302); an API client gets 401 JSON
+    /// with `WWW-Authenticate`.
+    pub fn unauthenticated(&self, req: &RequestView<'_>) -> AuthResponse {
+        let login = self.login_url(&req.path_and_query());
+        if req.wants_html() && req.method() == Method::Get {
+            return AuthResponse::redirect(302, login);
+        }
+        let realm = format!("Cookie realm=\"{}\", login=\"{login}\"", self.inner.base_url);
+        let mut res =
+            AuthResponse::error(&Error::Unauthenticated, req.wants_html()).with_header("www-authenticate", realm);
+        if !req.wants_html() {
+            res.body =
+                serde_json::json!({ "error": "unauthenticated", "message": "You need to log in.", "login_url": login })
+                    .to_string();
+        }
+        res
+    }
+
+    /// The 403 answer when a policy refuses a logged-in user.
+    pub fn forbidden(&self, req: &RequestView<'_>, reason: &str) -> AuthResponse {
+        AuthResponse::error(&Error::Forbidden(reason.to_owned()), req.wants_html())
+    }
+
+    /// Applies a [`Policy`] to the request's session: `Ok` with the session, or the response to
+    /// send (302/401 without a session, 403 when the policy refuses).
+    pub fn authorize<P: Policy>(
+        &self,
+        session: Option<&Arc<Session>>,
+        req: &RequestView<'_>,
+    ) -> Result<Arc<Session>, AuthResponse> {
+        match session {
+            None => Err(self.unauthenticated(req)),
+            Some(s) if P::allows(s) => Ok(s.clone()),
+            Some(_) => Err(self.forbidden(req, P::DESCRIPTION)),
+        }
+    }
+
+    fn cookie(&self, name: &str, value: &str, max_age: u64, cross_site: bool) -> String {
+        use cookie::{Cookie, SameSite};
+        let same_site = if cross_site && self.inner.secure { SameSite::None } else { SameSite::Lax };
+        Cookie::build((name, value))
+            .path("/")
+            .http_only(true)
+            .secure(self.inner.secure)
+            .same_site(same_site)
+            .max_age(cookie::time::Duration::seconds(i64::try_from(max_age).unwrap_or(i64::MAX)))
+            .build()
+            .to_string()
+    }
+
+    fn expired_cookie(&self, name: &str) -> String {
+        use cookie::{Cookie, SameSite};
+        Cookie::build((name, ""))
+            .path("/")
+            .http_only(true)
+            .secure(self.inner.secure)
+            .same_site(SameSite::Lax)
+            .max_age(cookie::time::Duration::ZERO)
+            .expires(cookie::time::OffsetDateTime::UNIX_EPOCH)
+            .build()
+            .to_string()
+    }
+}
+
+fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}

@@ -1,0 +1,307 @@
+//! The one error type, and the one place that maps an error to an HTTP status and a safe message.
+
+use std::fmt;
+
+/// Why an ID token (or another JWT from the provider) was refused.
+///
+/// One variant per check of OpenID Connect Core 1.0 §3.1.3.7, so a test (or a log line) can tell
+/// exactly which rule refused a token.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// The token is not a well-formed compact JWS.
+    #[error("the token is not a well-formed JWT")]
+    Malformed,
+    /// The `alg` of the header is not on the allow-list (`none` never is).
+    #[error("the signing algorithm {0:?} is not allowed")]
+    AlgorithmNotAllowed(String),
+    /// No key of the provider's JWKS matches the token's `kid` (even after a refetch).
+    #[error("no key of the provider matches the token (kid {0:?})")]
+    UnknownKey(Option<String>),
+    /// The signature does not verify.
+    #[error("the signature does not verify")]
+    BadSignature,
+    /// A required claim is missing or has the wrong type.
+    #[error("the required claim `{0}` is missing or malformed")]
+    MissingClaim(&'static str),
+    /// `iss` is not the provider's issuer.
+    #[error("the issuer does not match the provider")]
+    WrongIssuer,
+    /// `aud` does not contain the client id.
+    #[error("the audience does not contain this client")]
+    WrongAudience,
+    /// `aud` names another party the client does not trust.
+    #[error("the audience names an untrusted party")]
+    UntrustedAudience,
+    /// `azp` is present and not the client id, or missing with several audiences.
+    #[error("the authorized party (azp) is not this client")]
+    WrongAuthorizedParty,
+    /// `exp` has passed.
+    #[error("the token has expired")]
+    Expired,
+    /// `iat` is in the future (beyond the leeway).
+    #[error("the token was issued in the future")]
+    IssuedInFuture,
+    /// `nbf` is in the future (beyond the leeway).
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    /// `nonce` is missing or not the one sent for this login.
+    #[error("the nonce does not match this login")]
+    WrongNonce,
+    /// `at_hash` does not match the access token.
+    #[error("at_hash does not match the access token")]
+    AccessTokenHashMismatch,
+    /// `auth_time` is older than the `max_age` that was asked for.
+    #[error("the authentication is older than max_age")]
+    AuthTooOld,
+    /// `acr` is not one of the values asked for.
+    #[error("the authentication context (acr) is not acceptable")]
+    WrongAcr,
+    /// A refreshed ID token changed `iss`, `sub` or `aud` (Core §12.2).
+    #[error("the refreshed ID token does not match the session")]
+    RefreshMismatch,
+    /// A logout token broke a rule of Back-Channel Logout 1.0 §2.6.
+    #[error("invalid logout token: {0}")]
+    LogoutToken(&'static str),
+}
+
+/// Everything that can go wrong, in one `#[non_exhaustive]` enum.
+///
+/// [`Error::status`] is the single mapping from an error to an HTTP status, and
+/// [`Error::public_message`] the only text a browser or API client ever sees: neither carries a token,
+/// a secret or `Debug` output.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration is invalid (a builder call, a URL, an environment variable).
+    #[error("configuration error: {0}")]
+    Config(String),
+    /// An environment variable is missing or malformed.
+    #[error("environment variable {name}: {problem}")]
+    Env {
+        /// The variable's name.
+        name: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// Discovery failed or the provider's metadata is unacceptable.
+    #[error("provider `{provider}`: discovery failed: {reason}")]
+    Discovery {
+        /// The provider's name.
+        provider: String,
+        /// Why.
+        reason: String,
+        /// The underlying error, if any.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// No provider is registered under this name.
+    #[error("unknown provider `{0}`")]
+    UnknownProvider(String),
+    /// The callback is not for a login this browser started (missing, expired, or replayed `state`).
+    #[error("no pending login matches this callback ({0})")]
+    InvalidState(&'static str),
+    /// The callback's RFC 9207 `iss` parameter is missing or names another issuer (mix-up defence).
+    #[error("the callback's issuer parameter does not match the provider")]
+    IssuerMismatch,
+    /// The callback carries neither a `code` nor an `error`.
+    #[error("the callback has no authorization code")]
+    MissingCode,
+    /// The provider answered the authorization request with an error (for example `access_denied`).
+    #[error("the provider refused the login: {code}")]
+    Authorization {
+        /// The OAuth error code (sanitised to `[a-z_]`).
+        code: String,
+    },
+    /// The token endpoint refused the request with an OAuth error (RFC 6749 §5.2).
+    #[error("the token endpoint refused the request: {code}")]
+    TokenRejected {
+        /// The OAuth error code (sanitised to `[a-z_]`).
+        code: String,
+    },
+    /// The provider answered with an unexpected status or body.
+    #[error("the provider answered badly ({endpoint}): {reason}")]
+    Provider {
+        /// Which endpoint.
+        endpoint: &'static str,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The provider could not be reached or did not answer in time.
+    #[error("the provider could not be reached ({endpoint})")]
+    Unreachable {
+        /// Which endpoint.
+        endpoint: &'static str,
+        /// The transport error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// A token from the provider was refused.
+    #[error("the {what} was refused: {source}")]
+    Token {
+        /// Which token (`ID token`, `logout token`, …).
+        what: &'static str,
+        /// The rule it broke.
+        #[source]
+        source: TokenError,
+    },
+    /// The userinfo response's `sub` is not the ID token's (OIDC Core §5.3.2).
+    #[error("the userinfo subject does not match the ID token")]
+    UserinfoSubjectMismatch,
+    /// The session does not fit into a cookie.
+    #[error(
+        "the session is {size} bytes, more than a browser keeps in one cookie ({limit}); use a server-side SessionStore"
+    )]
+    SessionTooLarge {
+        /// The encoded size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The session store failed.
+    #[error("session store error")]
+    Store(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The request is malformed (bad form body, bad parameter).
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+    /// No session: the user must log in.
+    #[error("not logged in")]
+    Unauthenticated,
+    /// Logged in, but a policy refused access.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// A `POST` is required (logout by GET is refused).
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// An internal invariant failed (random source, crypto library).
+    #[error("internal error: {0}")]
+    Internal(&'static str),
+}
+
+impl Error {
+    /// The HTTP status for this error: the single place where errors meet statuses.
+    ///
+    /// A client's mistake (a bad, stale or replayed callback) is a 4xx; a provider that misbehaves is
+    /// a 502, one that does not answer a 504; only our own faults are 500.
+    ///
+    /// ```
+    /// use auth_core::Error;
+    /// assert_eq!(Error::InvalidState("expired").status(), 400);
+    /// assert_eq!(Error::Unauthenticated.status(), 401);
+    /// ```
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::InvalidState(_)
+            | Error::IssuerMismatch
+            | Error::MissingCode
+            | Error::BadRequest(_)
+            | Error::TokenRejected { .. } => 400,
+            Error::Authorization { code } if code == "access_denied" => 403,
+            Error::Authorization { .. } => 400,
+            Error::Unauthenticated => 401,
+            Error::Forbidden(_) => 403,
+            Error::UnknownProvider(_) => 404,
+            Error::MethodNotAllowed => 405,
+            Error::Token { .. } | Error::Provider { .. } | Error::UserinfoSubjectMismatch => 502,
+            Error::Discovery { .. } => 502,
+            Error::Unreachable { source, .. } if source.is_timeout() => 504,
+            Error::Unreachable { .. } => 502,
+            Error::Config(_)
+            | Error::Env { .. }
+            | Error::SessionTooLarge { .. }
+            | Error::Store(_)
+            | Error::Internal(_) => 500,
+        }
+    }
+
+    /// A short machine-readable code for JSON error bodies.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidState(_) => "invalid_state",
+            Error::IssuerMismatch => "issuer_mismatch",
+            Error::MissingCode => "missing_code",
+            Error::Authorization { code } if code == "access_denied" => "access_denied",
+            Error::Authorization { .. } => "authorization_error",
+            Error::TokenRejected { .. } => "invalid_grant",
+            Error::BadRequest(_) => "bad_request",
+            Error::Unauthenticated => "unauthenticated",
+            Error::Forbidden(_) => "forbidden",
+            Error::UnknownProvider(_) => "unknown_provider",
+            Error::MethodNotAllowed => "method_not_allowed",
+            Error::Token { .. } => "invalid_token",
+            Error::UserinfoSubjectMismatch => "userinfo_mismatch",
+            Error::Provider { .. } | Error::Discovery { .. } => "provider_error",
+            Error::Unreachable { .. } => "provider_unreachable",
+            _ => "internal_error",
+        }
+    }
+
+    /// The message shown to a browser or API client: never a token, secret or `Debug` output, and
+    /// no internal detail for 5xx errors.
+    pub fn public_message(&self) -> String {
+        match self {
+            Error::InvalidState(_) => "This login link is not valid for this browser any more (expired, already used, or started elsewhere). Please log in again.".into(),
+            Error::IssuerMismatch => "The login response did not come from the expected provider.".into(),
+            Error::MissingCode => "The login response is incomplete.".into(),
+            Error::Authorization { code } if code == "access_denied" => "The login was cancelled or refused at the provider.".into(),
+            Error::Authorization { code } => format!("The provider could not log you in ({code})."),
+            Error::TokenRejected { .. } => "The login could not be completed: the provider refused the authorization code (expired or already used). Please log in again.".into(),
+            Error::BadRequest(what) => format!("Bad request: {what}."),
+            Error::Unauthenticated => "You need to log in.".into(),
+            Error::Forbidden(why) => format!("Access denied: {why}."),
+            Error::UnknownProvider(_) => "Unknown login provider.".into(),
+            Error::MethodNotAllowed => "Method not allowed.".into(),
+            Error::Token { .. } | Error::UserinfoSubjectMismatch | Error::Provider { .. } | Error::Discovery { .. } => {
+                "The login provider sent an invalid response.".into()
+            }
+            Error::Unreachable { .. } => "The login provider could not be reached. Please try again.".into(),
+            _ => "Internal error.".into(),
+        }
+    }
+
+    pub(crate) fn token(what: &'static str, source: TokenError) -> Self {
+        Error::Token { what, source }
+    }
+
+    pub(crate) fn config(msg: impl fmt::Display) -> Self {
+        Error::Config(msg.to_string())
+    }
+}
+
+impl From<TokenError> for Error {
+    fn from(source: TokenError) -> Self {
+        Error::token("ID token", source)
+    }
+}
+
+/// Keeps only `[a-z0-9_]` of an OAuth error code from the network (it is echoed in pages and logs).
+pub(crate) fn sanitize_code(code: &str) -> String {
+    let cleaned: String =
+        code.chars().filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_').take(64).collect();
+    if cleaned.is_empty() { "unknown_error".into() } else { cleaned }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_mistakes_are_4xx() {
+        for e in [
+            Error::InvalidState("x"),
+            Error::IssuerMismatch,
+            Error::MissingCode,
+            Error::Authorization { code: "access_denied".into() },
+            Error::TokenRejected { code: "invalid_grant".into() },
+            Error::BadRequest("x"),
+        ] {
+            assert!((400..500).contains(&e.status()), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn sanitize_drops_markup() {
+        assert_eq!(sanitize_code("<script>alert(1)</script>"), "scriptalert1script");
+        assert_eq!(sanitize_code(""), "unknown_error");
+    }
+}

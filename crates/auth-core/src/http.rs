@@ -1,0 +1,317 @@
+//! A framework-neutral view of a request and a response.
+//!
+//! The core never sees an Axum, Actix or Rocket type: an adapter builds a [`RequestView`] from its
+//! framework's request and turns an [`AuthResponse`] back into its framework's response. Nothing
+//! else crosses the boundary.
+
+use crate::Error;
+
+/// The request method, as far as the core cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// `GET` (and `HEAD`).
+    Get,
+    /// `POST`.
+    Post,
+    /// Anything else.
+    Other,
+}
+
+impl Method {
+    /// Maps a method name (`"GET"`, `"POST"`, …).
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "GET" | "HEAD" => Method::Get,
+            "POST" => Method::Post,
+            _ => Method::Other,
+        }
+    }
+}
+
+/// What the core reads of a request: method, path, query, and the few headers it needs.
+///
+/// ```
+/// use auth_core::{Method, RequestView};
+/// let req = RequestView::new(Method::Get, "/me", Some("a=1"))
+///     .with_header("Accept", "text/html")
+///     .with_header("Cookie", "a=b; c=d");
+/// assert_eq!(req.cookie("c"), Some("d"));
+/// assert!(req.wants_html());
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct RequestView<'a> {
+    method: Option<Method>,
+    path: &'a str,
+    query: Option<&'a str>,
+    accept: Option<&'a str>,
+    sec_fetch_mode: Option<&'a str>,
+    authorization: Option<&'a str>,
+    content_type: Option<&'a str>,
+    cookies: Vec<&'a str>,
+}
+
+impl<'a> RequestView<'a> {
+    /// A request with no headers yet.
+    pub fn new(method: Method, path: &'a str, query: Option<&'a str>) -> Self {
+        RequestView { method: Some(method), path, query: query.filter(|q| !q.is_empty()), ..Default::default() }
+    }
+
+    /// Adds a header; the core keeps those it uses (`Accept`, `Cookie`, `Authorization`,
+    /// `Content-Type`, `Sec-Fetch-Mode`) and ignores the rest. Names are case-insensitive; several
+    /// `Cookie` headers (HTTP/2) are all kept.
+    #[must_use]
+    pub fn with_header(mut self, name: &str, value: &'a str) -> Self {
+        self.add_header(name, value);
+        self
+    }
+
+    /// Adds a header in place (see [`RequestView::with_header`]).
+    pub fn add_header(&mut self, name: &str, value: &'a str) {
+        let slot = if name.eq_ignore_ascii_case("cookie") {
+            self.cookies.push(value);
+            return;
+        } else if name.eq_ignore_ascii_case("accept") {
+            &mut self.accept
+        } else if name.eq_ignore_ascii_case("authorization") {
+            &mut self.authorization
+        } else if name.eq_ignore_ascii_case("content-type") {
+            &mut self.content_type
+        } else if name.eq_ignore_ascii_case("sec-fetch-mode") {
+            &mut self.sec_fetch_mode
+        } else {
+            return;
+        };
+        *slot = Some(value);
+    }
+
+    /// Builds a view from any header iterator; values that are not UTF-8 are skipped.
+    pub fn from_parts<I>(method: Method, path: &'a str, query: Option<&'a str>, headers: I) -> Self
+    where
+        I: IntoIterator<Item = (&'a str, &'a [u8])>,
+    {
+        let mut view = RequestView::new(method, path, query);
+        for (name, value) in headers {
+            if let Ok(value) = std::str::from_utf8(value) {
+                view.add_header(name, value);
+            }
+        }
+        view
+    }
+
+    /// The method.
+    pub fn method(&self) -> Method {
+        self.method.unwrap_or(Method::Other)
+    }
+
+    /// The path (without the query).
+    pub fn path(&self) -> &'a str {
+        self.path
+    }
+
+    /// The raw query string, if any.
+    pub fn query(&self) -> Option<&'a str> {
+        self.query
+    }
+
+    /// The path and query, as the browser asked for it (for `next=`).
+    pub fn path_and_query(&self) -> String {
+        match self.query {
+            Some(q) => format!("{}?{q}", self.path),
+            None => self.path.to_owned(),
+        }
+    }
+
+    /// The `Authorization` header.
+    pub fn authorization(&self) -> Option<&'a str> {
+        self.authorization
+    }
+
+    /// The `Content-Type` header.
+    pub fn content_type(&self) -> Option<&'a str> {
+        self.content_type
+    }
+
+    /// The value of the first cookie with this name.
+    pub fn cookie(&self, name: &str) -> Option<&'a str> {
+        self.cookies_iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    /// Every cookie as `(name, value)`.
+    ///
+    /// Parsed by hand: RFC 6265 §5.4 pairs split on `;` and the first `=`, which the `cookie` crate's
+    /// parser also does, but it allocates a `Cookie` per pair on this per-request path.
+    pub fn cookies_iter(&self) -> impl Iterator<Item = (&'a str, &'a str)> + '_ {
+        self.cookies.iter().flat_map(|h| h.split(';')).filter_map(|pair| {
+            let (name, value) = pair.split_once('=')?;
+            let value = value.trim();
+            let value = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')).unwrap_or(value);
+            Some((name.trim(), value))
+        })
+    }
+
+    /// Whether the client is a browser navigating (it gets redirects and HTML) rather than an API
+    /// client (it gets status codes and JSON).
+    ///
+    /// A request is an API request when its `Accept` prefers JSON, or it is a `fetch`/XHR
+    /// (`Sec-Fetch-Mode` other than `navigate`); a browser navigation sends `Accept: text/html…`.
+    pub fn wants_html(&self) -> bool {
+        if let Some(mode) = self.sec_fetch_mode {
+            if mode != "navigate" {
+                return false;
+            }
+        }
+        match self.accept {
+            None => false,
+            Some(accept) => {
+                let html = accept.find("text/html");
+                let json = accept.find("application/json");
+                match (html, json) {
+                    (Some(h), Some(j)) => h < j,
+                    (Some(_), None) => true,
+                    _ => false,
+                }
+            }
+        }
+    }
+
+    /// A query parameter, percent-decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        let query = self.query?;
+        url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+    }
+}
+
+/// A response the core wants sent: status, headers (`Set-Cookie` among them) and a body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthResponse {
+    /// The HTTP status.
+    pub status: u16,
+    /// Headers, in order; `Set-Cookie` may repeat.
+    pub headers: Vec<(&'static str, String)>,
+    /// The body (HTML, JSON or empty).
+    pub body: String,
+}
+
+impl AuthResponse {
+    /// An empty response with this status.
+    pub fn new(status: u16) -> Self {
+        AuthResponse { status, headers: Vec::new(), body: String::new() }
+    }
+
+    /// A `303 See Other` (or other 3xx) redirect, never cached, never leaking a referrer.
+    pub fn redirect(status: u16, location: impl Into<String>) -> Self {
+        let mut res = AuthResponse::new(status).no_store();
+        res.headers.push(("location", location.into()));
+        res
+    }
+
+    /// Adds `Cache-Control: no-store` and `Referrer-Policy: no-referrer` (security rules 8).
+    #[must_use]
+    pub fn no_store(mut self) -> Self {
+        self.headers.push(("cache-control", "no-store".into()));
+        self.headers.push(("referrer-policy", "no-referrer".into()));
+        self
+    }
+
+    /// Adds a header.
+    #[must_use]
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// Adds `Set-Cookie` headers.
+    #[must_use]
+    pub fn with_cookies(mut self, cookies: impl IntoIterator<Item = String>) -> Self {
+        self.headers.extend(cookies.into_iter().map(|c| ("set-cookie", c)));
+        self
+    }
+
+    /// A JSON body.
+    pub fn json(status: u16, value: &serde_json::Value) -> Self {
+        AuthResponse { status, headers: vec![("content-type", "application/json".into())], body: value.to_string() }
+    }
+
+    /// An error as the client wants it: a small HTML page for a browser, JSON for an API client.
+    /// The body carries only [`Error::public_message`], never `Debug` output.
+    pub fn error(err: &Error, html: bool) -> Self {
+        let status = err.status();
+        let message = err.public_message();
+        let res = if html {
+            AuthResponse {
+                status,
+                headers: vec![("content-type", "text/html; charset=utf-8".into())],
+                body: error_page(status, &message),
+            }
+        } else {
+            AuthResponse::json(status, &serde_json::json!({ "error": err.code(), "message": message }))
+        };
+        res.no_store()
+    }
+
+    /// The header's first value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+fn error_page(status: u16, message: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{status}</title>\
+         <meta name=\"viewport\" content=\"width=device-width\"></head>\
+         <body style=\"font-family:sans-serif;max-width:40em;margin:4em auto\">\
+         <h1>Login problem</h1><p>{}</p><p><a href=\"/\">Back to the start page</a></p></body></html>",
+        html_escape(message)
+    )
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_versus_api() {
+        let nav = RequestView::new(Method::Get, "/", None).with_header("accept", "text/html,application/xhtml+xml,*/*");
+        assert!(nav.wants_html());
+        let api = RequestView::new(Method::Get, "/", None).with_header("accept", "application/json");
+        assert!(!api.wants_html());
+        let fetch = RequestView::new(Method::Get, "/", None)
+            .with_header("accept", "text/html")
+            .with_header("sec-fetch-mode", "cors");
+        assert!(!fetch.wants_html());
+        assert!(!RequestView::new(Method::Get, "/", None).wants_html());
+    }
+
+    #[test]
+    fn cookies_across_headers() {
+        let req =
+            RequestView::new(Method::Get, "/", None).with_header("cookie", "a=1; b=\"2\"").with_header("Cookie", "c=3");
+        assert_eq!(req.cookie("b"), Some("2"));
+        assert_eq!(req.cookie("c"), Some("3"));
+        assert_eq!(req.cookie("d"), None);
+    }
+
+    #[test]
+    fn error_pages_escape() {
+        let res = AuthResponse::error(&Error::Forbidden("<b>".into()), true);
+        assert!(res.body.contains("&lt;b&gt;"));
+        assert_eq!(res.status, 403);
+        assert_eq!(res.header("cache-control"), Some("no-store"));
+    }
+}

@@ -1,0 +1,295 @@
+//! ID token validation, OpenID Connect Core 1.0 §3.1.3.7, one rule per check.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Map, Value};
+
+use crate::TokenError;
+
+/// Claims of a JWT, as JSON.
+pub(crate) type Claims = Map<String, Value>;
+
+/// What an ID token is checked against.
+#[derive(Debug)]
+pub(crate) struct Expected<'a> {
+    /// The issuer (for Microsoft multi-tenant: the template with `{tenantid}`).
+    pub(crate) issuer: &'a str,
+    /// Replace `{tenantid}` in `issuer` by the token's `tid`.
+    pub(crate) issuer_template: bool,
+    pub(crate) client_id: &'a str,
+    pub(crate) trusted_audiences: &'a [String],
+    /// The nonce sent in the authorization request; `None` for refreshed ID tokens, which carry
+    /// none (Core §12.2).
+    pub(crate) nonce: Option<&'a str>,
+    pub(crate) access_token: Option<&'a str>,
+    pub(crate) max_age: Option<u64>,
+    pub(crate) acr_values: &'a [String],
+    pub(crate) leeway: u64,
+    pub(crate) now: u64,
+}
+
+/// The algorithms allowed for a provider: RS256 plus what discovery advertises (and HS256 only when
+/// configured); `none` never, because `jsonwebtoken::Algorithm` cannot even express it.
+pub(crate) fn allowed_algorithms(advertised: &[String], allow_hs256: bool) -> Vec<Algorithm> {
+    let mut algs = vec![Algorithm::RS256];
+    for name in advertised {
+        if let Ok(alg) = name.parse::<Algorithm>() {
+            let hmac = matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512);
+            if !algs.contains(&alg) && !hmac {
+                algs.push(alg);
+            }
+        }
+    }
+    if allow_hs256 {
+        algs.push(Algorithm::HS256);
+    }
+    algs
+}
+
+/// Reads a JWT's header: its algorithm (checked against the allow-list) and `kid`.
+pub(crate) fn header(token: &str, allowed: &[Algorithm]) -> Result<(Algorithm, Option<String>), TokenError> {
+    if token.split('.').count() != 3 {
+        return Err(TokenError::Malformed);
+    }
+    let (head, _) = token.split_once('.').ok_or(TokenError::Malformed)?;
+    let raw: Value =
+        URL_SAFE_NO_PAD.decode(head).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or(TokenError::Malformed)?;
+    let alg_name = raw.get("alg").and_then(Value::as_str).ok_or(TokenError::Malformed)?;
+    let alg = alg_name
+        .parse::<Algorithm>()
+        .ok()
+        .filter(|a| allowed.contains(a))
+        .ok_or_else(|| TokenError::AlgorithmNotAllowed(alg_name.chars().take(16).collect()))?;
+    let kid = raw.get("kid").and_then(Value::as_str).map(str::to_owned);
+    Ok((alg, kid))
+}
+
+/// Verifies the signature with `key` and returns the claims; no claim is checked here.
+pub(crate) fn verify_signature(token: &str, alg: Algorithm, key: &DecodingKey) -> Result<Claims, TokenError> {
+    let mut validation = Validation::new(alg);
+    validation.required_spec_claims.clear();
+    validation.validate_exp = false;
+    validation.validate_aud = false;
+    jsonwebtoken::decode::<Claims>(token, key, &validation).map(|data| data.claims).map_err(|e| {
+        use jsonwebtoken::errors::ErrorKind;
+        match e.kind() {
+            ErrorKind::InvalidSignature | ErrorKind::InvalidEcdsaKey | ErrorKind::InvalidRsaKey(_) => {
+                TokenError::BadSignature
+            }
+            ErrorKind::InvalidAlgorithm => TokenError::AlgorithmNotAllowed(format!("{alg:?}")),
+            _ => TokenError::Malformed,
+        }
+    })
+}
+
+/// Checks the claims of a signature-verified ID token (Core §3.1.3.7 items 2–13, §2 required claims).
+pub(crate) fn check_claims(claims: &Claims, alg: Algorithm, exp: &Expected<'_>) -> Result<(), TokenError> {
+    let str_claim = |name: &'static str| claims.get(name).and_then(Value::as_str).ok_or(TokenError::MissingClaim(name));
+    let num_claim = |name: &'static str| claims.get(name).and_then(Value::as_u64).ok_or(TokenError::MissingClaim(name));
+
+    // Rule 1: iss equals the issuer exactly.
+    let iss = str_claim("iss")?;
+    if iss != expected_issuer(exp, claims).as_deref().unwrap_or(exp.issuer) {
+        return Err(TokenError::WrongIssuer);
+    }
+    let sub = str_claim("sub")?;
+    if sub.is_empty() {
+        return Err(TokenError::MissingClaim("sub"));
+    }
+    // Rule 2: aud contains the client id and no untrusted party; azp is the client.
+    let audiences: Vec<&str> = match claims.get("aud") {
+        Some(Value::String(a)) => vec![a.as_str()],
+        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
+        _ => return Err(TokenError::MissingClaim("aud")),
+    };
+    if !audiences.contains(&exp.client_id) {
+        return Err(TokenError::WrongAudience);
+    }
+    if audiences.iter().any(|a| *a != exp.client_id && !exp.trusted_audiences.iter().any(|t| t == a)) {
+        return Err(TokenError::UntrustedAudience);
+    }
+    match claims.get("azp") {
+        Some(Value::String(azp)) if azp != exp.client_id => return Err(TokenError::WrongAuthorizedParty),
+        Some(Value::String(_)) => {}
+        None if audiences.len() > 1 => return Err(TokenError::WrongAuthorizedParty),
+        None => {}
+        Some(_) => return Err(TokenError::WrongAuthorizedParty),
+    }
+    // Rule 5: exp in the future, iat present and not in the future.
+    if num_claim("exp")? + exp.leeway <= exp.now {
+        return Err(TokenError::Expired);
+    }
+    if num_claim("iat")? > exp.now + exp.leeway {
+        return Err(TokenError::IssuedInFuture);
+    }
+    if let Some(nbf) = claims.get("nbf") {
+        if nbf.as_u64().ok_or(TokenError::MissingClaim("nbf"))? > exp.now + exp.leeway {
+            return Err(TokenError::NotYetValid);
+        }
+    }
+    // Rule 6: the nonce of this login.
+    if let Some(nonce) = exp.nonce {
+        match claims.get("nonce").and_then(Value::as_str) {
+            Some(n) if crate::crypto::constant_time_eq(n, nonce) => {}
+            _ => return Err(TokenError::WrongNonce),
+        }
+    }
+    // Rule 8: at_hash, when present.
+    if let (Some(at_hash), Some(access_token)) = (claims.get("at_hash"), exp.access_token) {
+        let at_hash = at_hash.as_str().ok_or(TokenError::AccessTokenHashMismatch)?;
+        if at_hash != token_hash(alg, access_token) {
+            return Err(TokenError::AccessTokenHashMismatch);
+        }
+    }
+    // Rule 9: auth_time when max_age was sent; acr when it was asked for.
+    if let Some(max_age) = exp.max_age {
+        if num_claim("auth_time")? + max_age + exp.leeway < exp.now {
+            return Err(TokenError::AuthTooOld);
+        }
+    }
+    if !exp.acr_values.is_empty() {
+        let acr = claims.get("acr").and_then(Value::as_str).ok_or(TokenError::WrongAcr)?;
+        if !exp.acr_values.iter().any(|v| v == acr) {
+            return Err(TokenError::WrongAcr);
+        }
+    }
+    Ok(())
+}
+
+/// For Microsoft's multi-tenant template, the issuer with the token's own `tid`.
+fn expected_issuer(exp: &Expected<'_>, claims: &Claims) -> Option<String> {
+    if !exp.issuer_template {
+        return None;
+    }
+    let tid = claims.get("tid").and_then(Value::as_str)?;
+    if tid.is_empty() || !tid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return None;
+    }
+    Some(exp.issuer.replace("{tenantid}", tid))
+}
+
+/// `at_hash`/`c_hash`: the left half of the hash named by `alg`, base64url (Core §3.1.3.6).
+pub(crate) fn token_hash(alg: Algorithm, token: &str) -> String {
+    use Algorithm::*;
+    let digest = match alg {
+        RS384 | PS384 | ES384 | HS384 => &aws_lc_rs::digest::SHA384,
+        RS512 | PS512 | HS512 | EdDSA => &aws_lc_rs::digest::SHA512,
+        _ => &aws_lc_rs::digest::SHA256,
+    };
+    let hash = aws_lc_rs::digest::digest(digest, token.as_bytes());
+    let bytes = hash.as_ref();
+    URL_SAFE_NO_PAD.encode(&bytes[..bytes.len() / 2])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn expected() -> Expected<'static> {
+        Expected {
+            issuer: "https://op",
+            issuer_template: false,
+            client_id: "app",
+            trusted_audiences: &[],
+            nonce: Some("n-1"),
+            access_token: Some("at"),
+            max_age: None,
+            acr_values: &[],
+            leeway: 60,
+            now: NOW,
+        }
+    }
+
+    fn good() -> Claims {
+        let v = json!({"iss": "https://op", "sub": "alice", "aud": "app", "exp": NOW + 300, "iat": NOW, "nonce": "n-1",
+            "at_hash": token_hash(Algorithm::RS256, "at")});
+        v.as_object().unwrap().clone()
+    }
+
+    fn with(f: impl FnOnce(&mut Claims)) -> Result<(), TokenError> {
+        let mut c = good();
+        f(&mut c);
+        check_claims(&c, Algorithm::RS256, &expected())
+    }
+
+    #[test]
+    fn each_rule_refuses() {
+        assert_eq!(with(|_| {}), Ok(()));
+        assert_eq!(with(|c| drop(c.insert("iss".into(), json!("https://evil")))), Err(TokenError::WrongIssuer));
+        assert_eq!(with(|c| drop(c.insert("aud".into(), json!("other")))), Err(TokenError::WrongAudience));
+        assert_eq!(with(|c| drop(c.insert("aud".into(), json!(["app", "other"])))), Err(TokenError::UntrustedAudience));
+        assert_eq!(with(|c| drop(c.insert("azp".into(), json!("other")))), Err(TokenError::WrongAuthorizedParty));
+        assert_eq!(with(|c| drop(c.insert("exp".into(), json!(NOW - 61)))), Err(TokenError::Expired));
+        assert_eq!(with(|c| drop(c.insert("iat".into(), json!(NOW + 3600)))), Err(TokenError::IssuedInFuture));
+        assert_eq!(with(|c| drop(c.insert("nonce".into(), json!("n-2")))), Err(TokenError::WrongNonce));
+        assert_eq!(with(|c| drop(c.remove("nonce"))), Err(TokenError::WrongNonce));
+        assert_eq!(with(|c| drop(c.insert("at_hash".into(), json!("AAAA")))), Err(TokenError::AccessTokenHashMismatch));
+        assert_eq!(with(|c| drop(c.insert("nbf".into(), json!(NOW + 3600)))), Err(TokenError::NotYetValid));
+        for claim in ["iss", "sub", "aud", "exp", "iat"] {
+            assert_eq!(with(|c| drop(c.remove(claim))), Err(TokenError::MissingClaim(claim)), "{claim}");
+        }
+    }
+
+    #[test]
+    fn trusted_extra_audience_needs_azp() {
+        let trusted = vec!["api".to_string()];
+        let exp = Expected { trusted_audiences: &trusted, ..expected() };
+        let mut c = good();
+        c.insert("aud".into(), json!(["app", "api"]));
+        assert_eq!(check_claims(&c, Algorithm::RS256, &exp), Err(TokenError::WrongAuthorizedParty));
+        c.insert("azp".into(), json!("app"));
+        assert_eq!(check_claims(&c, Algorithm::RS256, &exp), Ok(()));
+    }
+
+    #[test]
+    fn max_age_and_acr() {
+        let acr = vec!["urn:mace:incommon:iap:silver".to_string()];
+        let exp = Expected { max_age: Some(600), acr_values: &acr, ..expected() };
+        let mut c = good();
+        c.insert("auth_time".into(), json!(NOW - 3600));
+        c.insert("acr".into(), json!("urn:mace:incommon:iap:silver"));
+        assert_eq!(check_claims(&c, Algorithm::RS256, &exp), Err(TokenError::AuthTooOld));
+        c.insert("auth_time".into(), json!(NOW - 60));
+        assert_eq!(check_claims(&c, Algorithm::RS256, &exp), Ok(()));
+        c.insert("acr".into(), json!("0"));
+        assert_eq!(check_claims(&c, Algorithm::RS256, &exp), Err(TokenError::WrongAcr));
+    }
+
+    #[test]
+    fn microsoft_tenant_issuer() {
+        let exp = Expected {
+            issuer: "https://login.microsoftonline.com/{tenantid}/v2.0",
+            issuer_template: true,
+            ..expected()
+        };
+        let mut c = good();
+        c.insert("iss".into(), json!("https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0"));
+        c.insert("tid".into(), json!("9188040d-6c67-4c5b-b112-36a304b66dad"));
+        assert_eq!(check_claims(&c, Algorithm::RS256, &exp), Ok(()));
+        c.insert("tid".into(), json!("another-tenant"));
+        assert_eq!(check_claims(&c, Algorithm::RS256, &exp), Err(TokenError::WrongIssuer));
+    }
+
+    #[test]
+    fn header_allow_list() {
+        let none = format!("{}.{}.", URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#), URL_SAFE_NO_PAD.encode("{}"));
+        assert_eq!(header(&none, &[Algorithm::RS256]), Err(TokenError::AlgorithmNotAllowed("none".into())));
+        let hs = format!("{}.e30.sig", URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256"}"#));
+        assert!(header(&hs, &allowed_algorithms(&["HS256".into()], false)).is_err(), "HS256 only when configured");
+        assert!(header(&hs, &allowed_algorithms(&[], true)).is_ok());
+        assert_eq!(header("a.b", &[Algorithm::RS256]), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn at_hash_known_value() {
+        // OIDC Core A.3: access token "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y" → at_hash "77QmUPtjPfzWtF2AnpK9RQ".
+        assert_eq!(
+            token_hash(Algorithm::RS256, "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"),
+            "77QmUPtjPfzWtF2AnpK9RQ"
+        );
+    }
+}

@@ -1,0 +1,67 @@
+//! OAuth 2.0 / OpenID Connect login for Rust web apps, framework-neutral.
+//!
+//! `auth-core` decides everything; the adapters `auth-axum`, `auth-actix` and `auth-rocket` only
+//! translate their framework's requests into a [`RequestView`] and an [`AuthResponse`] back.
+//!
+//! | Authlib (`flask_client`)             | auth-core                                              |
+//! |--------------------------------------|--------------------------------------------------------|
+//! | `oauth = OAuth(app)`                 | [`Auth::builder()`]                                    |
+//! | `oauth.register("google", …)`        | `.provider(Provider::google(…))`, [`Provider::from_env`] |
+//! | `oauth.google.authorize_redirect()`  | `GET /auth/google/login?next=/path` ([`Auth::login`])  |
+//! | `oauth.google.authorize_access_token()` | `GET /auth/google/callback` ([`Auth::callback`])    |
+//! | `token["userinfo"]`                  | [`Session::claims`]                                    |
+//! | `session["user"]`                    | [`Auth::session`], `AuthUser` in the adapters          |
+//!
+//! # Security defaults
+//! PKCE S256 on every login; `state` and `nonce` per login, single use, 10-minute expiry, each
+//! pending login in its own encrypted cookie (so several tabs can log in at once); RFC 9207 `iss`
+//! checked; ID tokens checked per OIDC Core §3.1.3.7 with an algorithm allow-list (never `none`);
+//! userinfo `sub` must match; a new session id at every login; cookies encrypted (AES-256-GCM) with
+//! a key ring, `HttpOnly`, `SameSite=Lax`, `Secure` and `__Host-` on https; logout by POST only;
+//! `next=` only same-site paths; every call to a provider has a timeout; provider URLs must be
+//! https except on loopback hosts.
+//!
+//! # Example
+//! ```
+//! use auth_core::{Method, RequestView};
+//! # async fn demo(auth: auth_core::Auth) {
+//! let req = RequestView::new(Method::Get, "/me", None).with_header("accept", "application/json");
+//! let lookup = auth.session(&req).await;
+//! if lookup.session.is_none() {
+//!     let res = auth.unauthenticated(&req);
+//!     assert_eq!(res.status, 401);
+//! }
+//! # }
+//! ```
+
+mod auth;
+mod codec;
+mod crypto;
+mod discovery;
+mod error;
+mod http;
+mod id_token;
+mod jwks;
+mod net;
+mod provider;
+mod redirect;
+mod session;
+mod state;
+
+pub use auth::{Auth, AuthBuilder, EmailVerified, Policy, SessionLookup};
+pub use crypto::{KeyRing, SessionKey};
+pub use discovery::ProviderMetadata;
+pub use error::{Error, TokenError};
+pub use http::{AuthResponse, Method, RequestView, html_escape};
+pub use jwks::JwksConfig;
+pub use net::HttpConfig;
+pub use provider::{ClaimMapping, ClientAuth, ClientSecret, Profile, Provider};
+pub use redirect::safe_next;
+pub use session::{BoxFuture, Claims, CookieStore, MemoryStore, Secret, Session, SessionStore, Tokens};
+
+pub use url;
+
+/// Seconds since the Unix epoch.
+pub(crate) fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}

@@ -1,0 +1,518 @@
+//! Provider configuration: the equivalent of Authlib's `oauth.register(name, …)`.
+
+use std::fmt;
+
+use url::Url;
+
+use crate::Error;
+
+/// A client secret. `Debug` prints `[redacted]`; read it with [`ClientSecret::secret`].
+#[derive(Clone)]
+pub struct ClientSecret(String);
+
+impl ClientSecret {
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> Self {
+        ClientSecret(secret.into())
+    }
+
+    /// The secret itself; every call site is a place where it leaves the process.
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// How the client authenticates at the token endpoint (RFC 6749 §2.3, OIDC Core §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ClientAuth {
+    /// HTTP Basic with the form-encoded id and secret (the default).
+    #[default]
+    SecretBasic,
+    /// `client_id` and `client_secret` in the form body.
+    SecretPost,
+    /// A public client: `client_id` only, protected by PKCE.
+    None,
+}
+
+/// How the provider's user data becomes the session's claims.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Profile {
+    /// OpenID Connect: the ID token's claims, completed by the standard userinfo claims.
+    #[default]
+    Oidc,
+    /// GitHub: `/user` (numeric `id` becomes `sub`, `avatar_url` becomes `picture`), and the
+    /// verified primary address of `/user/emails` as `email`.
+    Github,
+    /// Facebook Graph API `/me?fields=id,name,email,picture`.
+    Facebook,
+    /// Any OAuth 2.0 userinfo JSON: JSON pointers (RFC 6901) to the standard claims.
+    Custom(ClaimMapping),
+}
+
+/// JSON pointers from a userinfo document to `sub`, `email`, `name` and `picture`.
+///
+/// ```
+/// use auth_core::ClaimMapping;
+/// let mapping = ClaimMapping { sub: "/data/id".into(), ..ClaimMapping::default() };
+/// let claims = mapping.apply(&serde_json::json!({"data": {"id": 7}, "email": "a@b.c"})).unwrap();
+/// assert_eq!(claims["sub"], "7");
+/// assert_eq!(claims["email"], "a@b.c");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimMapping {
+    /// Pointer to the user's stable id (numbers become strings).
+    pub sub: String,
+    /// Pointer to the e-mail address.
+    pub email: String,
+    /// Pointer to the display name.
+    pub name: String,
+    /// Pointer to the picture URL.
+    pub picture: String,
+}
+
+impl Default for ClaimMapping {
+    fn default() -> Self {
+        ClaimMapping { sub: "/id".into(), email: "/email".into(), name: "/name".into(), picture: "/picture".into() }
+    }
+}
+
+impl ClaimMapping {
+    /// Maps a userinfo document to claims; `None` when there is no usable `sub`.
+    pub fn apply(&self, doc: &serde_json::Value) -> Option<serde_json::Map<String, serde_json::Value>> {
+        let sub = match doc.pointer(&self.sub)? {
+            serde_json::Value::String(s) if !s.is_empty() => s.clone(),
+            serde_json::Value::Number(n) => n.to_string(),
+            _ => return None,
+        };
+        let mut claims = serde_json::Map::new();
+        claims.insert("sub".into(), sub.into());
+        for (claim, pointer) in [("email", &self.email), ("name", &self.name), ("picture", &self.picture)] {
+            if let Some(v) = doc.pointer(pointer).filter(|v| v.is_string()) {
+                claims.insert(claim.into(), v.clone());
+            }
+        }
+        Some(claims)
+    }
+}
+
+/// Where the provider's endpoints come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Endpoints {
+    /// OpenID Connect discovery from the issuer (or an explicit metadata URL).
+    Discovery { issuer: String, metadata_url: Option<String> },
+    /// Plain OAuth 2.0: explicit endpoints, no ID token.
+    Explicit { authorize: String, token: String, userinfo: Option<String> },
+}
+
+/// One login provider, registered under a name (`google`, `github`, `oidc`, …).
+///
+/// ```
+/// use auth_core::{ClientAuth, Provider};
+/// let google = Provider::google("client-id", "client-secret")
+///     .with_auth_param("prompt", "select_account");
+/// assert_eq!(google.name(), "google");
+///
+/// let corp = Provider::oidc("corp", "https://id.example.com", "app")
+///     .with_client_secret("s3cret")
+///     .with_client_auth(ClientAuth::SecretPost)
+///     .with_scopes(["openid", "email", "groups"]);
+/// assert!(!format!("{corp:?}").contains("s3cret"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Provider {
+    pub(crate) name: String,
+    pub(crate) endpoints: Endpoints,
+    pub(crate) client_id: String,
+    pub(crate) client_secret: Option<ClientSecret>,
+    pub(crate) client_auth: ClientAuth,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) auth_params: Vec<(String, String)>,
+    pub(crate) profile: Profile,
+    pub(crate) response_mode_form_post: bool,
+    pub(crate) trusted_audiences: Vec<String>,
+    pub(crate) max_age: Option<u64>,
+    pub(crate) acr_values: Vec<String>,
+    pub(crate) allow_hs256: bool,
+    pub(crate) multi_tenant_issuer: bool,
+    pub(crate) allow_insecure_http: bool,
+    pub(crate) userinfo_extra: Option<String>,
+}
+
+impl Provider {
+    /// A generic OpenID Connect provider found through discovery at `issuer`.
+    pub fn oidc(name: impl Into<String>, issuer: impl Into<String>, client_id: impl Into<String>) -> Self {
+        Provider {
+            name: name.into(),
+            endpoints: Endpoints::Discovery { issuer: issuer.into(), metadata_url: None },
+            client_id: client_id.into(),
+            client_secret: None,
+            client_auth: ClientAuth::SecretBasic,
+            scopes: vec!["openid".into(), "email".into(), "profile".into()],
+            auth_params: Vec::new(),
+            profile: Profile::Oidc,
+            response_mode_form_post: false,
+            trusted_audiences: Vec::new(),
+            max_age: None,
+            acr_values: Vec::new(),
+            allow_hs256: false,
+            multi_tenant_issuer: false,
+            allow_insecure_http: false,
+            userinfo_extra: None,
+        }
+    }
+
+    /// A plain OAuth 2.0 provider with explicit endpoints and a userinfo mapping.
+    pub fn oauth2(
+        name: impl Into<String>,
+        authorize_url: impl Into<String>,
+        token_url: impl Into<String>,
+        userinfo_url: impl Into<String>,
+        client_id: impl Into<String>,
+    ) -> Self {
+        let mut p = Provider::oidc(name, String::new(), client_id);
+        p.endpoints = Endpoints::Explicit {
+            authorize: authorize_url.into(),
+            token: token_url.into(),
+            userinfo: Some(userinfo_url.into()),
+        };
+        p.scopes = Vec::new();
+        p.profile = Profile::Custom(ClaimMapping::default());
+        p
+    }
+
+    /// Google (OpenID Connect).
+    pub fn google(client_id: impl Into<String>, client_secret: impl Into<String>) -> Self {
+        Provider::oidc("google", "https://accounts.google.com", client_id).with_client_secret(client_secret)
+    }
+
+    /// GitLab.com (OpenID Connect).
+    pub fn gitlab(client_id: impl Into<String>, client_secret: impl Into<String>) -> Self {
+        Provider::oidc("gitlab", "https://gitlab.com", client_id).with_client_secret(client_secret)
+    }
+
+    /// Microsoft Entra ID. `tenant` is a tenant id or domain, or `common`, `organizations`,
+    /// `consumers` for multi-tenant apps, whose ID tokens are checked against the issuer template
+    /// `https://login.microsoftonline.com/{tenantid}/v2.0` with the token's own `tid`.
+    pub fn microsoft(tenant: &str, client_id: impl Into<String>, client_secret: impl Into<String>) -> Self {
+        let mut p = Provider::oidc("microsoft", format!("https://login.microsoftonline.com/{tenant}/v2.0"), client_id)
+            .with_client_secret(client_secret);
+        p.multi_tenant_issuer = matches!(tenant, "common" | "organizations" | "consumers");
+        p
+    }
+
+    /// GitHub (OAuth 2.0): `/user`, plus the verified primary e-mail from `/user/emails`.
+    pub fn github(client_id: impl Into<String>, client_secret: impl Into<String>) -> Self {
+        let mut p = Provider::oauth2(
+            "github",
+            "https://github.com/login/oauth/authorize",
+            "https://github.com/login/oauth/access_token",
+            "https://api.github.com/user",
+            client_id,
+        )
+        .with_client_secret(client_secret)
+        .with_client_auth(ClientAuth::SecretPost)
+        .with_scopes(["read:user", "user:email"]);
+        p.profile = Profile::Github;
+        p.userinfo_extra = Some("https://api.github.com/user/emails".into());
+        p
+    }
+
+    /// Facebook (OAuth 2.0 with the Graph API `/me?fields=id,name,email,picture`).
+    pub fn facebook(client_id: impl Into<String>, client_secret: impl Into<String>) -> Self {
+        let mut p = Provider::oauth2(
+            "facebook",
+            "https://www.facebook.com/v21.0/dialog/oauth",
+            "https://graph.facebook.com/v21.0/oauth/access_token",
+            "https://graph.facebook.com/me?fields=id,name,email,picture",
+            client_id,
+        )
+        .with_client_secret(client_secret)
+        .with_client_auth(ClientAuth::SecretPost)
+        .with_scopes(["email", "public_profile"]);
+        p.profile = Profile::Facebook;
+        p
+    }
+
+    /// Reads a provider from the process environment by name, as Authlib reads `GOOGLE_CLIENT_ID`
+    /// from the app config: `{NAME}_CLIENT_ID`, `{NAME}_CLIENT_SECRET`, `{NAME}_ISSUER` or
+    /// `{NAME}_SERVER_METADATA_URL`, `{NAME}_SCOPE` (space-separated). Known names (`google`,
+    /// `github`, `facebook`, `microsoft` with `MICROSOFT_TENANT`, `gitlab`) start from their preset.
+    pub fn from_env(name: &str) -> Result<Self, Error> {
+        Provider::from_env_with(name, |key| std::env::var(key).ok())
+    }
+
+    /// [`Provider::from_env`] with any lookup function (for tests and other configuration sources).
+    ///
+    /// ```
+    /// use auth_core::Provider;
+    /// let env = |k: &str| match k {
+    ///     "CORP_CLIENT_ID" => Some("app".to_string()),
+    ///     "CORP_ISSUER" => Some("https://id.example.com".to_string()),
+    ///     _ => None,
+    /// };
+    /// let corp = Provider::from_env_with("corp", env).unwrap();
+    /// assert_eq!(corp.name(), "corp");
+    /// let err = Provider::from_env_with("corp", |_| None).unwrap_err();
+    /// assert!(err.to_string().contains("CORP_CLIENT_ID"));
+    /// ```
+    pub fn from_env_with(name: &str, env: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        let prefix: String =
+            name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+        let var = |suffix: &str| {
+            let key = format!("{prefix}_{suffix}");
+            let value = env(&key).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+            (key, value)
+        };
+        let (id_key, client_id) = var("CLIENT_ID");
+        let client_id = client_id.ok_or_else(|| Error::Env { name: id_key, problem: "is not set".into() })?;
+        let secret = var("CLIENT_SECRET").1;
+        let (issuer_key, issuer) = var("ISSUER");
+        let (metadata_key, metadata_url) = var("SERVER_METADATA_URL");
+        for (key, value) in [(&issuer_key, &issuer), (&metadata_key, &metadata_url)] {
+            if let Some(v) = value {
+                Url::parse(v).map_err(|e| Error::Env { name: key.clone(), problem: format!("is not a URL ({e})") })?;
+            }
+        }
+        let lower = name.to_ascii_lowercase();
+        let mut provider = match (lower.as_str(), &issuer, &metadata_url) {
+            ("google", None, None) => Provider::google(client_id, ""),
+            ("gitlab", None, None) => Provider::gitlab(client_id, ""),
+            ("github", None, None) => Provider::github(client_id, ""),
+            ("facebook", None, None) => Provider::facebook(client_id, ""),
+            ("microsoft", None, None) => {
+                let tenant = var("TENANT").1.unwrap_or_else(|| "common".into());
+                Provider::microsoft(&tenant, client_id, "")
+            }
+            (_, None, None) => {
+                return Err(Error::Env {
+                    name: issuer_key,
+                    problem: format!("is not set (nor {metadata_key}); one of them is needed for provider `{name}`"),
+                });
+            }
+            (_, Some(issuer), _) => Provider::oidc(name, issuer.clone(), client_id),
+            (_, None, Some(_)) => Provider::oidc(name, String::new(), client_id),
+        };
+        provider.name = name.to_owned();
+        if let Some(url) = metadata_url {
+            provider = provider.with_server_metadata_url(url);
+        }
+        provider.client_secret = secret.map(ClientSecret::new);
+        if provider.client_secret.is_none() {
+            provider.client_auth = ClientAuth::None;
+        }
+        if let Some(scope) = var("SCOPE").1 {
+            provider.scopes = scope.split_whitespace().map(str::to_owned).collect();
+        }
+        Ok(provider)
+    }
+
+    /// The name the provider is registered under (the `{provider}` of the routes).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The client id.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// Renames the provider.
+    #[must_use]
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Sets the client secret (a confidential client).
+    #[must_use]
+    pub fn with_client_secret(mut self, secret: impl Into<String>) -> Self {
+        let secret = secret.into();
+        self.client_secret = (!secret.is_empty()).then(|| ClientSecret::new(secret));
+        self
+    }
+
+    /// Sets the client authentication method.
+    #[must_use]
+    pub fn with_client_auth(mut self, auth: ClientAuth) -> Self {
+        self.client_auth = auth;
+        self
+    }
+
+    /// Replaces the scopes.
+    #[must_use]
+    pub fn with_scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Adds an authorization request parameter (`prompt`, `login_hint`, `access_type`, `hd`, …).
+    /// The protocol's own parameters (`state`, `nonce`, `redirect_uri`, PKCE) cannot be overridden.
+    #[must_use]
+    pub fn with_auth_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.auth_params.push((name.into(), value.into()));
+        self
+    }
+
+    /// Uses an explicit discovery document URL instead of `{issuer}/.well-known/openid-configuration`.
+    #[must_use]
+    pub fn with_server_metadata_url(mut self, url: impl Into<String>) -> Self {
+        if let Endpoints::Discovery { metadata_url, .. } = &mut self.endpoints {
+            *metadata_url = Some(url.into());
+        }
+        self
+    }
+
+    /// Sets how userinfo becomes claims.
+    #[must_use]
+    pub fn with_profile(mut self, profile: Profile) -> Self {
+        self.profile = profile;
+        self
+    }
+
+    /// Asks for `response_mode=form_post`: the provider POSTs the callback. The pending-login cookie
+    /// must then be `SameSite=None`, which browsers only accept over https.
+    #[must_use]
+    pub fn with_form_post(mut self) -> Self {
+        self.response_mode_form_post = true;
+        self
+    }
+
+    /// Accepts ID tokens whose `aud` also names this other party.
+    #[must_use]
+    pub fn with_trusted_audience(mut self, audience: impl Into<String>) -> Self {
+        self.trusted_audiences.push(audience.into());
+        self
+    }
+
+    /// Sends `max_age` and checks the ID token's `auth_time` against it.
+    #[must_use]
+    pub fn with_max_age(mut self, seconds: u64) -> Self {
+        self.max_age = Some(seconds);
+        self
+    }
+
+    /// Sends `acr_values` and requires the ID token's `acr` to be one of them.
+    #[must_use]
+    pub fn with_acr_values<I, S>(mut self, values: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.acr_values = values.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Also accepts HS256 ID tokens, keyed with the client secret (off by default).
+    #[must_use]
+    pub fn with_hs256_id_tokens(mut self) -> Self {
+        self.allow_hs256 = true;
+        self
+    }
+
+    /// Allows plain-http provider URLs on hosts other than loopback. Never do this in production:
+    /// tokens and codes travel in clear text.
+    #[must_use]
+    pub fn dangerously_allow_insecure_http(mut self) -> Self {
+        self.allow_insecure_http = true;
+        self
+    }
+
+    pub(crate) fn is_oidc(&self) -> bool {
+        matches!(self.endpoints, Endpoints::Discovery { .. })
+    }
+
+    /// Checks a provider URL: https, or http on a loopback host (or with the explicit opt-in).
+    pub(crate) fn check_url(&self, what: &str, url: &str) -> Result<Url, Error> {
+        let parsed = Url::parse(url)
+            .map_err(|e| Error::config(format!("provider `{}`: {what} `{url}` is not a URL: {e}", self.name)))?;
+        match parsed.scheme() {
+            "https" => Ok(parsed),
+            "http" if is_loopback(&parsed) || self.allow_insecure_http => Ok(parsed),
+            _ => Err(Error::config(format!(
+                "provider `{}`: {what} `{url}` must use https (http is only allowed for loopback hosts, or with dangerously_allow_insecure_http)",
+                self.name
+            ))),
+        }
+    }
+}
+
+/// Whether a URL's host is a loopback address (`127.0.0.0/8`, `[::1]`, `localhost`).
+pub(crate) fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn presets_from_env() {
+        let g = Provider::from_env_with("google", env(&[("GOOGLE_CLIENT_ID", "id"), ("GOOGLE_CLIENT_SECRET", "s")]))
+            .unwrap();
+        assert!(matches!(&g.endpoints, Endpoints::Discovery { issuer, .. } if issuer == "https://accounts.google.com"));
+        assert_eq!(g.client_auth, ClientAuth::SecretBasic);
+        let gh = Provider::from_env_with("github", env(&[("GITHUB_CLIENT_ID", "id"), ("GITHUB_CLIENT_SECRET", "s")]))
+            .unwrap();
+        assert_eq!(gh.profile, Profile::Github);
+        let ms = Provider::from_env_with("microsoft", env(&[("MICROSOFT_CLIENT_ID", "id")])).unwrap();
+        assert!(ms.multi_tenant_issuer);
+        assert_eq!(ms.client_auth, ClientAuth::None, "no secret means a public client");
+    }
+
+    #[test]
+    fn env_errors_name_the_variable() {
+        let err = Provider::from_env_with("my-idp", env(&[("MY_IDP_CLIENT_ID", "x")])).unwrap_err();
+        assert!(err.to_string().contains("MY_IDP_ISSUER"), "{err}");
+        let err = Provider::from_env_with("x", env(&[("X_CLIENT_ID", "a"), ("X_ISSUER", "not a url")])).unwrap_err();
+        assert!(err.to_string().contains("X_ISSUER"), "{err}");
+        let p = Provider::from_env_with(
+            "x",
+            env(&[("X_CLIENT_ID", "a"), ("X_ISSUER", "https://i"), ("X_SCOPE", "openid  a")]),
+        )
+        .unwrap();
+        assert_eq!(p.scopes, ["openid", "a"]);
+    }
+
+    #[test]
+    fn http_only_on_loopback() {
+        let p = Provider::oidc("x", "", "c");
+        assert!(p.check_url("issuer", "http://127.0.0.1:9/").is_ok());
+        assert!(p.check_url("issuer", "http://localhost/").is_ok());
+        assert!(p.check_url("issuer", "http://[::1]:8/").is_ok());
+        assert!(p.check_url("issuer", "http://example.com/").is_err());
+        assert!(p.check_url("issuer", "ftp://example.com/").is_err());
+        assert!(p.dangerously_allow_insecure_http().check_url("issuer", "http://example.com/").is_ok());
+    }
+
+    #[test]
+    fn github_and_facebook_mappings() {
+        let gh = ClaimMapping { picture: "/avatar_url".into(), ..ClaimMapping::default() };
+        let c = gh.apply(&serde_json::json!({"id": 42, "name": "Octo", "avatar_url": "https://a"})).unwrap();
+        assert_eq!(c["sub"], "42");
+        assert_eq!(c["picture"], "https://a");
+        assert!(ClaimMapping::default().apply(&serde_json::json!({"name": "no id"})).is_none());
+    }
+}

@@ -1,0 +1,307 @@
+//! The session: who is logged in, with which tokens, and where it is kept.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::Error;
+
+/// A boxed future, as the dyn-compatible [`SessionStore`] methods return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A token or other secret string. `Debug` prints `[redacted]`; read it with [`Secret::secret`].
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself.
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// The tokens of a session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tokens {
+    /// The access token, for calling the provider's (or your) APIs on the user's behalf.
+    pub access_token: Secret,
+    /// The refresh token, when the provider issued one.
+    pub refresh_token: Option<Secret>,
+    /// The raw ID token (kept for `id_token_hint` at logout).
+    pub id_token: Option<Secret>,
+    /// When the access token expires (Unix seconds), if the provider said.
+    pub expires_at: Option<u64>,
+    /// The granted scope, if the provider said.
+    pub scope: Option<String>,
+}
+
+/// The logged-in user's claims (`sub`, `email`, `name`, …) with typed accessors.
+///
+/// ```
+/// use auth_core::Claims;
+/// let claims = Claims::from_value(serde_json::json!({
+///     "sub": "alice", "email": "alice@example.com", "email_verified": true, "groups": ["admin"]
+/// })).unwrap();
+/// assert_eq!(claims.sub(), "alice");
+/// assert_eq!(claims.email(), Some("alice@example.com"));
+/// assert!(claims.email_verified());
+/// assert!(claims.contains("groups", "admin"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Claims(Map<String, Value>);
+
+impl Claims {
+    /// Claims from a JSON object with a non-empty string `sub`.
+    pub fn from_value(value: Value) -> Option<Self> {
+        match value {
+            Value::Object(map) if map.get("sub").and_then(Value::as_str).is_some_and(|s| !s.is_empty()) => {
+                Some(Claims(map))
+            }
+            _ => None,
+        }
+    }
+
+    /// The subject: the provider's stable id for the user.
+    pub fn sub(&self) -> &str {
+        self.0.get("sub").and_then(Value::as_str).unwrap_or_default()
+    }
+
+    /// A string claim.
+    pub fn get_str(&self, name: &str) -> Option<&str> {
+        self.0.get(name).and_then(Value::as_str)
+    }
+
+    /// Any claim.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.0.get(name)
+    }
+
+    /// `email`.
+    pub fn email(&self) -> Option<&str> {
+        self.get_str("email")
+    }
+
+    /// `email_verified` is `true`.
+    pub fn email_verified(&self) -> bool {
+        self.0.get("email_verified").and_then(Value::as_bool).unwrap_or(false)
+    }
+
+    /// `name`.
+    pub fn name(&self) -> Option<&str> {
+        self.get_str("name")
+    }
+
+    /// `picture`.
+    pub fn picture(&self) -> Option<&str> {
+        self.get_str("picture")
+    }
+
+    /// Whether claim `name` equals `value`, or is an array (or space-separated string, as `scope`)
+    /// containing it.
+    pub fn contains(&self, name: &str, value: &str) -> bool {
+        match self.0.get(name) {
+            Some(Value::String(s)) => s == value || s.split(' ').any(|v| v == value),
+            Some(Value::Array(items)) => items.iter().any(|v| v.as_str() == Some(value)),
+            _ => false,
+        }
+    }
+
+    /// All claims as a JSON map.
+    pub fn as_map(&self) -> &Map<String, Value> {
+        &self.0
+    }
+}
+
+/// A logged-in session.
+///
+/// Adapters hand it to handlers (`AuthUser` derefs to it). `Debug` never shows a token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub(crate) id: String,
+    pub(crate) provider: String,
+    pub(crate) claims: Claims,
+    pub(crate) tokens: Tokens,
+    pub(crate) created_at: u64,
+    pub(crate) expires_at: u64,
+}
+
+impl Session {
+    /// The session's id: random, new at every login.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The provider the user logged in with.
+    pub fn provider(&self) -> &str {
+        &self.provider
+    }
+
+    /// The user's claims.
+    pub fn claims(&self) -> &Claims {
+        &self.claims
+    }
+
+    /// The subject (shortcut for `claims().sub()`).
+    pub fn sub(&self) -> &str {
+        self.claims.sub()
+    }
+
+    /// The tokens.
+    pub fn tokens(&self) -> &Tokens {
+        &self.tokens
+    }
+
+    /// When the session was created (Unix seconds).
+    pub fn created_at(&self) -> u64 {
+        self.created_at
+    }
+
+    /// When the session ends (Unix seconds).
+    pub fn expires_at(&self) -> u64 {
+        self.expires_at
+    }
+}
+
+/// Where sessions live. The cookie always carries an encrypted payload; the store decides what
+/// that payload is: the whole session ([`CookieStore`]) or a reference to a server-side record
+/// ([`MemoryStore`], Redis, …).
+///
+/// Methods return boxed futures so the trait is usable as `Arc<dyn SessionStore>`.
+pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
+    /// Stores a session; returns the bytes the (encrypted) cookie must carry.
+    fn save<'a>(&'a self, session: &'a Session) -> BoxFuture<'a, Result<Vec<u8>, Error>>;
+
+    /// Loads the session a cookie payload stands for; `Ok(None)` when there is none (any more).
+    fn load<'a>(&'a self, payload: &'a [u8]) -> BoxFuture<'a, Result<Option<Session>, Error>>;
+
+    /// Deletes the server-side record of a session, if any.
+    fn delete<'a>(&'a self, session: &'a Session) -> BoxFuture<'a, Result<(), Error>>;
+
+    /// Whether the payload is the whole session, so its size is bounded by the cookie limit.
+    fn is_cookie_only(&self) -> bool {
+        false
+    }
+}
+
+/// Sessions kept entirely in the encrypted cookie: no server state, any instance can read them.
+///
+/// The encoding keeps what browsers allow in one cookie in mind: JWTs are stored as their decoded
+/// parts and the non-secret JSON is deflate-compressed, while random material (signatures, opaque
+/// tokens) is kept apart from it, uncompressed, so compression cannot leak it.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CookieStore;
+
+impl SessionStore for CookieStore {
+    fn save<'a>(&'a self, session: &'a Session) -> BoxFuture<'a, Result<Vec<u8>, Error>> {
+        Box::pin(async move { crate::codec::encode(session) })
+    }
+
+    fn load<'a>(&'a self, payload: &'a [u8]) -> BoxFuture<'a, Result<Option<Session>, Error>> {
+        Box::pin(async move { Ok(crate::codec::decode(payload)) })
+    }
+
+    fn delete<'a>(&'a self, _session: &'a Session) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn is_cookie_only(&self) -> bool {
+        true
+    }
+}
+
+/// Sessions in this process's memory; the cookie carries only the session id. For one instance
+/// (or tests): a restart logs everyone out. Expired sessions are swept as new ones are saved.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    sessions: Mutex<HashMap<String, Session>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        MemoryStore::default()
+    }
+
+    /// How many sessions it holds.
+    pub fn len(&self) -> usize {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl SessionStore for MemoryStore {
+    fn save<'a>(&'a self, session: &'a Session) -> BoxFuture<'a, Result<Vec<u8>, Error>> {
+        Box::pin(async move {
+            let mut map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+            let now = crate::now();
+            if map.len() >= 1024 {
+                map.retain(|_, s| s.expires_at > now);
+            }
+            map.insert(session.id.clone(), session.clone());
+            Ok(session.id.as_bytes().to_vec())
+        })
+    }
+
+    fn load<'a>(&'a self, payload: &'a [u8]) -> BoxFuture<'a, Result<Option<Session>, Error>> {
+        Box::pin(async move {
+            let id = std::str::from_utf8(payload).unwrap_or_default();
+            Ok(self.sessions.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned())
+        })
+    }
+
+    fn delete<'a>(&'a self, session: &'a Session) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            self.sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(&session.id);
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_tokens() {
+        let tokens = Tokens {
+            access_token: Secret::new("at-secret"),
+            refresh_token: Some(Secret::new("rt-secret")),
+            id_token: None,
+            expires_at: None,
+            scope: None,
+        };
+        let text = format!("{tokens:?}");
+        assert!(!text.contains("secret"), "{text}");
+    }
+
+    #[test]
+    fn claims_contains() {
+        let c = Claims::from_value(serde_json::json!({"sub": "a", "scope": "read write", "groups": ["x"]})).unwrap();
+        assert!(c.contains("scope", "write"));
+        assert!(c.contains("groups", "x"));
+        assert!(!c.contains("groups", "y"));
+        assert!(Claims::from_value(serde_json::json!({"sub": ""})).is_none());
+    }
+}

@@ -1,0 +1,112 @@
+//! Small in-process state: a bounded expiring set (used states, ended sessions) and the cache of
+//! decoded session cookies.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::now;
+use crate::session::Session;
+
+/// A bounded set of keys that expire: "this state was used", "this session was ended".
+#[derive(Debug)]
+pub(crate) struct ExpiringSet {
+    cap: usize,
+    items: Mutex<HashMap<String, u64>>,
+}
+
+impl ExpiringSet {
+    pub(crate) fn new(cap: usize) -> Self {
+        ExpiringSet { cap, items: Mutex::new(HashMap::new()) }
+    }
+
+    /// Inserts `key` until `expires_at`; false when it is already there (and not expired).
+    pub(crate) fn insert_once(&self, key: &str, expires_at: u64) -> bool {
+        let now = now();
+        let mut items = self.items.lock().unwrap_or_else(|e| e.into_inner());
+        if items.get(key).is_some_and(|&t| t > now) {
+            return false;
+        }
+        if items.len() >= self.cap {
+            items.retain(|_, t| *t > now);
+            if items.len() >= self.cap {
+                // Still full of live entries: drop the ones closest to expiry.
+                let mut times: Vec<u64> = items.values().copied().collect();
+                times.sort_unstable();
+                let cutoff = times[times.len() / 4];
+                items.retain(|_, t| *t > cutoff);
+            }
+        }
+        items.insert(key.to_owned(), expires_at);
+        true
+    }
+
+    pub(crate) fn contains(&self, key: &str) -> bool {
+        let items = self.items.lock().unwrap_or_else(|e| e.into_inner());
+        items.get(key).is_some_and(|&t| t > now())
+    }
+}
+
+/// Decoded sessions by cookie value, so a request with a known cookie skips decryption,
+/// decompression and JSON parsing.
+///
+/// The key is the cookie's last 24 characters (they encode the AES-GCM tag, unique per sealing); a
+/// hit also compares the whole value, so a forged cookie sharing a tag falls through to decryption.
+/// Only used with the cookie store (a server-side store must be asked each time, as another
+/// instance may have deleted the session). Bounded: when full, it starts over.
+#[derive(Debug)]
+pub(crate) struct SessionCache {
+    cap: usize,
+    map: RwLock<HashMap<Box<str>, (Box<str>, Arc<Session>)>>,
+}
+
+fn cache_key(cookie: &str) -> &str {
+    let start = cookie.len().saturating_sub(24);
+    cookie.get(start..).unwrap_or(cookie)
+}
+
+impl SessionCache {
+    pub(crate) fn new(cap: usize) -> Self {
+        SessionCache { cap, map: RwLock::new(HashMap::new()) }
+    }
+
+    pub(crate) fn get(&self, cookie: &str) -> Option<Arc<Session>> {
+        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+        match map.get(cache_key(cookie)) {
+            Some((full, session)) if full.as_ref() == cookie => Some(session.clone()),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn insert(&self, cookie: &str, session: Arc<Session>) {
+        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= self.cap {
+            map.clear();
+        }
+        map.insert(cache_key(cookie).into(), (cookie.into(), session));
+    }
+
+    pub(crate) fn remove_session(&self, id: &str) {
+        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, (_, s)| s.id() != id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiring_set_is_single_use_and_bounded() {
+        let set = ExpiringSet::new(8);
+        let later = now() + 60;
+        assert!(set.insert_once("a", later));
+        assert!(!set.insert_once("a", later));
+        assert!(set.contains("a"));
+        assert!(set.insert_once("old", now() - 1));
+        assert!(!set.contains("old"), "expired entries are gone");
+        for i in 0..100 {
+            set.insert_once(&i.to_string(), later + i);
+        }
+        assert!(set.items.lock().unwrap().len() <= 8);
+    }
+}
