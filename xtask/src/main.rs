@@ -1,1 +1,145 @@
-fn main(){}
+//! `cargo xtask <command>`: the project's automation, in Rust so it runs wherever cargo does.
+//!
+//! - `demo`: run example-axum with the built-in development provider.
+//! - `test`: everything CI checks: formatting, clippy (`-D warnings`), rustdoc (`-D warnings`),
+//!   every test of the workspace, and the end-to-end stage.
+//! - `lint`: formatting, clippy and rustdoc only.
+//! - `e2e`: install the end-to-end tools (the pinned node-oidc-provider; Chromium and chromedriver
+//!   from Debian when missing and running as root) and run the end-to-end tests.
+//! - `bench`: the criterion benchmarks.
+//!
+//! Only the standard library: a handful of subcommands without flags needs no argument parser.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("demo") => demo(),
+        Some("test") => lint().and_then(|()| tests()).and_then(|()| e2e()),
+        Some("lint") => lint(),
+        Some("unit") => tests(),
+        Some("e2e") => e2e(),
+        Some("bench") => bench(&args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask <demo | test | lint | unit | e2e | bench>");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+fn run(program: &str, args: &[&str], dir: &Path, envs: &[(&str, &str)]) -> Result {
+    println!("$ {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .envs(envs.iter().copied())
+        .status()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("`{program} {}` failed ({status})", args.join(" "))) }
+}
+
+fn cargo(args: &[&str]) -> Result {
+    run(&std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()), args, &project_root(), &[])
+}
+
+fn has(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program} >/dev/null 2>&1")])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn demo() -> Result {
+    cargo(&["run", "-p", "example-axum"])
+}
+
+fn lint() -> Result {
+    cargo(&["fmt", "--all", "--", "--check"])?;
+    cargo(&["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"])?;
+    run(
+        &std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
+        &["doc", "--workspace", "--no-deps"],
+        &project_root(),
+        &[("RUSTDOCFLAGS", "-D warnings")],
+    )
+}
+
+fn tests() -> Result {
+    if has("cargo-nextest") {
+        cargo(&["nextest", "run", "--workspace", "--exclude", "e2e-tests", "--no-fail-fast"])?;
+    } else {
+        cargo(&["test", "--workspace", "--exclude", "e2e-tests", "--lib", "--bins", "--tests"])?;
+    }
+    cargo(&["test", "--workspace", "--doc"])
+}
+
+fn e2e() -> Result {
+    let root = project_root();
+    let provider = root.join("tests/e2e/provider");
+    if !provider.join("package.json").exists() {
+        println!("no end-to-end provider configured yet; skipping");
+        return Ok(());
+    }
+    if !has("node") || !has("npm") {
+        return Err("the end-to-end tests need Node.js 20+ and npm (apt-get install nodejs npm)".into());
+    }
+    run("npm", &["ci", "--no-audit", "--no-fund", "--loglevel=error"], &provider, &[])?;
+    ensure_browser()?;
+    if !root.join("tests/e2e/Cargo.toml").exists() {
+        println!("no end-to-end test crate yet; the provider installed fine");
+        return Ok(());
+    }
+    if has("cargo-nextest") {
+        cargo(&["nextest", "run", "-p", "e2e-tests", "--no-fail-fast"])
+    } else {
+        cargo(&["test", "-p", "e2e-tests"])
+    }
+}
+
+/// Chromium and chromedriver from Debian: installed when missing and running as root, else a clear
+/// message (and, under `CI=true`, a failure).
+fn ensure_browser() -> Result {
+    if has("chromium") && has("chromedriver") {
+        return Ok(());
+    }
+    let root_user = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    if root_user && has("apt-get") {
+        run("apt-get", &["update", "-qq"], &project_root(), &[])?;
+        run(
+            "apt-get",
+            &["install", "-y", "-qq", "--no-install-recommends", "chromium", "chromium-driver"],
+            &project_root(),
+            &[("DEBIAN_FRONTEND", "noninteractive")],
+        )?;
+        return Ok(());
+    }
+    let message = "Chromium is missing: install it with `sudo apt-get install chromium chromium-driver` \
+                   (the browser tests are skipped; the form-following end-to-end tests still run)";
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        return Err(message.into());
+    }
+    eprintln!("warning: {message}");
+    Ok(())
+}
+
+fn bench(extra: &[String]) -> Result {
+    let mut args = vec!["bench", "-p", "auth-bench"];
+    args.extend(extra.iter().map(String::as_str));
+    cargo(&args)
+}

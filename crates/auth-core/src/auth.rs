@@ -95,6 +95,51 @@ impl AuthBuilder {
         }
     }
 
+    /// Applies the conventions every example follows, from the process environment:
+    /// `APP_URL` (default `http://127.0.0.1:3000`) as the base URL, `AUTH_SESSION_KEY` as the cookie
+    /// keys, and a provider named `oidc` from `OIDC_ISSUER` (or `OIDC_SERVER_METADATA_URL`),
+    /// `OIDC_CLIENT_ID`, `OIDC_CLIENT_SECRET`, `OIDC_SCOPE` when any of them is set.
+    pub fn from_env(self) -> Result<Self, Error> {
+        self.from_env_with(|key| std::env::var(key).ok())
+    }
+
+    /// [`AuthBuilder::from_env`] with any lookup function.
+    ///
+    /// ```
+    /// use auth_core::Auth;
+    /// let builder = Auth::builder().from_env_with(|k| (k == "APP_URL").then(|| "https://app.example".into())).unwrap();
+    /// assert!(!builder.has_providers());
+    /// ```
+    pub fn from_env_with(mut self, env: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        if let Some(url) = env("APP_URL").filter(|v| !v.trim().is_empty()) {
+            url::Url::parse(url.trim())
+                .map_err(|e| Error::Env { name: "APP_URL".into(), problem: format!("is not a URL ({e})") })?;
+            self = self.base_url(url.trim());
+        }
+        if let Some(text) = env("AUTH_SESSION_KEY").filter(|v| !v.trim().is_empty()) {
+            let keys = KeyRing::from_text(&text)
+                .map_err(|e| Error::Env { name: "AUTH_SESSION_KEY".into(), problem: e.to_string() })?;
+            self.keys = Some(keys);
+        }
+        let configured = ["OIDC_ISSUER", "OIDC_SERVER_METADATA_URL", "OIDC_CLIENT_ID"]
+            .iter()
+            .any(|k| env(k).is_some_and(|v| !v.trim().is_empty()));
+        if configured {
+            self = self.provider(Provider::from_env_with("oidc", &env)?);
+        }
+        Ok(self)
+    }
+
+    /// Whether any provider is registered yet.
+    pub fn has_providers(&self) -> bool {
+        !self.providers.is_empty()
+    }
+
+    /// The base URL configured so far.
+    pub fn base_url_str(&self) -> &str {
+        &self.base_url
+    }
+
     /// Registers a provider under its name (the first one is the default login target).
     pub fn provider(mut self, provider: Provider) -> Self {
         self.providers.push(provider);
@@ -329,6 +374,24 @@ impl Policy for EmailVerified {
     }
 }
 
+/// The result of [`Auth::complete_login`].
+#[derive(Debug)]
+pub struct LoginCompletion {
+    /// The new session and where to send the browser, or why the login failed.
+    pub outcome: Result<LoggedIn, Error>,
+    /// `Set-Cookie` values to send either way (the spent pending login; the new session).
+    pub set_cookies: Vec<String>,
+}
+
+/// A finished login.
+#[derive(Debug)]
+pub struct LoggedIn {
+    /// The new session.
+    pub session: Session,
+    /// The checked `next=` path.
+    pub next: String,
+}
+
 /// A pending login, sealed into its own short-lived cookie.
 #[derive(Serialize, Deserialize)]
 struct PendingLogin {
@@ -407,7 +470,7 @@ impl Auth {
     pub async fn handle(&self, req: &RequestView<'_>, body: &[u8]) -> Option<AuthResponse> {
         let rest = req.path().strip_prefix(self.inner.prefix.as_str())?.strip_prefix('/')?;
         let segments: Vec<&str> = rest.split('/').collect();
-        let html = req.wants_html() || req.method() == Method::Get;
+        let html = !req.prefers_json();
         let outcome = match (segments.as_slice(), req.method()) {
             (["logout"], Method::Post) => Ok(self.logout(req).await),
             (["logout"], _) => Err(Error::MethodNotAllowed),
@@ -523,30 +586,48 @@ impl Auth {
             .collect()
     }
 
-    /// `GET|POST {prefix}/{provider}/callback`: finishes the login.
+    /// `GET|POST {prefix}/{provider}/callback`: finishes the login and answers with a redirect to
+    /// `next` (303) or an error page.
     pub async fn callback(&self, provider: &str, req: &RequestView<'_>, body: &[u8]) -> AuthResponse {
+        let done = self.complete_login(provider, req, body).await;
+        let res = match &done.outcome {
+            Ok(logged_in) => AuthResponse::redirect(303, logged_in.next.clone()),
+            Err(err) => self.error_response(err, !req.prefers_json()),
+        };
+        res.with_cookies(done.set_cookies)
+    }
+
+    /// Finishes a login from its callback request, like Authlib's `authorize_access_token()`: checks
+    /// the pending login, the RFC 9207 `iss`, exchanges the code, validates the ID token and
+    /// userinfo, and starts a new session. [`Auth::callback`] turns this into a response; call this
+    /// directly to answer differently.
+    pub async fn complete_login(&self, provider: &str, req: &RequestView<'_>, body: &[u8]) -> LoginCompletion {
         let params: Vec<(String, String)> = if req.method() == Method::Post {
             url::form_urlencoded::parse(body).into_owned().collect()
         } else {
             url::form_urlencoded::parse(req.query().unwrap_or_default().as_bytes()).into_owned().collect()
         };
-        let html =
-            req.method() == Method::Post || req.wants_html() || !req.content_type().is_some_and(|c| c.contains("json"));
-        let state = param(&params, "state");
-        let Some(state) = state.filter(|s| s.len() >= 16) else {
-            return self.error_response(&Error::InvalidState("the callback has no state"), html);
+        let Some(state) = param(&params, "state").filter(|s| s.len() >= 16) else {
+            return LoginCompletion {
+                outcome: Err(Error::InvalidState("the callback has no state")),
+                set_cookies: Vec::new(),
+            };
         };
         // Single use: the pending login's cookie goes, whatever happens next.
         let cookie_name = self.login_cookie(state);
-        let clear = self.expired_cookie(&cookie_name);
+        let mut set_cookies = vec![self.expired_cookie(&cookie_name)];
         let old_session = req.cookie(&self.inner.session_cookie);
-        match self.finish_login(provider, &params, state, req.cookie(&cookie_name)).await {
+        let outcome = match self.finish_login(provider, &params, state, req.cookie(&cookie_name)).await {
             Ok((next, session)) => match self.start_session(&session, old_session).await {
-                Ok(cookie) => AuthResponse::redirect(303, next).with_cookies([clear, cookie]),
-                Err(err) => self.error_response(&err, html).with_cookies([clear]),
+                Ok(cookie) => {
+                    set_cookies.push(cookie);
+                    Ok(LoggedIn { session, next })
+                }
+                Err(err) => Err(err),
             },
-            Err(err) => self.error_response(&err, html).with_cookies([clear]),
-        }
+            Err(err) => Err(err),
+        };
+        LoginCompletion { outcome, set_cookies }
     }
 
     async fn finish_login(
@@ -695,10 +776,10 @@ impl Auth {
                 }
             }
             // OIDC Core §5.3.2: the userinfo `sub` must be the ID token's.
-            if let Some(sub) = claims.get("sub") {
-                if info.get("sub") != Some(sub) {
-                    return Err(Error::UserinfoSubjectMismatch);
-                }
+            if let Some(sub) = claims.get("sub")
+                && info.get("sub") != Some(sub)
+            {
+                return Err(Error::UserinfoSubjectMismatch);
             }
             for (k, v) in info {
                 claims.entry(k).or_insert(v);
@@ -744,10 +825,10 @@ impl Auth {
     /// Stores a new session (new id: no fixation), drops the one the browser had, and returns the
     /// session cookie.
     async fn start_session(&self, session: &Session, old_cookie: Option<&str>) -> Result<String, Error> {
-        if let Some(old) = old_cookie.and_then(|c| self.inner.keys.open(b"session", c)) {
-            if let Ok(Some(old)) = self.inner.store.load(&old).await {
-                self.end_session(&old).await;
-            }
+        if let Some(old) = old_cookie.and_then(|c| self.inner.keys.open(b"session", c))
+            && let Ok(Some(old)) = self.inner.store.load(&old).await
+        {
+            self.end_session(&old).await;
         }
         let payload = self.inner.store.save(session).await?;
         let sealed = self.inner.keys.seal(b"session", &payload)?;

@@ -80,12 +80,15 @@ pub struct KeyRing {
 
 impl KeyRing {
     /// A ring with one key.
+    // The ring takes the key: it keeps only the cipher state derived from it.
+    #[allow(clippy::needless_pass_by_value)]
     pub fn new(key: SessionKey) -> Self {
         KeyRing { keys: vec![aead_key(&key)] }
     }
 
     /// Adds an older key that still opens cookies but no longer seals any.
     #[must_use]
+    #[allow(clippy::needless_pass_by_value)]
     pub fn with_old_key(mut self, key: SessionKey) -> Self {
         self.keys.push(aead_key(&key));
         self

@@ -155,10 +155,10 @@ impl<'a> RequestView<'a> {
     /// A request is an API request when its `Accept` prefers JSON, or it is a `fetch`/XHR
     /// (`Sec-Fetch-Mode` other than `navigate`); a browser navigation sends `Accept: text/html…`.
     pub fn wants_html(&self) -> bool {
-        if let Some(mode) = self.sec_fetch_mode {
-            if mode != "navigate" {
-                return false;
-            }
+        if let Some(mode) = self.sec_fetch_mode
+            && mode != "navigate"
+        {
+            return false;
         }
         match self.accept {
             None => false,
@@ -172,6 +172,12 @@ impl<'a> RequestView<'a> {
                 }
             }
         }
+    }
+
+    /// Whether `Accept` asks for JSON rather than HTML (errors of browser-facing routes are HTML
+    /// unless the client says so).
+    pub fn prefers_json(&self) -> bool {
+        self.accept.is_some_and(|a| a.contains("application/json")) && !self.wants_html()
     }
 
     /// A query parameter, percent-decoded.

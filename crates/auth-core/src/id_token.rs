@@ -123,10 +123,10 @@ pub(crate) fn check_claims(claims: &Claims, alg: Algorithm, exp: &Expected<'_>) 
     if num_claim("iat")? > exp.now + exp.leeway {
         return Err(TokenError::IssuedInFuture);
     }
-    if let Some(nbf) = claims.get("nbf") {
-        if nbf.as_u64().ok_or(TokenError::MissingClaim("nbf"))? > exp.now + exp.leeway {
-            return Err(TokenError::NotYetValid);
-        }
+    if let Some(nbf) = claims.get("nbf")
+        && nbf.as_u64().ok_or(TokenError::MissingClaim("nbf"))? > exp.now + exp.leeway
+    {
+        return Err(TokenError::NotYetValid);
     }
     // Rule 6: the nonce of this login.
     if let Some(nonce) = exp.nonce {
@@ -143,10 +143,10 @@ pub(crate) fn check_claims(claims: &Claims, alg: Algorithm, exp: &Expected<'_>) 
         }
     }
     // Rule 9: auth_time when max_age was sent; acr when it was asked for.
-    if let Some(max_age) = exp.max_age {
-        if num_claim("auth_time")? + max_age + exp.leeway < exp.now {
-            return Err(TokenError::AuthTooOld);
-        }
+    if let Some(max_age) = exp.max_age
+        && num_claim("auth_time")? + max_age + exp.leeway < exp.now
+    {
+        return Err(TokenError::AuthTooOld);
     }
     if !exp.acr_values.is_empty() {
         let acr = claims.get("acr").and_then(Value::as_str).ok_or(TokenError::WrongAcr)?;

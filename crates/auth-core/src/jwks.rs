@@ -51,7 +51,9 @@ pub(crate) struct JwksCache {
     set: RwLock<Arc<KeySet>>,
     /// Held while fetching: the single flight.
     fetching: tokio::sync::Mutex<()>,
-    last_attempt: Mutex<Option<Instant>>,
+    /// The last fetch caused by an unknown `kid`; the cooldown counts from it, so a rotation right
+    /// after start-up still gets its refetch.
+    last_forced: Mutex<Option<Instant>>,
 }
 
 /// A verification key picked for one token.
@@ -71,7 +73,7 @@ impl JwksCache {
             cfg,
             set: RwLock::new(Arc::default()),
             fetching: tokio::sync::Mutex::new(()),
-            last_attempt: Mutex::new(None),
+            last_forced: Mutex::new(None),
         }
     }
 
@@ -88,10 +90,8 @@ impl JwksCache {
     ) -> Result<PickedKey, Error> {
         let set = self.current();
         let stale = set.fetched_at.is_none_or(|t| t.elapsed() > self.cfg.max_age);
-        if !stale {
-            if let Some(key) = pick(&set, kid, alg) {
-                return Ok(key);
-            }
+        if !stale && let Some(key) = pick(&set, kid, alg) {
+            return Ok(key);
         }
         // Unknown kid (rotation), first use, or keys too old: one refetch, shared by all waiters.
         let refreshed = self.refresh(http, set.generation, stale).await;
@@ -107,14 +107,14 @@ impl JwksCache {
 
     /// Fetches the JWKS unless another task just did (`seen` is the generation the caller looked
     /// at) or the cooldown forbids it. A failed fetch keeps the old keys.
-    async fn refresh(&self, http: &HttpClient, seen: u64, bypass_cooldown: bool) -> Result<(), Error> {
+    async fn refresh(&self, http: &HttpClient, seen: u64, scheduled: bool) -> Result<(), Error> {
         let _flight = self.fetching.lock().await;
         if self.current().generation != seen {
             return Ok(()); // someone else fetched while we waited
         }
-        {
-            let mut last = self.last_attempt.lock().unwrap_or_else(|e| e.into_inner());
-            if !bypass_cooldown && last.is_some_and(|t| t.elapsed() < self.cfg.refetch_cooldown) {
+        if !scheduled {
+            let mut last = self.last_forced.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|t| t.elapsed() < self.cfg.refetch_cooldown) {
                 return Ok(());
             }
             *last = Some(Instant::now());

@@ -48,7 +48,7 @@ mod redirect;
 mod session;
 mod state;
 
-pub use auth::{Auth, AuthBuilder, EmailVerified, Policy, SessionLookup};
+pub use auth::{Auth, AuthBuilder, EmailVerified, LoggedIn, LoginCompletion, Policy, SessionLookup};
 pub use crypto::{KeyRing, SessionKey};
 pub use discovery::ProviderMetadata;
 pub use error::{Error, TokenError};

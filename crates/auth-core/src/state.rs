@@ -56,8 +56,11 @@ impl ExpiringSet {
 #[derive(Debug)]
 pub(crate) struct SessionCache {
     cap: usize,
-    map: RwLock<HashMap<Box<str>, (Box<str>, Arc<Session>)>>,
+    map: RwLock<HashMap<Box<str>, CacheEntry>>,
 }
+
+/// The whole cookie value and its session.
+type CacheEntry = (Box<str>, Arc<Session>);
 
 fn cache_key(cookie: &str) -> &str {
     let start = cookie.len().saturating_sub(24);

@@ -1,0 +1,116 @@
+//! Extractors: the middleware writes, the extractors only read.
+
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use auth_core::{Policy, Session};
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::response::{IntoResponse, Response};
+use http::request::Parts;
+
+use crate::convert;
+use crate::service::AuthState;
+
+/// The logged-in user. Without a session, a browser navigation is redirected to the login (302,
+/// with the current path as `next`) and an API client gets 401 JSON; `Option<AuthUser>` never
+/// refuses.
+///
+/// ```
+/// use auth_axum::AuthUser;
+/// async fn me(user: AuthUser) -> String {
+///     format!("hello {}", user.claims().name().unwrap_or(user.sub()))
+/// }
+/// async fn home(user: Option<AuthUser>) -> String {
+///     user.map_or("anonymous".into(), |u| u.sub().to_owned())
+/// }
+/// let _app: axum::Router = axum::Router::new()
+///     .route("/me", axum::routing::get(me))
+///     .route("/", axum::routing::get(home));
+/// ```
+#[derive(Debug, Clone)]
+pub struct AuthUser(pub Arc<Session>);
+
+impl Deref for AuthUser {
+    type Target = Session;
+    fn deref(&self) -> &Session {
+        &self.0
+    }
+}
+
+/// A logged-in user who passes the policy `P`, else 403 (and 302/401 without a login).
+///
+/// ```
+/// use auth_axum::{Authorized, EmailVerified};
+/// async fn handler(user: Authorized<EmailVerified>) -> String {
+///     user.claims().email().unwrap_or_default().to_owned()
+/// }
+/// let _app: axum::Router = axum::Router::new().route("/verified", axum::routing::get(handler));
+/// ```
+#[derive(Debug)]
+pub struct Authorized<P>(pub Arc<Session>, PhantomData<fn() -> P>);
+
+impl<P> Deref for Authorized<P> {
+    type Target = Session;
+    fn deref(&self) -> &Session {
+        &self.0
+    }
+}
+
+/// Why an extractor refused: the response to send (redirect, 401, 403, or a 500 naming the
+/// missing layer).
+#[derive(Debug)]
+pub struct AuthRejection(Box<Response>);
+
+impl IntoResponse for AuthRejection {
+    fn into_response(self) -> Response {
+        *self.0
+    }
+}
+
+pub(crate) fn missing_layer() -> AuthRejection {
+    tracing::error!("auth_axum::AuthLayer is not installed: add `.layer(AuthLayer::new(auth))` to the router");
+    AuthRejection(Box::new(
+        (http::StatusCode::INTERNAL_SERVER_ERROR, "AuthLayer is not installed on this router (auth_axum::AuthLayer)")
+            .into_response(),
+    ))
+}
+
+fn state(parts: &Parts) -> Result<&AuthState, AuthRejection> {
+    parts.extensions.get::<AuthState>().ok_or_else(missing_layer)
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for AuthUser {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let state = state(parts)?;
+        match &state.session {
+            Some(session) => Ok(AuthUser(session.clone())),
+            None => {
+                Err(AuthRejection(Box::new(convert::response(state.auth.unauthenticated(&convert::parts_view(parts))))))
+            }
+        }
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for AuthUser {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Option<Self>, Self::Rejection> {
+        Ok(state(parts)?.session.clone().map(AuthUser))
+    }
+}
+
+impl<S: Send + Sync, P: Policy> FromRequestParts<S> for Authorized<P> {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let state = state(parts)?;
+        state
+            .auth
+            .authorize::<P>(state.session.as_ref(), &convert::parts_view(parts))
+            .map(|session| Authorized(session, PhantomData))
+            .map_err(|res| AuthRejection(Box::new(convert::response(res))))
+    }
+}

@@ -1,0 +1,40 @@
+//! OAuth 2.0 / OpenID Connect login for [Axum](https://docs.rs/axum), over [`auth_core`].
+//!
+//! One layer, one set of routes, a few extractors:
+//! - [`AuthLayer`] reads the session of every request, puts it into the request extensions and
+//!   writes cookie changes to the response;
+//! - [`routes()`] answers `GET /auth/{provider}/login`, `GET|POST /auth/{provider}/callback` and
+//!   `POST /auth/logout`;
+//! - [`AuthUser`] requires a login (a browser is redirected to the provider, an API client gets
+//!   401), `Option<AuthUser>` does not, and [`Authorized<P>`] applies a [`Policy`] (403).
+//!
+//! The adapter only translates: every decision (cookies, statuses, redirects) is auth-core's.
+//!
+//! ```no_run
+//! use auth_axum::{AuthLayer, AuthUser};
+//! use auth_core::{Auth, Provider};
+//! use axum::{Json, Router, routing::get};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let auth = Auth::builder().provider(Provider::from_env("google")?).build().await?;
+//! let app: Router = Router::new()
+//!     .route("/me", get(|user: AuthUser| async move { Json(user.claims().clone()) }))
+//!     .merge(auth_axum::routes())
+//!     .layer(AuthLayer::new(auth));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(()) }
+//! ```
+
+mod convert;
+mod extract;
+mod layer;
+mod routes;
+mod service;
+
+pub use auth_core;
+pub use auth_core::{Auth, Claims, EmailVerified, Policy, Session};
+pub use extract::{AuthRejection, AuthUser, Authorized};
+pub use layer::AuthLayer;
+pub use routes::{routes, routes_at};
+pub use service::AuthService;

@@ -1,0 +1,116 @@
+//! Fault injection.
+
+use std::time::Duration;
+
+/// A misbehaviour the provider can be told to show, to test that a client refuses it.
+///
+/// Faults are sticky: once [`inject`](crate::TestProvider::inject)ed, one applies to every
+/// matching response until [`clear_faults`](crate::TestProvider::clear_faults). Several faults can
+/// be active at once. `IdToken*` faults apply to every ID token issued, by the authorization code
+/// grant and by the refresh grant alike.
+///
+/// Wrong values are made to look plausible: a wrong issuer is the real issuer followed by
+/// `/wrong-issuer` (so a prefix comparison does not pass it), a wrong audience or `azp` is
+/// `other-client`, a wrong subject is the real one followed by `-other`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// use auth_testkit::{Fault, TestProvider};
+///
+/// let op = TestProvider::start().await?;
+/// op.inject(Fault::JwksStatus(503));
+/// let status = reqwest::get(format!("{}/jwks", op.issuer())).await.map_err(std::io::Error::other)?.status();
+/// assert_eq!(status, 503);
+///
+/// op.clear_faults();
+/// let status = reqwest::get(format!("{}/jwks", op.issuer())).await.map_err(std::io::Error::other)?.status();
+/// assert_eq!(status, 200);
+/// assert_eq!(op.jwks_requests(), 2);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Fault {
+    // --- ID token -------------------------------------------------------------------------
+    /// The ID token's signature does not verify (one bit flipped).
+    IdTokenBadSignature,
+    /// The ID token is unsigned: header `{"alg":"none"}` and an empty signature.
+    IdTokenAlgNone,
+    /// The ID token is signed with HS256, keyed with the client secret (an empty key for a
+    /// public client).
+    IdTokenHs256,
+    /// `iss` is not the provider's issuer.
+    IdTokenWrongIssuer,
+    /// `aud` is `"other-client"` only.
+    IdTokenWrongAudience,
+    /// `aud` is `[client_id, "other-client"]` (`azp` stays the client id).
+    IdTokenExtraAudience,
+    /// `azp` is `"other-client"`.
+    IdTokenWrongAzp,
+    /// `nonce` differs from the one in the authorization request.
+    IdTokenWrongNonce,
+    /// `nonce` is left out even though the authorization request had one.
+    IdTokenMissingNonce,
+    /// `exp` is an hour in the past (`iat` two hours).
+    IdTokenExpired,
+    /// `iat` is an hour in the future.
+    IdTokenIatInFuture,
+    /// The named claim (for example `"sub"`, `"exp"`, `"iat"`, `"aud"`, `"at_hash"`) is
+    /// removed from the ID token.
+    IdTokenMissingClaim(&'static str),
+    /// The ID token is signed with a key whose `kid` is not in the JWKS (and never will be).
+    IdTokenUnknownKid,
+    /// The ID token header has no `kid` (signature still valid with the published key).
+    IdTokenNoKid,
+    /// `at_hash` does not match the access token.
+    AtHashMismatch,
+    /// `auth_time` is a day in the past (to test `max_age` handling).
+    IdTokenAuthTimeStale,
+
+    // --- authorization endpoint -----------------------------------------------------------
+    /// The authorization response has no `iss` parameter although discovery advertises
+    /// `authorization_response_iss_parameter_supported` (RFC 9207).
+    CallbackIssMissing,
+    /// The authorization response's `iss` parameter is not the provider's issuer.
+    CallbackIssWrong,
+    /// The user denies consent: the authorization endpoint redirects with
+    /// `error=access_denied`.
+    DenyConsent,
+    /// The authorization response carries a `state` other than the one sent.
+    CallbackStateWrong,
+
+    // --- discovery and JWKS ----------------------------------------------------------------
+    /// The discovery document's `issuer` differs from the URL it was fetched from.
+    DiscoveryIssuerMismatch,
+    /// The discovery endpoint answers with this HTTP status and a JSON error.
+    DiscoveryStatus(u16),
+    /// The JWKS endpoint answers with this HTTP status and a JSON error.
+    JwksStatus(u16),
+    /// The JWKS endpoint waits this long before answering (to test single-flight fetching).
+    JwksDelay(Duration),
+
+    // --- token endpoint -------------------------------------------------------------------
+    /// The token endpoint answers with this HTTP status and a JSON error body
+    /// (`server_error`, or `temporarily_unavailable` for 503), without looking at the request.
+    TokenEndpointStatus(u16),
+    /// The token endpoint never answers (until the provider shuts down).
+    TokenEndpointHang,
+    /// The token endpoint waits this long before processing the request.
+    TokenEndpointDelay(Duration),
+    /// The refresh grant fails with `invalid_grant` (the user's grant was revoked).
+    RefreshDenied,
+    /// The refresh grant returns no new refresh token (the old one stays valid).
+    RefreshTokenNotRotated,
+    /// The refresh grant returns no ID token.
+    RefreshWithoutIdToken,
+    /// The ID token from the refresh grant has another `sub` (OIDC Core §12.2).
+    RefreshIdTokenSubChanged,
+
+    // --- UserInfo -------------------------------------------------------------------------
+    /// The UserInfo response's `sub` differs from the ID token's (OIDC Core §5.3.2).
+    UserinfoSubMismatch,
+    /// The UserInfo endpoint answers with this HTTP status and a JSON error.
+    UserinfoStatus(u16),
+}

@@ -1,0 +1,1241 @@
+//! The provider's state and its HTTP endpoints.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State as AxumState};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use serde_json::{Map, Value, json};
+use tokio::sync::watch;
+
+use crate::fault::Fault;
+use crate::html;
+use crate::keys::{self, SigningAlg, SigningKey};
+use crate::model::{ClientAuthMethod, TestClient, TestUser};
+use crate::util::{self, Params, now, random_token};
+
+/// How long an authorization code, and a pending dev-mode login, stay valid.
+const CODE_TTL: u64 = 600;
+/// The audience / `azp` used by the audience faults.
+const OTHER_CLIENT: &str = "other-client";
+/// The event member of a back-channel logout token.
+pub(crate) const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+/// Fixed configuration, from the builder.
+#[derive(Debug)]
+pub(crate) struct Config {
+    pub(crate) clients: Vec<TestClient>,
+    pub(crate) default_client_id: String,
+    pub(crate) dev_mode: bool,
+    pub(crate) iss_parameter: bool,
+    pub(crate) token_ttl: Duration,
+    pub(crate) alg: SigningAlg,
+    pub(crate) users: Vec<TestUser>,
+}
+
+/// Request counters.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) discovery: AtomicUsize,
+    pub(crate) jwks: AtomicUsize,
+    pub(crate) authorize: AtomicUsize,
+    pub(crate) token: AtomicUsize,
+    pub(crate) userinfo: AtomicUsize,
+    pub(crate) end_session: AtomicUsize,
+    pub(crate) revoke: AtomicUsize,
+    pub(crate) introspect: AtomicUsize,
+}
+
+/// Everything the handle and the server share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) issuer: String,
+    pub(crate) config: Config,
+    pub(crate) state: Mutex<State>,
+    pub(crate) counters: Counters,
+    pub(crate) shutdown: watch::Sender<bool>,
+}
+
+/// Mutable state.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) user: TestUser,
+    /// Whether `user` was chosen explicitly (then the dev-mode page lists it too).
+    pub(crate) user_explicit: bool,
+    pub(crate) faults: Vec<Fault>,
+    pub(crate) key: Arc<SigningKey>,
+    pub(crate) pending: HashMap<String, Pending>,
+    pub(crate) codes: HashMap<String, CodeGrant>,
+    pub(crate) access_tokens: HashMap<String, TokenGrant>,
+    pub(crate) refresh_tokens: HashMap<String, TokenGrant>,
+    pub(crate) last_authorize_params: Option<Vec<(String, String)>>,
+    pub(crate) last_end_session_params: Option<Vec<(String, String)>>,
+    pub(crate) last_sid: Option<String>,
+}
+
+impl State {
+    pub(crate) fn new(user: TestUser, user_explicit: bool, key: SigningKey) -> Self {
+        Self {
+            user,
+            user_explicit,
+            faults: Vec::new(),
+            key: Arc::new(key),
+            pending: HashMap::new(),
+            codes: HashMap::new(),
+            access_tokens: HashMap::new(),
+            refresh_tokens: HashMap::new(),
+            last_authorize_params: None,
+            last_end_session_params: None,
+            last_sid: None,
+        }
+    }
+
+    fn has(&self, fault: &Fault) -> bool {
+        self.faults.contains(fault)
+    }
+
+    /// Drops expired codes, pending logins and access tokens.
+    fn prune(&mut self, now: u64) {
+        self.codes.retain(|_, c| c.expires_at > now);
+        self.pending.retain(|_, p| p.expires_at > now);
+        self.access_tokens.retain(|_, t| t.expires_at > now);
+    }
+}
+
+/// A validated authorization request.
+#[derive(Debug, Clone)]
+pub(crate) struct AuthRequest {
+    client_id: String,
+    target: Target,
+    nonce: Option<String>,
+    scope: String,
+    code_challenge: String,
+    acr: Option<String>,
+    login_hint: Option<String>,
+    prompt_none: bool,
+}
+
+/// Where and how the authorization response goes.
+#[derive(Debug, Clone)]
+struct Target {
+    redirect_uri: url::Url,
+    state: Option<String>,
+    form_post: bool,
+}
+
+/// A dev-mode login waiting for the user's choice.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    request: AuthRequest,
+    expires_at: u64,
+}
+
+/// What a login granted: the basis of every token issued from it.
+#[derive(Debug, Clone)]
+pub(crate) struct Grant {
+    pub(crate) client_id: String,
+    pub(crate) user: TestUser,
+    pub(crate) scope: String,
+    pub(crate) sid: String,
+    pub(crate) auth_time: u64,
+    pub(crate) acr: Option<String>,
+}
+
+impl Grant {
+    fn has_scope(&self, scope: &str) -> bool {
+        self.scope.split(' ').any(|s| s == scope)
+    }
+}
+
+/// An authorization code.
+#[derive(Debug)]
+pub(crate) struct CodeGrant {
+    grant: Grant,
+    nonce: Option<String>,
+    redirect_uri: String,
+    code_challenge: String,
+    expires_at: u64,
+    used: bool,
+    /// Tokens issued from this code, revoked if the code is replayed (RFC 6749 §4.1.2).
+    issued: Vec<String>,
+}
+
+/// An access or refresh token.
+#[derive(Debug)]
+pub(crate) struct TokenGrant {
+    pub(crate) grant: Grant,
+    pub(crate) expires_at: u64,
+    pub(crate) revoked: bool,
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn client(&self, id: &str) -> Option<&TestClient> {
+        self.config.clients.iter().find(|c| c.id == id)
+    }
+
+    fn wrong_issuer(&self) -> String {
+        format!("{}/wrong-issuer", self.issuer)
+    }
+
+    /// Resolves when the provider shuts down.
+    pub(crate) async fn shutdown_signal(&self) {
+        let mut rx = self.shutdown.subscribe();
+        // An error means the sender is gone, which also means shutting down.
+        let _ = rx.wait_for(|&stop| stop).await;
+    }
+
+    /// Sleeps for `duration`, or less if the provider shuts down meanwhile.
+    async fn delay(&self, duration: Duration) {
+        tokio::select! {
+            () = tokio::time::sleep(duration) => {}
+            () = self.shutdown_signal() => {}
+        }
+    }
+
+    /// The users shown on the dev-mode page and matched by `login_hint`.
+    pub(crate) fn known_users(&self, st: &State) -> Vec<TestUser> {
+        let mut users = self.config.users.clone();
+        if (users.is_empty() || st.user_explicit) && !users.iter().any(|u| u.sub == st.user.sub) {
+            users.insert(0, st.user.clone());
+        }
+        users
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Responses
+// ---------------------------------------------------------------------------------------------
+
+/// An OAuth error response: JSON `{"error", "error_description"}` (RFC 6749 §5.2).
+#[derive(Debug)]
+pub(crate) struct OAuthError {
+    status: StatusCode,
+    code: &'static str,
+    description: String,
+    www_authenticate: Option<String>,
+}
+
+impl OAuthError {
+    fn new(status: StatusCode, code: &'static str, description: impl Into<String>) -> Self {
+        Self { status, code, description: description.into(), www_authenticate: None }
+    }
+
+    fn invalid_request(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
+    }
+
+    fn invalid_grant(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_grant", description)
+    }
+
+    fn invalid_client(description: impl Into<String>, basic: bool) -> Self {
+        let mut e = Self::new(StatusCode::UNAUTHORIZED, "invalid_client", description);
+        if basic {
+            e.www_authenticate = Some("Basic realm=\"auth-testkit\"".into());
+        }
+        e
+    }
+
+    fn invalid_token(description: &str) -> Self {
+        let mut e = Self::new(StatusCode::UNAUTHORIZED, "invalid_token", description);
+        e.www_authenticate = Some(format!(
+            "Bearer realm=\"auth-testkit\", error=\"invalid_token\", error_description=\"{description}\""
+        ));
+        e
+    }
+
+    fn signing(e: &jsonwebtoken::errors::Error) -> Self {
+        tracing::error!(error = %e, "auth-testkit could not sign a token");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "could not sign the token")
+    }
+
+    /// The response for an injected status fault.
+    fn injected(status: u16) -> Self {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let code = match status {
+            StatusCode::SERVICE_UNAVAILABLE => "temporarily_unavailable",
+            StatusCode::UNAUTHORIZED => "invalid_client",
+            s if s.is_client_error() => "invalid_request",
+            _ => "server_error",
+        };
+        Self::new(status, code, "fault injected by auth-testkit")
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": self.code, "error_description": self.description });
+        let mut response = json_response(self.status, &body);
+        if let Some(challenge) = self.www_authenticate
+            && let Ok(value) = HeaderValue::from_str(&challenge)
+        {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        }
+        response
+    }
+}
+
+/// JSON with `Cache-Control: no-store` (RFC 6749 §5.1).
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn html_response(status: StatusCode, body: String, csp: &str) -> Response {
+    let csp = HeaderValue::from_str(csp).unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"));
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            (header::CONTENT_SECURITY_POLICY, csp),
+            (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+            (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+const PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'";
+
+fn message(status: StatusCode, title: &str, text: &str) -> Response {
+    html_response(status, html::message_page(title, text), PAGE_CSP)
+}
+
+fn redirect(location: &str) -> Response {
+    match HeaderValue::from_str(location) {
+        Ok(value) => (
+            StatusCode::FOUND,
+            [
+                (header::LOCATION, value),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+                (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+            ],
+        )
+            .into_response(),
+        Err(_) => OAuthError::invalid_request("the redirect URI is not a valid header value").into_response(),
+    }
+}
+
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+}
+
+/// Parses a form body, refusing other content types and repeated parameters.
+fn form_params(headers: &HeaderMap, body: &Bytes) -> Result<Params, OAuthError> {
+    if !is_form(headers) {
+        return Err(OAuthError::invalid_request("the body must be application/x-www-form-urlencoded"));
+    }
+    let params = Params::parse(body);
+    if let Some(name) = params.duplicate() {
+        return Err(OAuthError::invalid_request(format!("parameter {name} is repeated")));
+    }
+    Ok(params)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Router
+// ---------------------------------------------------------------------------------------------
+
+type S = AxumState<Arc<Shared>>;
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/.well-known/openid-configuration", get(discovery))
+        .route("/jwks", get(jwks))
+        .route("/authorize", get(authorize_get).post(authorize_post))
+        .route("/authorize/approve", post(approve))
+        .route("/authorize/deny", post(deny))
+        .route("/token", post(token))
+        .route("/userinfo", get(userinfo).post(userinfo))
+        .route("/end_session", get(end_session_get).post(end_session_post))
+        .route("/revoke", post(revoke))
+        .route("/introspect", post(introspect))
+        .fallback(not_found)
+        .with_state(shared)
+}
+
+async fn not_found() -> Response {
+    json_response(StatusCode::NOT_FOUND, &json!({ "error": "not_found" }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Discovery and JWKS
+// ---------------------------------------------------------------------------------------------
+
+async fn discovery(AxumState(s): S) -> Response {
+    s.counters.discovery.fetch_add(1, Ordering::SeqCst);
+    let faults = s.lock().faults.clone();
+    if let Some(status) = faults.iter().find_map(|f| match f {
+        Fault::DiscoveryStatus(code) => Some(*code),
+        _ => None,
+    }) {
+        return OAuthError::injected(status).into_response();
+    }
+    let issuer = if faults.contains(&Fault::DiscoveryIssuerMismatch) { s.wrong_issuer() } else { s.issuer.clone() };
+    json_response(StatusCode::OK, &discovery_document(&s, &issuer))
+}
+
+pub(crate) fn discovery_document(s: &Shared, issuer: &str) -> Value {
+    let base = &s.issuer;
+    let mut claims: Vec<String> = [
+        "sub",
+        "iss",
+        "aud",
+        "exp",
+        "iat",
+        "auth_time",
+        "nonce",
+        "acr",
+        "azp",
+        "sid",
+        "at_hash",
+        "email",
+        "email_verified",
+        "name",
+        "picture",
+    ]
+    .iter()
+    .map(|c| (*c).to_owned())
+    .collect();
+    for user in &s.config.users {
+        for name in user.claims.keys() {
+            if !claims.contains(name) {
+                claims.push(name.clone());
+            }
+        }
+    }
+    json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{base}/authorize"),
+        "token_endpoint": format!("{base}/token"),
+        "userinfo_endpoint": format!("{base}/userinfo"),
+        "jwks_uri": format!("{base}/jwks"),
+        "end_session_endpoint": format!("{base}/end_session"),
+        "revocation_endpoint": format!("{base}/revoke"),
+        "introspection_endpoint": format!("{base}/introspect"),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query", "form_post"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [s.config.alg.as_str()],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported":
+            ["client_secret_basic", "client_secret_post", "none"],
+        "revocation_endpoint_auth_methods_supported":
+            ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint_auth_methods_supported":
+            ["client_secret_basic", "client_secret_post", "none"],
+        "authorization_response_iss_parameter_supported": s.config.iss_parameter,
+        "scopes_supported": ["openid", "email", "profile", "offline_access"],
+        "claims_supported": claims,
+        "prompt_values_supported": ["none", "login", "consent"],
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
+        "frontchannel_logout_supported": false,
+        "claims_parameter_supported": false,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+    })
+}
+
+async fn jwks(AxumState(s): S) -> Response {
+    s.counters.jwks.fetch_add(1, Ordering::SeqCst);
+    let (faults, key) = {
+        let st = s.lock();
+        (st.faults.clone(), Arc::clone(&st.key))
+    };
+    for fault in &faults {
+        if let Fault::JwksDelay(d) = fault {
+            s.delay(*d).await;
+        }
+    }
+    if let Some(status) = faults.iter().find_map(|f| match f {
+        Fault::JwksStatus(code) => Some(*code),
+        _ => None,
+    }) {
+        return OAuthError::injected(status).into_response();
+    }
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/jwk-set+json"), (header::CACHE_CONTROL, "public, max-age=300")],
+        json!({ "keys": [key.jwk()] }).to_string(),
+    )
+        .into_response()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Authorization endpoint
+// ---------------------------------------------------------------------------------------------
+
+async fn authorize_get(AxumState(s): S, RawQuery(query): RawQuery) -> Response {
+    let params = Params::parse(query.unwrap_or_default().as_bytes());
+    authorize(&s, &params)
+}
+
+async fn authorize_post(AxumState(s): S, headers: HeaderMap, body: Bytes) -> Response {
+    if !is_form(&headers) {
+        return OAuthError::invalid_request("the body must be application/x-www-form-urlencoded").into_response();
+    }
+    authorize(&s, &Params::parse(&body))
+}
+
+/// An authorization request that cannot be answered by redirecting.
+enum AuthorizeError {
+    /// Shown to the user (400): the client or redirect URI is not trustworthy.
+    NoRedirect(OAuthError),
+    /// Sent back to the client (RFC 6749 §4.1.2.1).
+    Redirect(Box<Target>, &'static str, String),
+}
+
+fn authorize(s: &Shared, params: &Params) -> Response {
+    s.counters.authorize.fetch_add(1, Ordering::SeqCst);
+    s.lock().last_authorize_params = Some(params.0.clone());
+    let request = match validate_authorize(s, params) {
+        Ok(request) => request,
+        Err(AuthorizeError::NoRedirect(e)) => return e.into_response(),
+        Err(AuthorizeError::Redirect(target, code, description)) => {
+            return error_response(s, &target, code, &description);
+        }
+    };
+    let mut st = s.lock();
+    if st.has(&Fault::DenyConsent) {
+        drop(st);
+        return error_response(s, &request.target, "access_denied", "the user denied the request");
+    }
+    let users = s.known_users(&st);
+    if s.config.dev_mode {
+        if request.prompt_none {
+            drop(st);
+            return error_response(
+                s,
+                &request.target,
+                "login_required",
+                "the development provider always asks the user",
+            );
+        }
+        let id = random_token(16);
+        let page = html::login_page(&id, &request.client_id, &request.scope, &users);
+        let now = now();
+        st.prune(now);
+        st.pending.insert(id, Pending { request, expires_at: now + CODE_TTL });
+        return html_response(StatusCode::OK, page, PAGE_CSP);
+    }
+    let user = request
+        .login_hint
+        .as_deref()
+        .and_then(|hint| users.into_iter().find(|u| u.sub == hint || u.email == hint))
+        .unwrap_or_else(|| st.user.clone());
+    grant_code(s, &mut st, request, user)
+}
+
+fn validate_authorize(s: &Shared, params: &Params) -> Result<AuthRequest, AuthorizeError> {
+    let no_redirect = |e| Err(AuthorizeError::NoRedirect(e));
+    let Some(client_id) = params.get("client_id") else {
+        return no_redirect(OAuthError::invalid_request("client_id is missing"));
+    };
+    let Some(client) = s.client(client_id) else {
+        return no_redirect(OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_client",
+            format!("unknown client_id {client_id:?}"),
+        ));
+    };
+    let Some(redirect_uri) = params.get("redirect_uri") else {
+        return no_redirect(OAuthError::invalid_request("redirect_uri is missing"));
+    };
+    let parsed = match url::Url::parse(redirect_uri) {
+        Ok(url) if url.fragment().is_none() && client.accepts_redirect_uri(redirect_uri) => url,
+        _ => {
+            return no_redirect(OAuthError::invalid_request(format!(
+                "redirect_uri {redirect_uri:?} is not registered for client {client_id:?}"
+            )));
+        }
+    };
+    let mut target = Target { redirect_uri: parsed, state: params.get("state").map(str::to_owned), form_post: false };
+    let fail = |target: Target, code, description: &str| {
+        Err(AuthorizeError::Redirect(Box::new(target), code, description.to_owned()))
+    };
+    match params.get("response_mode") {
+        None | Some("query") => {}
+        Some("form_post") => target.form_post = true,
+        Some(_) => return fail(target, "invalid_request", "unsupported response_mode"),
+    }
+    if let Some(name) = params.duplicate() {
+        let description = format!("parameter {name} is repeated");
+        return fail(target, "invalid_request", &description);
+    }
+    match params.get("response_type") {
+        Some("code") => {}
+        None => return fail(target, "invalid_request", "response_type is missing"),
+        Some(_) => {
+            return fail(target, "unsupported_response_type", "only response_type=code is supported");
+        }
+    }
+    if params.get("request").is_some() {
+        return fail(target, "request_not_supported", "request objects are not supported");
+    }
+    if params.get("request_uri").is_some() {
+        return fail(target, "request_uri_not_supported", "request_uri is not supported");
+    }
+    if params.get("code_challenge_method") != Some("S256") {
+        return fail(target, "invalid_request", "PKCE is required: code_challenge_method must be S256");
+    }
+    let Some(code_challenge) = params.get("code_challenge").filter(|c| util::is_pkce_value(c)) else {
+        return fail(target, "invalid_request", "PKCE is required: code_challenge is missing or malformed");
+    };
+    if params.get("max_age").is_some_and(|m| m.parse::<u64>().is_err()) {
+        return fail(target, "invalid_request", "max_age must be a number");
+    }
+    Ok(AuthRequest {
+        client_id: client_id.to_owned(),
+        nonce: params.get("nonce").map(str::to_owned),
+        scope: params.get("scope").unwrap_or("").to_owned(),
+        code_challenge: code_challenge.to_owned(),
+        acr: params.get("acr_values").and_then(|v| v.split(' ').next()).map(str::to_owned),
+        login_hint: params.get("login_hint").map(str::to_owned),
+        prompt_none: params.get("prompt").is_some_and(|p| p.split(' ').any(|v| v == "none")),
+        target,
+    })
+}
+
+/// Issues a code for `user` and redirects back to the client.
+fn grant_code(s: &Shared, st: &mut State, request: AuthRequest, user: TestUser) -> Response {
+    let now = now();
+    st.prune(now);
+    let code = random_token(32);
+    let sid = random_token(16);
+    st.last_sid = Some(sid.clone());
+    st.codes.insert(
+        code.clone(),
+        CodeGrant {
+            grant: Grant {
+                client_id: request.client_id,
+                user,
+                scope: request.scope,
+                sid,
+                auth_time: now,
+                acr: request.acr,
+            },
+            nonce: request.nonce,
+            redirect_uri: request.target.redirect_uri.to_string(),
+            code_challenge: request.code_challenge,
+            expires_at: now + CODE_TTL,
+            used: false,
+            issued: Vec::new(),
+        },
+    );
+    authorization_response(s, st, &request.target, vec![("code".into(), code)])
+}
+
+fn error_response(s: &Shared, target: &Target, code: &str, description: &str) -> Response {
+    let st = s.lock();
+    authorization_response(
+        s,
+        &st,
+        target,
+        vec![("error".into(), code.into()), ("error_description".into(), description.into())],
+    )
+}
+
+/// Sends `fields` (plus `state` and `iss`) to the client: a 302 with a query, or a form_post page.
+fn authorization_response(s: &Shared, st: &State, target: &Target, mut fields: Vec<(String, String)>) -> Response {
+    let state = if st.has(&Fault::CallbackStateWrong) {
+        Some(format!("{}-wrong", target.state.as_deref().unwrap_or("state")))
+    } else {
+        target.state.clone()
+    };
+    if let Some(state) = state {
+        fields.push(("state".into(), state));
+    }
+    let iss = if st.has(&Fault::CallbackIssWrong) {
+        Some(s.wrong_issuer())
+    } else if st.has(&Fault::CallbackIssMissing) || !s.config.iss_parameter {
+        None
+    } else {
+        Some(s.issuer.clone())
+    };
+    if let Some(iss) = iss {
+        fields.push(("iss".into(), iss));
+    }
+    if target.form_post {
+        let hash = base64::engine::general_purpose::STANDARD.encode(util::sha256(html::FORM_POST_SCRIPT.as_bytes()));
+        let csp = format!("default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{hash}'");
+        let mut response =
+            html_response(StatusCode::OK, html::form_post_page(target.redirect_uri.as_str(), &fields), &csp);
+        response.headers_mut().insert(crate::browser::FORM_POST_MARKER, HeaderValue::from_static("1"));
+        return response;
+    }
+    let mut url = target.redirect_uri.clone();
+    url.query_pairs_mut().extend_pairs(fields);
+    redirect(url.as_str())
+}
+
+async fn approve(AxumState(s): S, headers: HeaderMap, body: Bytes) -> Response {
+    let params = match form_params(&headers, &body) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let mut st = s.lock();
+    let Some(pending) = take_pending(&mut st, &params) else {
+        return expired_page();
+    };
+    let users = s.known_users(&st);
+    let Some(user) = params.get("sub").and_then(|sub| users.into_iter().find(|u| u.sub == sub)) else {
+        return message(StatusCode::BAD_REQUEST, "Unknown user", "Choose one of the listed users.");
+    };
+    grant_code(&s, &mut st, pending.request, user)
+}
+
+async fn deny(AxumState(s): S, headers: HeaderMap, body: Bytes) -> Response {
+    let params = match form_params(&headers, &body) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let pending = take_pending(&mut s.lock(), &params);
+    match pending {
+        Some(p) => error_response(&s, &p.request.target, "access_denied", "the user denied the request"),
+        None => expired_page(),
+    }
+}
+
+fn take_pending(st: &mut State, params: &Params) -> Option<Pending> {
+    let pending = st.pending.remove(params.get("request_id")?)?;
+    (pending.expires_at > now()).then_some(pending)
+}
+
+fn expired_page() -> Response {
+    message(
+        StatusCode::BAD_REQUEST,
+        "Login request expired",
+        "This login request has expired or was already answered. Start the login again.",
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client authentication
+// ---------------------------------------------------------------------------------------------
+
+/// Authenticates the client by its registered method (RFC 6749 §2.3.1, OIDC Core §9).
+fn authenticate_client<'a>(s: &'a Shared, headers: &HeaderMap, params: &Params) -> Result<&'a TestClient, OAuthError> {
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+        .map(|(_, credentials)| credentials.trim());
+    let body_id = params.get("client_id");
+    let body_secret = params.get("client_secret");
+
+    if let Some(credentials) = basic {
+        if body_secret.is_some() {
+            return Err(OAuthError::invalid_request("use one client authentication method, not several"));
+        }
+        let bad = || OAuthError::invalid_client("malformed Basic credentials", true);
+        let decoded = base64::engine::general_purpose::STANDARD.decode(credentials).map_err(|_| bad())?;
+        let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
+        let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
+        let (id, secret) = (util::form_decode(id).ok_or_else(bad)?, util::form_decode(secret).ok_or_else(bad)?);
+        if body_id.is_some_and(|b| b != id) {
+            return Err(OAuthError::invalid_request("client_id in the body differs from the Basic credentials"));
+        }
+        let client = s.client(&id).ok_or_else(|| OAuthError::invalid_client("unknown client", true))?;
+        if client.auth_method != ClientAuthMethod::SecretBasic {
+            return Err(OAuthError::invalid_client(
+                format!("client {id:?} is registered for {}, not client_secret_basic", client.auth_method),
+                true,
+            ));
+        }
+        return check_secret(client, &secret, true);
+    }
+
+    let Some(id) = body_id else {
+        return Err(OAuthError::invalid_client("no client authentication", false));
+    };
+    let client = s.client(id).ok_or_else(|| OAuthError::invalid_client("unknown client", false))?;
+    match (client.auth_method, body_secret) {
+        (ClientAuthMethod::SecretPost, Some(secret)) => check_secret(client, secret, false),
+        (ClientAuthMethod::None, None) => Ok(client),
+        (ClientAuthMethod::None, Some(_)) => {
+            Err(OAuthError::invalid_client("a public client must not send a secret", false))
+        }
+        (method, _) => Err(OAuthError::invalid_client(
+            format!("client {id:?} must authenticate with {method}"),
+            method == ClientAuthMethod::SecretBasic,
+        )),
+    }
+}
+
+fn check_secret<'a>(client: &'a TestClient, secret: &str, basic: bool) -> Result<&'a TestClient, OAuthError> {
+    match &client.secret {
+        Some(expected) if util::secure_eq(expected, secret) => Ok(client),
+        _ => Err(OAuthError::invalid_client("wrong client secret", basic)),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Token endpoint
+// ---------------------------------------------------------------------------------------------
+
+async fn token(AxumState(s): S, headers: HeaderMap, body: Bytes) -> Response {
+    s.counters.token.fetch_add(1, Ordering::SeqCst);
+    let faults = s.lock().faults.clone();
+    for fault in &faults {
+        match fault {
+            Fault::TokenEndpointHang => {
+                s.shutdown_signal().await;
+                return OAuthError::injected(503).into_response();
+            }
+            Fault::TokenEndpointDelay(d) => s.delay(*d).await,
+            _ => {}
+        }
+    }
+    if let Some(status) = faults.iter().find_map(|f| match f {
+        Fault::TokenEndpointStatus(code) => Some(*code),
+        _ => None,
+    }) {
+        return OAuthError::injected(status).into_response();
+    }
+    match token_inner(&s, &headers, &body) {
+        Ok(body) => json_response(StatusCode::OK, &body),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn token_inner(s: &Shared, headers: &HeaderMap, body: &Bytes) -> Result<Value, OAuthError> {
+    let params = form_params(headers, body)?;
+    let client = authenticate_client(s, headers, &params)?;
+    // Fetch (or generate, once per process) the rogue key before taking the lock.
+    let rogue = if s.lock().has(&Fault::IdTokenUnknownKid) {
+        Some(SigningKey::rogue(s.config.alg).map_err(|e| {
+            tracing::error!(error = %e, "auth-testkit could not make a key");
+            OAuthError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "no key")
+        })?)
+    } else {
+        None
+    };
+    match params.get("grant_type") {
+        Some("authorization_code") => code_grant(s, client, &params, rogue.as_ref()),
+        Some("refresh_token") => refresh_grant(s, client, &params, rogue.as_ref()),
+        Some(_) => Err(OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "supported: authorization_code, refresh_token",
+        )),
+        None => Err(OAuthError::invalid_request("grant_type is missing")),
+    }
+}
+
+fn code_grant(
+    s: &Shared,
+    client: &TestClient,
+    params: &Params,
+    rogue: Option<&SigningKey>,
+) -> Result<Value, OAuthError> {
+    let code = params.get("code").ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
+    let mut st = s.lock();
+    let now = now();
+    let Some(entry) = st.codes.get_mut(code) else {
+        return Err(OAuthError::invalid_grant("unknown or expired authorization code"));
+    };
+    if entry.grant.client_id != client.id {
+        return Err(OAuthError::invalid_grant("the code was issued to another client"));
+    }
+    if entry.used {
+        // RFC 6749 §4.1.2: a replayed code revokes what it granted.
+        let issued = std::mem::take(&mut entry.issued);
+        for token in issued {
+            revoke_token(&mut st, &token);
+        }
+        return Err(OAuthError::invalid_grant("the authorization code was already used"));
+    }
+    // Single use, whatever happens next: a failed attempt burns the code too.
+    entry.used = true;
+    if entry.expires_at <= now {
+        return Err(OAuthError::invalid_grant("the authorization code expired"));
+    }
+    if params.get("redirect_uri") != Some(entry.redirect_uri.as_str()) {
+        return Err(OAuthError::invalid_grant("redirect_uri differs from the authorization request"));
+    }
+    let verifier =
+        params.get("code_verifier").ok_or_else(|| OAuthError::invalid_request("code_verifier is missing"))?;
+    if !util::is_pkce_value(verifier) {
+        return Err(OAuthError::invalid_request("code_verifier must be 43-128 characters of [A-Za-z0-9-._~]"));
+    }
+    if !util::secure_eq(&util::pkce_s256(verifier), &entry.code_challenge) {
+        return Err(OAuthError::invalid_grant("PKCE verification failed: S256(code_verifier) != code_challenge"));
+    }
+    let grant = entry.grant.clone();
+    let nonce = entry.nonce.clone();
+    let issued = issue(s, &mut st, client, &grant, nonce.as_deref(), rogue, false)?;
+    if let Some(entry) = st.codes.get_mut(code) {
+        entry.issued = issued.tokens;
+    }
+    Ok(issued.body)
+}
+
+fn refresh_grant(
+    s: &Shared,
+    client: &TestClient,
+    params: &Params,
+    rogue: Option<&SigningKey>,
+) -> Result<Value, OAuthError> {
+    let token = params.get("refresh_token").ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
+    let mut st = s.lock();
+    let Some(entry) = st.refresh_tokens.get(token).filter(|t| !t.revoked) else {
+        return Err(OAuthError::invalid_grant("unknown, rotated or revoked refresh token"));
+    };
+    if entry.grant.client_id != client.id {
+        return Err(OAuthError::invalid_grant("the refresh token was issued to another client"));
+    }
+    if st.has(&Fault::RefreshDenied) {
+        return Err(OAuthError::invalid_grant("the grant was revoked (fault injected by auth-testkit)"));
+    }
+    let mut grant = entry.grant.clone();
+    if let Some(requested) = params.get("scope") {
+        // RFC 6749 §6: the new scope must not exceed the original.
+        if let Some(extra) = requested.split(' ').find(|s| !grant.has_scope(s)) {
+            return Err(OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_scope",
+                format!("scope {extra:?} was not granted originally"),
+            ));
+        }
+        grant.scope = requested.to_owned();
+    }
+    let rotate = !st.has(&Fault::RefreshTokenNotRotated);
+    if rotate && let Some(old) = st.refresh_tokens.get_mut(token) {
+        old.revoked = true;
+    }
+    let mut issued = issue(s, &mut st, client, &grant, None, rogue, true)?;
+    if !rotate && let Some(object) = issued.body.as_object_mut() {
+        // Keep the old refresh token valid and drop the new one.
+        if let Some(Value::String(new)) = object.remove("refresh_token") {
+            st.refresh_tokens.remove(&new);
+        }
+    }
+    Ok(issued.body)
+}
+
+struct Issued {
+    body: Value,
+    tokens: Vec<String>,
+}
+
+/// Issues an access token, a refresh token and (with scope `openid`) an ID token.
+fn issue(
+    s: &Shared,
+    st: &mut State,
+    client: &TestClient,
+    grant: &Grant,
+    nonce: Option<&str>,
+    rogue: Option<&SigningKey>,
+    refresh: bool,
+) -> Result<Issued, OAuthError> {
+    let now = now();
+    st.prune(now);
+    let ttl = s.config.token_ttl.as_secs();
+    let access_token = random_token(32);
+    let refresh_token = random_token(32);
+    let mut body = json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": ttl,
+        "refresh_token": refresh_token,
+        "scope": grant.scope,
+    });
+    let wants_id_token = grant.has_scope("openid") && !(refresh && st.has(&Fault::RefreshWithoutIdToken));
+    if wants_id_token {
+        let id_token = id_token(s, st, client, grant, nonce, &access_token, rogue, refresh)?;
+        body["id_token"] = Value::String(id_token);
+    }
+    st.access_tokens
+        .insert(access_token.clone(), TokenGrant { grant: grant.clone(), expires_at: now + ttl, revoked: false });
+    st.refresh_tokens
+        .insert(refresh_token.clone(), TokenGrant { grant: grant.clone(), expires_at: u64::MAX, revoked: false });
+    Ok(Issued { body, tokens: vec![access_token, refresh_token] })
+}
+
+/// Builds and signs an ID token, applying the active faults.
+#[allow(clippy::too_many_arguments)]
+fn id_token(
+    s: &Shared,
+    st: &State,
+    client: &TestClient,
+    grant: &Grant,
+    nonce: Option<&str>,
+    access_token: &str,
+    rogue: Option<&SigningKey>,
+    refresh: bool,
+) -> Result<String, OAuthError> {
+    let now = now();
+    let ttl = s.config.token_ttl.as_secs();
+    let mut claims: Map<String, Value> = grant.user.claims_for(&grant.scope);
+    let mut set = |k: &str, v: Value| {
+        claims.insert(k.to_owned(), v);
+    };
+    set("iss", s.issuer.clone().into());
+    set("aud", client.id.clone().into());
+    set("azp", client.id.clone().into());
+    set("iat", now.into());
+    set("exp", (now + ttl).into());
+    set("auth_time", grant.auth_time.into());
+    set("sid", grant.sid.clone().into());
+    set("at_hash", util::half_sha256(access_token).into());
+    if let Some(nonce) = nonce {
+        set("nonce", nonce.into());
+    }
+    if let Some(acr) = &grant.acr {
+        set("acr", acr.clone().into());
+    }
+
+    let mut missing: Vec<&str> = Vec::new();
+    for fault in &st.faults {
+        match fault {
+            Fault::IdTokenWrongIssuer => set("iss", s.wrong_issuer().into()),
+            Fault::IdTokenWrongAudience => set("aud", OTHER_CLIENT.into()),
+            Fault::IdTokenExtraAudience => set("aud", json!([client.id, OTHER_CLIENT])),
+            Fault::IdTokenWrongAzp => set("azp", OTHER_CLIENT.into()),
+            Fault::IdTokenWrongNonce => set("nonce", format!("{}-wrong", nonce.unwrap_or("nonce")).into()),
+            Fault::IdTokenMissingNonce => missing.push("nonce"),
+            Fault::IdTokenExpired => {
+                set("iat", now.saturating_sub(7200).into());
+                set("exp", now.saturating_sub(3600).into());
+            }
+            Fault::IdTokenIatInFuture => {
+                set("iat", (now + 3600).into());
+                set("exp", (now + 3600 + ttl).into());
+            }
+            Fault::IdTokenMissingClaim(name) => missing.push(*name),
+            Fault::AtHashMismatch => {
+                set("at_hash", util::half_sha256(&format!("{access_token}x")).into());
+            }
+            Fault::IdTokenAuthTimeStale => set("auth_time", now.saturating_sub(86_400).into()),
+            Fault::RefreshIdTokenSubChanged if refresh => {
+                set("sub", format!("{}-other", grant.user.sub).into());
+            }
+            _ => {}
+        }
+    }
+    for name in missing {
+        claims.remove(name);
+    }
+    let claims = Value::Object(claims);
+
+    let token = if st.has(&Fault::IdTokenAlgNone) {
+        keys::unsigned(&claims)
+    } else if st.has(&Fault::IdTokenHs256) {
+        let secret = client.secret.as_deref().unwrap_or_default();
+        keys::sign_hs256(&claims, secret.as_bytes()).map_err(|e| OAuthError::signing(&e))?
+    } else {
+        let key = match rogue {
+            Some(rogue) if st.has(&Fault::IdTokenUnknownKid) => rogue,
+            _ => &*st.key,
+        };
+        key.sign(&claims, "JWT", !st.has(&Fault::IdTokenNoKid)).map_err(|e| OAuthError::signing(&e))?
+    };
+    Ok(if st.has(&Fault::IdTokenBadSignature) { keys::corrupt_signature(&token) } else { token })
+}
+
+fn revoke_token(st: &mut State, token: &str) -> bool {
+    if let Some(t) = st.access_tokens.get_mut(token) {
+        t.revoked = true;
+        true
+    } else if let Some(t) = st.refresh_tokens.get_mut(token) {
+        t.revoked = true;
+        true
+    } else {
+        false
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// UserInfo, revocation, introspection
+// ---------------------------------------------------------------------------------------------
+
+async fn userinfo(AxumState(s): S, headers: HeaderMap) -> Response {
+    s.counters.userinfo.fetch_add(1, Ordering::SeqCst);
+    let st = s.lock();
+    if let Some(status) = st.faults.iter().find_map(|f| match f {
+        Fault::UserinfoStatus(code) => Some(*code),
+        _ => None,
+    }) {
+        return OAuthError::injected(status).into_response();
+    }
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    let Some(token) = bearer else {
+        // RFC 6750 §3.1: no error code when the request had no credentials.
+        let mut e = OAuthError::new(StatusCode::UNAUTHORIZED, "invalid_request", "a Bearer access token is required");
+        e.www_authenticate = Some("Bearer realm=\"auth-testkit\"".into());
+        return e.into_response();
+    };
+    let now = now();
+    let Some(grant) = st.access_tokens.get(token).filter(|t| !t.revoked && t.expires_at > now) else {
+        return OAuthError::invalid_token("the access token is unknown, expired or revoked").into_response();
+    };
+    let mut claims = grant.grant.user.claims_for(&grant.grant.scope);
+    if st.has(&Fault::UserinfoSubMismatch) {
+        claims.insert("sub".into(), format!("{}-other", grant.grant.user.sub).into());
+    }
+    json_response(StatusCode::OK, &Value::Object(claims))
+}
+
+async fn revoke(AxumState(s): S, headers: HeaderMap, body: Bytes) -> Response {
+    s.counters.revoke.fetch_add(1, Ordering::SeqCst);
+    let result = form_params(&headers, &body).and_then(|params| {
+        let client = authenticate_client(&s, &headers, &params)?;
+        let token = params.get("token").ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+        let mut st = s.lock();
+        // RFC 7009 §2.2: unknown tokens, and tokens of other clients, still get a 200.
+        let owned = st
+            .access_tokens
+            .get(token)
+            .or_else(|| st.refresh_tokens.get(token))
+            .is_some_and(|t| t.grant.client_id == client.id);
+        if owned {
+            revoke_token(&mut st, token);
+        }
+        Ok(())
+    });
+    match result {
+        Ok(()) => (StatusCode::OK, [(header::CACHE_CONTROL, "no-store")]).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn introspect(AxumState(s): S, headers: HeaderMap, body: Bytes) -> Response {
+    s.counters.introspect.fetch_add(1, Ordering::SeqCst);
+    let result = form_params(&headers, &body).and_then(|params| {
+        authenticate_client(&s, &headers, &params)?;
+        let token = params.get("token").ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
+        let st = s.lock();
+        let now = now();
+        if let Some(t) = st.access_tokens.get(token).filter(|t| !t.revoked && t.expires_at > now) {
+            return Ok(json!({
+                "active": true,
+                "scope": t.grant.scope,
+                "client_id": t.grant.client_id,
+                "sub": t.grant.user.sub,
+                "aud": t.grant.client_id,
+                "iss": s.issuer,
+                "exp": t.expires_at,
+                "token_type": "Bearer",
+            }));
+        }
+        if let Some(t) = st.refresh_tokens.get(token).filter(|t| !t.revoked) {
+            return Ok(json!({
+                "active": true,
+                "scope": t.grant.scope,
+                "client_id": t.grant.client_id,
+                "sub": t.grant.user.sub,
+                "iss": s.issuer,
+                "token_type": "refresh_token",
+            }));
+        }
+        Ok(json!({ "active": false }))
+    });
+    match result {
+        Ok(body) => json_response(StatusCode::OK, &body),
+        Err(e) => e.into_response(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// RP-initiated logout
+// ---------------------------------------------------------------------------------------------
+
+async fn end_session_get(AxumState(s): S, RawQuery(query): RawQuery) -> Response {
+    end_session(&s, &Params::parse(query.unwrap_or_default().as_bytes()))
+}
+
+async fn end_session_post(AxumState(s): S, headers: HeaderMap, body: Bytes) -> Response {
+    if !is_form(&headers) {
+        return OAuthError::invalid_request("the body must be application/x-www-form-urlencoded").into_response();
+    }
+    end_session(&s, &Params::parse(&body))
+}
+
+/// OpenID Connect RP-Initiated Logout 1.0 §2–3.
+fn end_session(s: &Shared, params: &Params) -> Response {
+    s.counters.end_session.fetch_add(1, Ordering::SeqCst);
+    s.lock().last_end_session_params = Some(params.0.clone());
+    if let Some(name) = params.duplicate() {
+        return OAuthError::invalid_request(format!("parameter {name} is repeated")).into_response();
+    }
+    // The hint's audience names the client. It is not verified: this provider keeps no
+    // sessions, so the hint decides nothing else.
+    let hint_aud = match params.get("id_token_hint") {
+        None => None,
+        Some(hint) => match hint_audience(hint) {
+            Some(aud) => Some(aud),
+            None => {
+                return OAuthError::invalid_request("id_token_hint is not a JWT with an aud").into_response();
+            }
+        },
+    };
+    let client_id = match (params.get("client_id"), hint_aud.as_deref()) {
+        (Some(id), Some(aud)) if id != aud => {
+            return OAuthError::invalid_request("client_id differs from the id_token_hint's aud").into_response();
+        }
+        (Some(id), _) => Some(id),
+        (None, aud) => aud,
+    };
+    let Some(uri) = params.get("post_logout_redirect_uri") else {
+        return message(StatusCode::OK, "Signed out", "You are signed out.");
+    };
+    let Some(client) = client_id.and_then(|id| s.client(id)) else {
+        return OAuthError::invalid_request("post_logout_redirect_uri needs a known client_id or id_token_hint")
+            .into_response();
+    };
+    let parsed = match url::Url::parse(uri) {
+        Ok(url) if url.fragment().is_none() && client.accepts_post_logout_redirect_uri(uri) => url,
+        _ => {
+            return OAuthError::invalid_request(format!(
+                "post_logout_redirect_uri {uri:?} is not registered for client {:?}",
+                client.id
+            ))
+            .into_response();
+        }
+    };
+    let mut url = parsed;
+    if let Some(state) = params.get("state") {
+        url.query_pairs_mut().append_pair("state", state);
+    }
+    redirect(url.as_str())
+}
+
+/// The first `aud` of an (unverified) JWT.
+fn hint_audience(jwt: &str) -> Option<String> {
+    let payload = jwt.split('.').nth(1)?;
+    let claims: Value = serde_json::from_slice(&util::b64url_decode(payload)?).ok()?;
+    match &claims["aud"] {
+        Value::String(aud) => Some(aud.clone()),
+        Value::Array(auds) => auds.first()?.as_str().map(str::to_owned),
+        _ => None,
+    }
+}

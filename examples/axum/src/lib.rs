@@ -1,0 +1,57 @@
+//! The Axum example app, as a library so the scenario tests can serve it.
+//!
+//! Routes (the conventions every example follows):
+//! - `GET /`: public; says who is logged in.
+//! - `GET /me`: the user's claims as JSON; a browser without a session is sent to the login, an API
+//!   client gets 401.
+//! - `GET /admin`: only for users whose `groups` claim contains `admin` (403 otherwise).
+//! - `/auth/...`: login, callback, logout (from `auth_axum::routes()`).
+
+use auth_axum::{AuthLayer, AuthUser, Authorized, Policy, Session};
+use auth_core::{Auth, html_escape};
+use axum::response::Html;
+use axum::routing::get;
+use axum::{Json, Router};
+
+/// The policy of `/admin`: the `groups` claim contains `admin`.
+#[derive(Debug)]
+pub struct Admin;
+
+impl Policy for Admin {
+    const DESCRIPTION: &'static str = "administrators only";
+    fn allows(session: &Session) -> bool {
+        session.claims().contains("groups", "admin")
+    }
+}
+
+/// The whole app for an [`Auth`].
+pub fn app(auth: Auth) -> Router {
+    Router::new()
+        .route("/", get(home))
+        .route("/me", get(me))
+        .route("/admin", get(admin))
+        .merge(auth_axum::routes())
+        .layer(AuthLayer::new(auth))
+}
+
+async fn home(user: Option<AuthUser>) -> Html<String> {
+    let body = match user {
+        Some(user) => format!(
+            "<p>Logged in as <b id=\"user\">{}</b>.</p><p><a href=\"/me\">Your claims</a></p>\
+             <form method=\"post\" action=\"/auth/logout\"><button id=\"logout\">Log out</button></form>",
+            html_escape(user.claims().name().unwrap_or(user.sub()))
+        ),
+        None => "<p>Not logged in.</p><p><a id=\"login\" href=\"/auth/oidc/login?next=/me\">Log in</a></p>".to_owned(),
+    };
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>example-axum</title></head><body><h1>example-axum</h1>{body}</body></html>"
+    ))
+}
+
+async fn me(user: AuthUser) -> Json<serde_json::Value> {
+    Json(serde_json::Value::Object(user.claims().as_map().clone()))
+}
+
+async fn admin(user: Authorized<Admin>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "admin": true, "sub": user.sub() }))
+}

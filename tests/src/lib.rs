@@ -1,0 +1,382 @@
+//! One scenario suite, every adapter.
+//!
+//! Each scenario is a plain `async fn(&TestApp)` that drives an example app over a real socket,
+//! through the in-process auth-testkit provider, with a cookie-keeping [`Browser`]. An adapter's
+//! test file implements [`Framework`] (how to serve its example app for an [`Auth`]) and invokes
+//! [`scenarios!`], which turns every scenario into a `#[tokio::test]`; a behaviour difference
+//! between adapters is therefore a failing test.
+
+// Scenario code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
+use std::future::Future;
+
+use auth_core::{Auth, KeyRing, Provider, SessionKey};
+pub use auth_testkit::{Browser, Fault, TestProvider, TestProviderBuilder, TestUser};
+use reqwest::Response;
+
+/// A running server; dropping it stops the server.
+pub struct ServerGuard(Option<Box<dyn FnOnce() + Send>>);
+
+impl ServerGuard {
+    /// A guard that runs `stop` when dropped.
+    pub fn new(stop: impl FnOnce() + Send + 'static) -> Self {
+        ServerGuard(Some(Box::new(stop)))
+    }
+}
+
+impl std::fmt::Debug for ServerGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServerGuard")
+    }
+}
+
+impl Drop for ServerGuard {
+    fn drop(&mut self) {
+        if let Some(stop) = self.0.take() {
+            stop();
+        }
+    }
+}
+
+/// How to serve a framework's example app.
+pub trait Framework {
+    /// Serves the example app for `auth` on `listener` (already bound to a loopback port) until the
+    /// guard is dropped. Called from within a multi-threaded Tokio runtime.
+    fn spawn(auth: Auth, listener: std::net::TcpListener) -> impl Future<Output = ServerGuard> + Send;
+}
+
+/// An example app under test, its provider and a browser.
+#[derive(Debug)]
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The provider the app logs in with (as `oidc`).
+    pub provider: TestProvider,
+    /// A browser with an empty cookie jar.
+    pub browser: Browser,
+    _server: ServerGuard,
+}
+
+impl TestApp {
+    /// Starts a default provider and the framework's example app.
+    pub async fn start<F: Framework>() -> TestApp {
+        TestApp::start_with::<F>(TestProvider::builder()).await
+    }
+
+    /// Starts the app against a provider built from `provider`.
+    pub async fn start_with<F: Framework>(provider: TestProviderBuilder) -> TestApp {
+        let provider = provider.start().await.expect("test provider starts");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        listener.set_nonblocking(true).expect("non-blocking listener");
+        let base = format!("http://{}", listener.local_addr().expect("local address"));
+        let auth = Auth::builder()
+            .provider(
+                Provider::oidc("oidc", provider.issuer(), provider.client_id())
+                    .with_client_secret(provider.client_secret()),
+            )
+            .base_url(&base)
+            .session_keys(KeyRing::new(SessionKey::generate()))
+            .build()
+            .await
+            .expect("auth builds against the test provider");
+        let server = F::spawn(auth, listener).await;
+        TestApp { base, provider, browser: Browser::new(), _server: server }
+    }
+
+    /// The absolute URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A GET as an API client (`Accept: application/json`), with the browser's cookies.
+    pub async fn api_get(&self, browser: &Browser, path: &str) -> Response {
+        browser.client().get(self.url(path)).header("accept", "application/json").send().await.expect("request")
+    }
+
+    /// A GET as a browser navigation (`Accept: text/html`), not following redirects.
+    pub async fn nav_get(&self, browser: &Browser, path: &str) -> Response {
+        browser
+            .client()
+            .get(self.url(path))
+            .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+            .header("sec-fetch-mode", "navigate")
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Logs the browser in through the whole flow, starting at `/me`; returns the final response.
+    pub async fn login(&self, browser: &Browser) -> Response {
+        let (res, _) = browser.get_following(&self.url("/auth/oidc/login?next=/me")).await.expect("login flow");
+        res
+    }
+}
+
+/// Runs every scenario against a [`Framework`], one `#[tokio::test]` each.
+#[macro_export]
+macro_rules! scenarios {
+    ($framework:ty) => {
+        $crate::scenarios!(@each $framework;
+            unauthenticated_browser_is_redirected_to_login,
+            unauthenticated_api_client_gets_401,
+            full_login_reaches_me_with_claims,
+            home_page_shows_the_user,
+            session_cookie_has_safe_flags,
+            logout_requires_post_and_ends_the_session,
+            two_tabs_log_in_at_once,
+            replayed_callback_logs_nobody_in,
+            open_next_is_refused,
+            provider_error_is_a_clean_4xx,
+            tampered_cookie_is_refused_and_cleared,
+            bad_id_token_is_refused_without_a_session,
+            policy_guard_answers_403,
+            unknown_provider_is_404,
+            callback_without_state_is_400,
+            new_session_id_at_every_login,
+        );
+    };
+    (@each $framework:ty; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let app = $crate::TestApp::start::<$framework>().await;
+                $crate::scenario::$name(&app).await;
+            }
+        )*
+    };
+}
+
+/// The scenarios.
+pub mod scenario {
+    use super::*;
+
+    fn location(res: &Response) -> String {
+        res.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+    }
+
+    fn set_cookies(res: &Response) -> Vec<String> {
+        res.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).map(str::to_owned).collect()
+    }
+
+    /// Follows redirects from the login route up to (not including) the app's callback; returns the
+    /// callback URL.
+    async fn callback_url(app: &TestApp, browser: &Browser, next: &str) -> String {
+        let res = browser.get(&app.url(&format!("/auth/oidc/login?next={next}"))).await.expect("login");
+        assert_eq!(res.status(), 302, "login redirects to the provider");
+        let authorize = location(&res);
+        assert!(authorize.starts_with(app.provider.issuer()), "{authorize}");
+        let res = browser.get(&authorize).await.expect("authorize");
+        assert!(res.status().is_redirection(), "provider redirects back: {}", res.status());
+        let callback = location(&res);
+        assert!(callback.starts_with(&app.url("/auth/oidc/callback")), "{callback}");
+        callback
+    }
+
+    /// `GET /me` as a browser navigation without a session: 302 to the login, `next=/me`.
+    pub async fn unauthenticated_browser_is_redirected_to_login(app: &TestApp) {
+        let res = app.nav_get(&app.browser, "/me?tab=2").await;
+        assert_eq!(res.status(), 302);
+        assert_eq!(location(&res), "/auth/oidc/login?next=%2Fme%3Ftab%3D2");
+    }
+
+    /// `GET /me` as an API client without a session: 401 JSON with `WWW-Authenticate`.
+    pub async fn unauthenticated_api_client_gets_401(app: &TestApp) {
+        let res = app.api_get(&app.browser, "/me").await;
+        assert_eq!(res.status(), 401);
+        assert!(res.headers().contains_key("www-authenticate"));
+        assert!(res.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+        let body: serde_json::Value = res.json().await.expect("JSON body");
+        assert_eq!(body["error"], "unauthenticated");
+    }
+
+    /// The whole flow: login → provider → callback → `/me` with the user's claims.
+    pub async fn full_login_reaches_me_with_claims(app: &TestApp) {
+        app.provider.set_user(TestUser::new("carol").with_name("Carol C"));
+        let res = app.login(&app.browser).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.url().path(), "/me");
+        let claims: serde_json::Value = res.json().await.expect("claims JSON");
+        assert_eq!(claims["sub"], "carol");
+        assert_eq!(claims["name"], "Carol C");
+        assert_eq!(claims["email"], "carol@example.test");
+        assert!(claims.get("nonce").is_none(), "protocol claims are not user claims");
+        let api = app.api_get(&app.browser, "/me").await;
+        assert_eq!(api.status(), 200);
+    }
+
+    /// `/` is public and shows who is logged in.
+    pub async fn home_page_shows_the_user(app: &TestApp) {
+        let before = app.nav_get(&app.browser, "/").await;
+        assert_eq!(before.status(), 200);
+        assert!(before.text().await.unwrap().contains("Not logged in"));
+        app.login(&app.browser).await;
+        let after = app.nav_get(&app.browser, "/").await.text().await.unwrap();
+        assert!(after.contains("Logged in as"), "{after}");
+    }
+
+    /// The session cookie is `HttpOnly`, `SameSite=Lax`, `Path=/`, and its value reveals no claim.
+    pub async fn session_cookie_has_safe_flags(app: &TestApp) {
+        let callback = callback_url(app, &app.browser, "/me").await;
+        let res = app.browser.get(&callback).await.unwrap();
+        assert_eq!(res.status(), 303);
+        assert_eq!(res.headers()["cache-control"], "no-store");
+        let cookies = set_cookies(&res);
+        let session = cookies.iter().find(|c| c.starts_with("auth_session=")).expect("session cookie set");
+        for flag in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+            assert!(session.contains(flag), "{flag} in {session}");
+        }
+        assert!(!session.contains("alice") && !session.contains("example.test"), "no claim readable: {session}");
+        assert!(session.len() < 4096);
+        assert!(
+            cookies.iter().any(|c| c.starts_with("auth_login.") && c.contains("Max-Age=0")),
+            "the pending login is cleared: {cookies:?}"
+        );
+    }
+
+    /// Logout: a GET cannot log anyone out; a POST ends the session.
+    pub async fn logout_requires_post_and_ends_the_session(app: &TestApp) {
+        app.login(&app.browser).await;
+        let get = app.browser.get(&app.url("/auth/logout")).await.unwrap();
+        assert_eq!(get.status(), 405);
+        assert_eq!(app.api_get(&app.browser, "/me").await.status(), 200, "still logged in after a GET");
+        let post =
+            app.browser.client().post(app.url("/auth/logout")).header("accept", "text/html").send().await.unwrap();
+        assert_eq!(post.status(), 303);
+        assert_eq!(location(&post), "/");
+        assert_eq!(app.api_get(&app.browser, "/me").await.status(), 401);
+    }
+
+    /// Two tabs start a login each before either finishes; both finish.
+    pub async fn two_tabs_log_in_at_once(app: &TestApp) {
+        let first = callback_url(app, &app.browser, "/me").await;
+        let second = callback_url(app, &app.browser, "/").await;
+        let res = app.browser.get(&second).await.unwrap();
+        assert_eq!(res.status(), 303, "second tab finishes");
+        assert_eq!(location(&res), "/");
+        let res = app.browser.get(&first).await.unwrap();
+        assert_eq!(res.status(), 303, "first tab finishes too");
+        assert_eq!(location(&res), "/me");
+        assert_eq!(app.api_get(&app.browser, "/me").await.status(), 200);
+    }
+
+    /// A callback URL replayed, in the same browser or another, logs nobody in.
+    pub async fn replayed_callback_logs_nobody_in(app: &TestApp) {
+        let callback = callback_url(app, &app.browser, "/me").await;
+        let cookie_before = app.browser.cookie_header(&app.base).unwrap_or_default();
+        assert_eq!(app.browser.get(&callback).await.unwrap().status(), 303);
+        let again = app.browser.get(&callback).await.unwrap();
+        assert_eq!(again.status(), 400, "same browser replay");
+        let other = Browser::new();
+        let res = other.get(&callback).await.unwrap();
+        assert_eq!(res.status(), 400, "other browser replay");
+        assert_eq!(app.api_get(&other, "/me").await.status(), 401);
+        // Even with a copy of the first browser's pending-login cookie, the state is spent.
+        let thief = Browser::new();
+        for pair in cookie_before.split("; ") {
+            thief.set_cookie(&app.base, pair).unwrap();
+        }
+        assert_eq!(thief.get(&callback).await.unwrap().status(), 400, "stolen cookie replay");
+        assert_eq!(app.api_get(&thief, "/me").await.status(), 401);
+    }
+
+    /// `next=` pointing elsewhere is replaced by `/`.
+    pub async fn open_next_is_refused(app: &TestApp) {
+        for evil in ["//evil.example/x", "https%3A%2F%2Fevil.example", "/%5Cevil.example", "%2F%2Fevil.example"] {
+            let callback = callback_url(app, &app.browser, evil).await;
+            let res = app.browser.get(&callback).await.unwrap();
+            assert_eq!(res.status(), 303);
+            assert_eq!(location(&res), "/", "next={evil}");
+        }
+    }
+
+    /// The provider answers `error=access_denied`: a clean 403 page, no session.
+    pub async fn provider_error_is_a_clean_4xx(app: &TestApp) {
+        app.provider.inject(Fault::DenyConsent);
+        let callback = callback_url(app, &app.browser, "/me").await;
+        assert!(callback.contains("error=access_denied"));
+        let res = app.browser.get(&callback).await.unwrap();
+        assert_eq!(res.status(), 403);
+        assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+        let body = res.text().await.unwrap();
+        assert!(body.contains("cancelled or refused"), "{body}");
+        assert_eq!(app.api_get(&app.browser, "/me").await.status(), 401);
+    }
+
+    /// A tampered session cookie is refused (401) and cleared.
+    pub async fn tampered_cookie_is_refused_and_cleared(app: &TestApp) {
+        app.login(&app.browser).await;
+        let header = app.browser.cookie_header(&app.base).expect("cookies");
+        let value =
+            header.split("; ").find_map(|c| c.strip_prefix("auth_session=")).expect("session cookie").to_owned();
+        let mut bytes = value.into_bytes();
+        let mid = bytes.len() / 2;
+        bytes[mid] = if bytes[mid] == b'A' { b'B' } else { b'A' };
+        let forged = String::from_utf8(bytes).unwrap();
+        let other = Browser::new();
+        other.set_cookie(&app.base, &format!("auth_session={forged}; Path=/")).unwrap();
+        let res = app.api_get(&other, "/me").await;
+        assert_eq!(res.status(), 401);
+        assert!(set_cookies(&res).iter().any(|c| c.starts_with("auth_session=;") && c.contains("Max-Age=0")));
+    }
+
+    /// An ID token with a bad signature ends in a 502 page and no session.
+    pub async fn bad_id_token_is_refused_without_a_session(app: &TestApp) {
+        app.provider.inject(Fault::IdTokenBadSignature);
+        let callback = callback_url(app, &app.browser, "/me").await;
+        let res = app.browser.get(&callback).await.unwrap();
+        assert_eq!(res.status(), 502);
+        assert!(set_cookies(&res).iter().all(|c| !c.starts_with("auth_session=") || c.contains("Max-Age=0")));
+        assert_eq!(app.api_get(&app.browser, "/me").await.status(), 401);
+    }
+
+    /// `/admin` needs `groups` ∋ `admin`: 403 for others, 200 for admins.
+    pub async fn policy_guard_answers_403(app: &TestApp) {
+        app.login(&app.browser).await;
+        let res = app.api_get(&app.browser, "/admin").await;
+        assert_eq!(res.status(), 403);
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "forbidden");
+        app.provider.set_user(TestUser::new("root").with_claim("groups", serde_json::json!(["admin"])));
+        let admin = Browser::new();
+        app.login(&admin).await;
+        assert_eq!(app.api_get(&admin, "/admin").await.status(), 200);
+        let anonymous = app.nav_get(&Browser::new(), "/admin").await;
+        assert_eq!(anonymous.status(), 302);
+    }
+
+    /// A login route for a provider that is not registered is a 404, not a 500.
+    pub async fn unknown_provider_is_404(app: &TestApp) {
+        assert_eq!(app.browser.get(&app.url("/auth/nope/login")).await.unwrap().status(), 404);
+        assert_eq!(
+            app.browser.get(&app.url("/auth/nope/callback?state=aaaaaaaaaaaaaaaaaaaa")).await.unwrap().status(),
+            400
+        );
+    }
+
+    /// A callback without `state` (or with garbage) is a 400.
+    pub async fn callback_without_state_is_400(app: &TestApp) {
+        assert_eq!(app.browser.get(&app.url("/auth/oidc/callback?code=x")).await.unwrap().status(), 400);
+        let res = app
+            .browser
+            .get(&app.url("/auth/oidc/callback?code=x&state=%3Cscript%3E%3C%2Fscript%3Exxxxxxxxxx"))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400);
+        assert!(!res.text().await.unwrap().contains("<script>"));
+    }
+
+    /// Logging in again gives a new session (no fixation): the old cookie value no longer works.
+    pub async fn new_session_id_at_every_login(app: &TestApp) {
+        app.login(&app.browser).await;
+        let first = app.browser.cookie_header(&app.base).unwrap();
+        app.login(&app.browser).await;
+        let second = app.browser.cookie_header(&app.base).unwrap();
+        assert_ne!(first, second);
+        let old = Browser::new();
+        for pair in first.split("; ").filter(|c| c.starts_with("auth_session=")) {
+            old.set_cookie(&app.base, pair).unwrap();
+        }
+        assert_eq!(app.api_get(&old, "/me").await.status(), 401, "the replaced session is over");
+    }
+}
