@@ -11,7 +11,11 @@ use crate::extract::missing_layer;
 use crate::service::AuthState;
 
 /// The auth routes at the default prefix `/auth`:
-/// `GET /auth/{provider}/login?next=`, `GET|POST /auth/{provider}/callback`, `POST /auth/logout`.
+/// `GET /auth/{provider}/login?next=`, `GET|POST /auth/{provider}/callback`, `POST /auth/logout`,
+/// `GET /auth/logout/callback`, `POST /auth/{provider}/backchannel-logout`.
+///
+/// Every path under the prefix goes to auth-core, which knows its routes (and answers 404 for
+/// the rest), so the adapter never lists them twice.
 ///
 /// ```
 /// let app: axum::Router = axum::Router::new().merge(auth_axum::routes());
@@ -24,10 +28,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
 /// [`AuthBuilder::prefix`](auth_core::AuthBuilder::prefix).
 pub fn routes_at<S: Clone + Send + Sync + 'static>(prefix: &str) -> Router<S> {
     let prefix = prefix.trim_end_matches('/');
-    Router::new()
-        .route(&format!("{prefix}/logout"), any(handle))
-        .route(&format!("{prefix}/{{provider}}/login"), any(handle))
-        .route(&format!("{prefix}/{{provider}}/callback"), any(handle))
+    Router::new().route(&format!("{prefix}/{{*rest}}"), any(handle))
 }
 
 async fn handle(req: Request) -> Response {

@@ -1,0 +1,71 @@
+//! Shared set-up of the benchmarks: a provider, an [`Auth`], and a session cookie holding about
+//! 1 KiB of claims, obtained through the real login flow.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use auth_core::{Auth, KeyRing, Method, Provider, RequestView, SessionKey};
+use auth_testkit::{TestProvider, TestUser};
+
+/// About 1 KiB of realistic claims (groups, roles, profile).
+pub fn claims_user() -> TestUser {
+    let groups: Vec<String> = (0..22).map(|i| format!("engineering-team-{i:02}")).collect();
+    TestUser::new("bench-user")
+        .with_name("Benchmark User")
+        .with_picture("https://avatars.example.com/u/1234567890?size=128")
+        .with_claim("groups", serde_json::json!(groups))
+        .with_claim("roles", serde_json::json!(["reader", "writer", "reviewer", "release-manager"]))
+        .with_claim("locale", "en-GB")
+        .with_claim("zoneinfo", "Europe/London")
+        .with_claim("department", "Platform Engineering / Identity and Access")
+}
+
+/// Everything a guard benchmark needs.
+#[derive(Debug)]
+pub struct Fixture {
+    /// Keeps the provider alive.
+    pub provider: TestProvider,
+    /// The auth state.
+    pub auth: Auth,
+    /// `Cookie` header value carrying a valid session.
+    pub cookie: String,
+    /// The session's claims, as JSON text (for the peers to store the same data).
+    pub claims_json: String,
+}
+
+/// Logs `claims_user()` in through the whole flow and returns the session cookie.
+pub async fn fixture() -> Fixture {
+    let provider = TestProvider::builder().user(claims_user()).start().await.unwrap();
+    let auth = Auth::builder()
+        .provider(
+            Provider::oidc("oidc", provider.issuer(), provider.client_id())
+                .with_client_secret(provider.client_secret()),
+        )
+        .session_keys(KeyRing::new(SessionKey::generate()))
+        .build()
+        .await
+        .unwrap();
+    let login = auth.handle(&RequestView::new(Method::Get, "/auth/oidc/login", None), b"").await.unwrap();
+    let pending: Vec<String> = cookie_pairs(&login.headers);
+    let http = reqwest_client();
+    let res = http.get(login.header("location").unwrap()).send().await.unwrap();
+    let callback = url::Url::parse(res.headers()["location"].to_str().unwrap()).unwrap();
+    let cookie = pending.join("; ");
+    let req = RequestView::new(Method::Get, callback.path(), callback.query()).with_header("cookie", &cookie);
+    let done = auth.complete_login("oidc", &req, b"").await;
+    let session = done.outcome.expect("login");
+    let claims_json = serde_json::to_string(session.session.claims()).unwrap();
+    let cookie = done.set_cookies.iter().find(|c| c.starts_with("auth_session=")).unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    Fixture { provider, auth, cookie, claims_json }
+}
+
+fn cookie_pairs(headers: &[(&'static str, String)]) -> Vec<String> {
+    headers
+        .iter()
+        .filter(|(n, _)| *n == "set-cookie")
+        .map(|(_, v)| v.split(';').next().unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn reqwest_client() -> auth_testkit::reqwest::Client {
+    auth_testkit::reqwest::Client::builder().redirect(auth_testkit::reqwest::redirect::Policy::none()).build().unwrap()
+}
