@@ -134,6 +134,9 @@ macro_rules! scenarios {
             unknown_provider_is_404,
             callback_without_state_is_400,
             new_session_id_at_every_login,
+            logout_at_the_provider_and_back,
+            backchannel_logout_ends_the_session,
+            backchannel_logout_by_sub_ends_all_sessions,
         );
     };
     (@each $framework:ty; $($name:ident),* $(,)?) => {
@@ -243,8 +246,62 @@ pub mod scenario {
         let post =
             app.browser.client().post(app.url("/auth/logout")).header("accept", "text/html").send().await.unwrap();
         assert_eq!(post.status(), 303);
-        assert_eq!(location(&post), "/");
+        assert!(location(&post).starts_with(&format!("{}/end_session?", app.provider.issuer())), "{}", location(&post));
         assert_eq!(app.api_get(&app.browser, "/me").await.status(), 401);
+    }
+
+    /// RP-initiated logout: the provider's end-session endpoint with `id_token_hint` and
+    /// `post_logout_redirect_uri`, then back to the app, whose `state` check sends the browser home.
+    pub async fn logout_at_the_provider_and_back(app: &TestApp) {
+        app.login(&app.browser).await;
+        let post =
+            app.browser.client().post(app.url("/auth/logout")).header("accept", "text/html").send().await.unwrap();
+        let end_session = location(&post);
+        assert!(end_session.contains("id_token_hint="), "{end_session}");
+        let (home, visited) = app.browser.get_following(&end_session).await.unwrap();
+        assert_eq!(home.status(), 200);
+        assert_eq!(home.url().as_str(), app.url("/"));
+        assert!(visited.iter().any(|u| u.path() == "/auth/logout/callback"), "{visited:?}");
+        assert!(home.text().await.unwrap().contains("Not logged in"));
+        assert_eq!(app.provider.end_session_requests(), 1);
+        let forged = app.browser.get(&app.url("/auth/logout/callback?state=forged")).await.unwrap();
+        assert_eq!(forged.status(), 400, "a logout callback without a logout in progress is refused");
+    }
+
+    /// Back-channel logout by `sid`: 200 with `no-store`, and the session is over on the next
+    /// request; a replayed token and an invalid one are 400; GET is 405.
+    pub async fn backchannel_logout_ends_the_session(app: &TestApp) {
+        app.login(&app.browser).await;
+        assert_eq!(app.api_get(&app.browser, "/me").await.status(), 200);
+        let sid = app.provider.last_sid().expect("the ID token had a sid");
+        let token = app.provider.logout_token(None, Some(&sid));
+        let url = app.url("/auth/oidc/backchannel-logout");
+        let http = Browser::new();
+        let res = http.post_form(&url, &[("logout_token", &token), ("extra", "ignored")]).await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()["cache-control"], "no-store");
+        assert_eq!(app.api_get(&app.browser, "/me").await.status(), 401, "the session ended");
+        let replay = http.post_form(&url, &[("logout_token", &token)]).await.unwrap();
+        assert_eq!(replay.status(), 400, "a replayed jti is refused");
+        let bad = http.post_form(&url, &[("logout_token", "not.a.jwt")]).await.unwrap();
+        assert_eq!(bad.status(), 400);
+        assert_eq!(bad.headers()["cache-control"], "no-store");
+        assert_eq!(http.get(&url).await.unwrap().status(), 405);
+    }
+
+    /// Back-channel logout by `sub` ends every session of the user, in every browser.
+    pub async fn backchannel_logout_by_sub_ends_all_sessions(app: &TestApp) {
+        let other = Browser::new();
+        app.login(&app.browser).await;
+        app.login(&other).await;
+        let token = app.provider.logout_token(Some("alice"), None);
+        let res = Browser::new()
+            .post_form(&app.url("/auth/oidc/backchannel-logout"), &[("logout_token", &token)])
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(app.api_get(&app.browser, "/me").await.status(), 401);
+        assert_eq!(app.api_get(&other, "/me").await.status(), 401);
     }
 
     /// Two tabs start a login each before either finishes; both finish.

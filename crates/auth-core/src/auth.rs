@@ -1,5 +1,7 @@
 //! [`Auth`]: the registry of providers and every decision of the login flow.
 
+mod logout;
+
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +19,7 @@ use crate::jwks::{JwksCache, JwksConfig};
 use crate::net::{HttpClient, HttpConfig};
 use crate::provider::{ClaimMapping, ClientAuth, Profile, Provider};
 use crate::session::{Claims, CookieStore, Secret, Session, SessionStore, Tokens};
-use crate::state::{ExpiringSet, SessionCache};
+use crate::state::SessionCache;
 use crate::{Error, TokenError, now, safe_next};
 
 /// Browsers drop cookies whose name, value and attributes pass 4096 bytes (RFC 6265 §6.1).
@@ -84,7 +86,7 @@ impl AuthBuilder {
             base_url: "http://127.0.0.1:3000".into(),
             prefix: "/auth".into(),
             keys: None,
-            store: Arc::new(CookieStore),
+            store: Arc::new(CookieStore::new()),
             http: HttpConfig::default(),
             jwks: JwksConfig::default(),
             session_ttl: Duration::from_secs(24 * 3600),
@@ -244,6 +246,9 @@ impl AuthBuilder {
             {
                 return Err(Error::config(format!("provider name `{}` must be [A-Za-z0-9_-]+", config.name)));
             }
+            if config.name == "logout" {
+                return Err(Error::config("`logout` is a route, not a provider name"));
+            }
             if providers.iter().any(|p: &Arc<ProviderRuntime>| p.config.name == config.name) {
                 return Err(Error::config(format!("provider `{}` registered twice", config.name)));
             }
@@ -251,7 +256,20 @@ impl AuthBuilder {
             let jwks = meta.jwks_uri.clone().map(|uri| JwksCache::new(uri, self.jwks));
             let algs = id_token::allowed_algorithms(&meta.id_token_signing_alg_values_supported, config.allow_hs256);
             let redirect_uri = format!("{}{}/{}/callback", self.base_url, self.prefix, config.name);
-            providers.push(Arc::new(ProviderRuntime { config, meta, jwks, algs, redirect_uri }));
+            let id_token_alg = match &config.id_token_alg {
+                Some(name) => Some(name.parse::<Algorithm>().map_err(|_| {
+                    Error::config(format!("provider `{}`: unknown ID token algorithm `{name}`", config.name))
+                })?),
+                None => None,
+            };
+            providers.push(Arc::new(ProviderRuntime {
+                config,
+                meta,
+                jwks,
+                algs,
+                redirect_uri,
+                id_token_alg: std::sync::Mutex::new(id_token_alg),
+            }));
         }
         let default_provider = match self.default_provider {
             Some(name) if providers.iter().any(|p| p.config.name == name) => name,
@@ -284,8 +302,6 @@ impl AuthBuilder {
                 login_ttl: self.login_ttl.as_secs(),
                 leeway: self.leeway.as_secs(),
                 cache: SessionCache::new(4096),
-                used_states: ExpiringSet::new(100_000),
-                ended_sessions: ExpiringSet::new(100_000),
             }),
         })
     }
@@ -298,6 +314,9 @@ struct ProviderRuntime {
     jwks: Option<JwksCache>,
     algs: Vec<Algorithm>,
     redirect_uri: String,
+    /// The algorithm of the provider's ID tokens: configured, or the last one seen. Logout tokens
+    /// must use it (Back-Channel Logout 1.0 §2.6).
+    id_token_alg: std::sync::Mutex<Option<Algorithm>>,
 }
 
 struct Inner {
@@ -315,8 +334,6 @@ struct Inner {
     login_ttl: u64,
     leeway: u64,
     cache: SessionCache,
-    used_states: ExpiringSet,
-    ended_sessions: ExpiringSet,
 }
 
 /// The library's state, shared by every request: cheap to clone.
@@ -474,6 +491,9 @@ impl Auth {
         let outcome = match (segments.as_slice(), req.method()) {
             (["logout"], Method::Post) => Ok(self.logout(req).await),
             (["logout"], _) => Err(Error::MethodNotAllowed),
+            (["logout", "callback"], Method::Get) => self.logout_callback(req),
+            ([provider, "backchannel-logout"], Method::Post) => Ok(self.backchannel_logout(provider, body).await),
+            ([_, "backchannel-logout"], _) => Err(Error::MethodNotAllowed),
             ([provider, "login"], Method::Get) => self.login(provider, req),
             ([provider, "callback"], Method::Get | Method::Post) => Ok(self.callback(provider, req, body).await),
             ([_, "login" | "callback"], _) => Err(Error::MethodNotAllowed),
@@ -654,7 +674,7 @@ impl Auth {
         if pending.p != provider {
             return Err(Error::InvalidState("the login was started with another provider"));
         }
-        if !self.inner.used_states.insert_once(state, expires) {
+        if !self.inner.store.use_once(&format!("state:{state}"), expires).await? {
             return Err(Error::InvalidState("this login was already finished"));
         }
         let p = self.provider(provider)?;
@@ -701,8 +721,14 @@ impl Auth {
         Ok((pending.r, session))
     }
 
-    /// Calls the token endpoint with the provider's client authentication.
-    async fn token_request(&self, p: &ProviderRuntime, form: &[(&str, &str)]) -> Result<TokenResponse, Error> {
+    /// POSTs a form to a provider endpoint with the provider's client authentication.
+    async fn post_authenticated(
+        &self,
+        p: &ProviderRuntime,
+        url: &str,
+        form: &[(&str, &str)],
+        endpoint: &'static str,
+    ) -> Result<crate::net::FormReply, Error> {
         let cfg = &p.config;
         let secret = cfg.client_secret.as_ref().map(|s| s.secret());
         let mut fields: Vec<(&str, &str)> = form.to_vec();
@@ -718,7 +744,12 @@ impl Auth {
                 None
             }
         };
-        let reply = self.inner.http.post_form(&p.meta.token_endpoint, &fields, basic, "token").await?;
+        self.inner.http.post_form(url, &fields, basic, endpoint).await
+    }
+
+    /// Calls the token endpoint with the provider's client authentication.
+    async fn token_request(&self, p: &ProviderRuntime, form: &[(&str, &str)]) -> Result<TokenResponse, Error> {
+        let reply = self.post_authenticated(p, &p.meta.token_endpoint, form, "token").await?;
         if !(200..300).contains(&reply.status) {
             let code = reply.body.get("error").and_then(Value::as_str).map(sanitize_code);
             return Err(match code {
@@ -798,14 +829,7 @@ impl Auth {
         access_token: Option<&str>,
     ) -> Result<Map<String, Value>, Error> {
         let (alg, kid) = id_token::header(token, &p.algs)?;
-        let claims = if alg == Algorithm::HS256 {
-            let secret = p.config.client_secret.as_ref().ok_or(TokenError::AlgorithmNotAllowed("HS256".into()))?;
-            id_token::verify_signature(token, alg, &DecodingKey::from_secret(secret.secret().as_bytes()))?
-        } else {
-            let jwks = p.jwks.as_ref().ok_or(Error::Provider { endpoint: "jwks", reason: "no jwks_uri".into() })?;
-            let key = jwks.key_for(&self.inner.http, kid.as_deref(), alg).await?;
-            id_token::verify_signature(token, alg, key.decoding_key())?
-        };
+        let claims = self.verify_jws(p, token, alg, kid.as_deref()).await?;
         let expected = Expected {
             issuer: &p.meta.issuer,
             issuer_template: p.config.multi_tenant_issuer,
@@ -819,7 +843,29 @@ impl Auth {
             now: now(),
         };
         id_token::check_claims(&claims, alg, &expected)?;
+        let mut seen = p.id_token_alg.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.is_none() || p.config.id_token_alg.is_none() {
+            *seen = Some(alg);
+        }
         Ok(claims)
+    }
+
+    /// Verifies a JWS from the provider: HS256 with the client secret when allowed, otherwise with
+    /// the JWKS key for `kid`.
+    async fn verify_jws(
+        &self,
+        p: &ProviderRuntime,
+        token: &str,
+        alg: Algorithm,
+        kid: Option<&str>,
+    ) -> Result<Map<String, Value>, Error> {
+        if alg == Algorithm::HS256 {
+            let secret = p.config.client_secret.as_ref().ok_or(TokenError::AlgorithmNotAllowed("HS256".into()))?;
+            return Ok(id_token::verify_signature(token, alg, &DecodingKey::from_secret(secret.secret().as_bytes()))?);
+        }
+        let jwks = p.jwks.as_ref().ok_or(Error::Provider { endpoint: "jwks", reason: "no jwks_uri".into() })?;
+        let key = jwks.key_for(&self.inner.http, kid, alg).await?;
+        Ok(id_token::verify_signature(token, alg, key.decoding_key())?)
     }
 
     /// Stores a new session (new id: no fixation), drops the one the browser had, and returns the
@@ -841,24 +887,14 @@ impl Auth {
     }
 
     async fn end_session(&self, session: &Session) {
-        self.inner.ended_sessions.insert_once(&session.id, session.expires_at);
+        let key = format!("id:{}", session.id);
+        if let Err(err) = self.inner.store.end_sessions(&key, now(), session.expires_at).await {
+            tracing::error!(error = %err, "could not record the end of a session");
+        }
         self.inner.cache.remove_session(&session.id);
         if let Err(err) = self.inner.store.delete(session).await {
             tracing::error!(error = %err, "could not delete a session from the store");
         }
-    }
-
-    /// `POST {prefix}/logout`: ends the local session. A browser is sent to `/`, an API client gets
-    /// 204.
-    pub async fn logout(&self, req: &RequestView<'_>) -> AuthResponse {
-        let lookup = self.session(req).await;
-        if let Some(session) = &lookup.session {
-            self.end_session(session).await;
-            tracing::info!(provider = %session.provider, "logout");
-        }
-        let clear = self.expired_cookie(&self.inner.session_cookie);
-        let res = if req.wants_html() { AuthResponse::redirect(303, "/") } else { AuthResponse::new(204).no_store() };
-        res.with_cookies([clear])
     }
 
     /// Reads the request's session: decrypts the cookie, loads it from the store, checks expiry and
@@ -884,8 +920,19 @@ impl Auth {
                 },
             },
         };
+        let ended = match &session {
+            Some(s) => match self.inner.store.ended_since(&s.revocation_keys(), s.created_at).await {
+                Ok(ended) => ended,
+                Err(err) => {
+                    // Fail closed: a session that may have been logged out is not trusted.
+                    tracing::error!(error = %err, "session store failed");
+                    return SessionLookup::default();
+                }
+            },
+            None => false,
+        };
         match session {
-            Some(s) if s.expires_at > now && !self.inner.ended_sessions.contains(&s.id) => {
+            Some(s) if s.expires_at > now && !ended => {
                 if cookie_only && !was_cached {
                     self.inner.cache.insert(value, s.clone());
                 }

@@ -83,19 +83,14 @@ pub(crate) fn verify_signature(token: &str, alg: Algorithm, key: &DecodingKey) -
     })
 }
 
-/// Checks the claims of a signature-verified ID token (Core §3.1.3.7 items 2–13, §2 required claims).
-pub(crate) fn check_claims(claims: &Claims, alg: Algorithm, exp: &Expected<'_>) -> Result<(), TokenError> {
+/// The checks an ID token and a logout token share: `iss`, `aud`/`azp`, `exp`, `iat`, `nbf`.
+fn check_common(claims: &Claims, exp: &Expected<'_>) -> Result<(), TokenError> {
     let str_claim = |name: &'static str| claims.get(name).and_then(Value::as_str).ok_or(TokenError::MissingClaim(name));
     let num_claim = |name: &'static str| claims.get(name).and_then(Value::as_u64).ok_or(TokenError::MissingClaim(name));
-
     // Rule 1: iss equals the issuer exactly.
     let iss = str_claim("iss")?;
     if iss != expected_issuer(exp, claims).as_deref().unwrap_or(exp.issuer) {
         return Err(TokenError::WrongIssuer);
-    }
-    let sub = str_claim("sub")?;
-    if sub.is_empty() {
-        return Err(TokenError::MissingClaim("sub"));
     }
     // Rule 2: aud contains the client id and no untrusted party; azp is the client.
     let audiences: Vec<&str> = match claims.get("aud") {
@@ -128,6 +123,19 @@ pub(crate) fn check_claims(claims: &Claims, alg: Algorithm, exp: &Expected<'_>) 
     {
         return Err(TokenError::NotYetValid);
     }
+    Ok(())
+}
+
+/// Checks the claims of a signature-verified ID token (Core §3.1.3.7 items 2–13, §2 required claims).
+pub(crate) fn check_claims(claims: &Claims, alg: Algorithm, exp: &Expected<'_>) -> Result<(), TokenError> {
+    let num_claim = |name: &'static str| claims.get(name).and_then(Value::as_u64).ok_or(TokenError::MissingClaim(name));
+    claims.get("iss").and_then(Value::as_str).ok_or(TokenError::MissingClaim("iss"))?;
+    // Rule 7: sub is required.
+    match claims.get("sub").and_then(Value::as_str) {
+        Some(sub) if !sub.is_empty() => {}
+        _ => return Err(TokenError::MissingClaim("sub")),
+    }
+    check_common(claims, exp)?;
     // Rule 6: the nonce of this login.
     if let Some(nonce) = exp.nonce {
         match claims.get("nonce").and_then(Value::as_str) {
@@ -155,6 +163,45 @@ pub(crate) fn check_claims(claims: &Claims, alg: Algorithm, exp: &Expected<'_>) 
         }
     }
     Ok(())
+}
+
+/// What a valid logout token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LogoutClaims {
+    pub(crate) iss: String,
+    pub(crate) sub: Option<String>,
+    pub(crate) sid: Option<String>,
+    pub(crate) jti: String,
+    pub(crate) exp: u64,
+}
+
+/// The logout token's event member (Back-Channel Logout 1.0 §2.4).
+const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+/// Checks a signature-verified logout token (Back-Channel Logout 1.0 §2.4 and §2.6).
+pub(crate) fn check_logout_claims(claims: &Claims, exp: &Expected<'_>) -> Result<LogoutClaims, TokenError> {
+    check_common(claims, exp)?;
+    let text = |name: &str| claims.get(name).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
+    let (sub, sid) = (text("sub"), text("sid"));
+    if sub.is_none() && sid.is_none() {
+        return Err(TokenError::LogoutToken("neither sub nor sid"));
+    }
+    let jti = text("jti").ok_or(TokenError::MissingClaim("jti"))?;
+    match claims.get("events").and_then(|e| e.get(BACKCHANNEL_EVENT)) {
+        Some(Value::Object(_)) => {}
+        Some(_) => return Err(TokenError::LogoutToken("the back-channel logout event is not an object")),
+        None => return Err(TokenError::LogoutToken("no back-channel logout event")),
+    }
+    if claims.contains_key("nonce") {
+        return Err(TokenError::LogoutToken("a logout token must not carry a nonce"));
+    }
+    Ok(LogoutClaims {
+        iss: text("iss").unwrap_or_default(),
+        sub,
+        sid,
+        jti,
+        exp: claims.get("exp").and_then(Value::as_u64).unwrap_or_default(),
+    })
 }
 
 /// For Microsoft's multi-tenant template, the issuer with the token's own `tid`.
@@ -291,5 +338,43 @@ mod tests {
             token_hash(Algorithm::RS256, "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"),
             "77QmUPtjPfzWtF2AnpK9RQ"
         );
+    }
+
+    fn logout_claims() -> Claims {
+        json!({"iss": "https://op", "aud": "app", "iat": NOW, "exp": NOW + 120, "jti": "j1", "sid": "s1",
+            "events": {BACKCHANNEL_EVENT: {}}})
+        .as_object()
+        .unwrap()
+        .clone()
+    }
+
+    fn logout_with(f: impl FnOnce(&mut Claims)) -> Result<LogoutClaims, TokenError> {
+        let mut c = logout_claims();
+        f(&mut c);
+        check_logout_claims(&c, &Expected { nonce: None, ..expected() })
+    }
+
+    #[test]
+    fn logout_token_rules() {
+        assert_eq!(logout_with(|_| {}).unwrap().sid.as_deref(), Some("s1"));
+        assert!(matches!(logout_with(|c| drop(c.remove("sid"))), Err(TokenError::LogoutToken(_))));
+        assert!(
+            logout_with(|c| {
+                c.remove("sid");
+                c.insert("sub".into(), json!("alice"));
+            })
+            .is_ok()
+        );
+        assert_eq!(logout_with(|c| drop(c.remove("jti"))), Err(TokenError::MissingClaim("jti")));
+        assert!(matches!(logout_with(|c| drop(c.remove("events"))), Err(TokenError::LogoutToken(_))));
+        assert!(matches!(
+            logout_with(|c| drop(c.insert("events".into(), json!({BACKCHANNEL_EVENT: "yes"})))),
+            Err(TokenError::LogoutToken(_))
+        ));
+        assert!(matches!(logout_with(|c| drop(c.insert("nonce".into(), json!("n")))), Err(TokenError::LogoutToken(_))));
+        assert_eq!(logout_with(|c| drop(c.insert("aud".into(), json!("x")))), Err(TokenError::WrongAudience));
+        assert_eq!(logout_with(|c| drop(c.insert("iss".into(), json!("x")))), Err(TokenError::WrongIssuer));
+        assert_eq!(logout_with(|c| drop(c.insert("exp".into(), json!(NOW - 100)))), Err(TokenError::Expired));
+        assert_eq!(logout_with(|c| drop(c.remove("iat"))), Err(TokenError::MissingClaim("iat")));
     }
 }

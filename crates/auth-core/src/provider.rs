@@ -144,6 +144,8 @@ pub struct Provider {
     pub(crate) multi_tenant_issuer: bool,
     pub(crate) allow_insecure_http: bool,
     pub(crate) userinfo_extra: Option<String>,
+    pub(crate) revoke_on_logout: bool,
+    pub(crate) id_token_alg: Option<String>,
 }
 
 impl Provider {
@@ -166,6 +168,8 @@ impl Provider {
             multi_tenant_issuer: false,
             allow_insecure_http: false,
             userinfo_extra: None,
+            revoke_on_logout: false,
+            id_token_alg: None,
         }
     }
 
@@ -418,6 +422,23 @@ impl Provider {
     #[must_use]
     pub fn with_hs256_id_tokens(mut self) -> Self {
         self.allow_hs256 = true;
+        self
+    }
+
+    /// Revokes the session's tokens at the provider (RFC 7009) at logout, when it has a
+    /// revocation endpoint.
+    #[must_use]
+    pub fn with_token_revocation(mut self) -> Self {
+        self.revoke_on_logout = true;
+        self
+    }
+
+    /// The algorithm the provider signs this client's ID tokens with (`id_token_signed_response_alg`,
+    /// for example `ES256`). Back-channel logout tokens must use the same one; without this setting
+    /// it is learnt from the ID tokens of logins (RS256 until the first one).
+    #[must_use]
+    pub fn with_id_token_signing_alg(mut self, alg: impl Into<String>) -> Self {
+        self.id_token_alg = Some(alg.into());
         self
     }
 

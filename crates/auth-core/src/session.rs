@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::Error;
+use crate::state::Registry;
 
 /// A boxed future, as the dyn-compatible [`SessionStore`] methods return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -144,6 +145,18 @@ pub struct Session {
 }
 
 impl Session {
+    /// The keys under which a logout can end this session: its id, and the provider's `sid` and
+    /// `iss` + `sub` (for back-channel logout).
+    pub(crate) fn revocation_keys(&self) -> Vec<String> {
+        let mut keys = vec![format!("id:{}", self.id)];
+        let iss = self.claims.get_str("iss").unwrap_or(&self.provider);
+        if let Some(sid) = self.claims.get_str("sid") {
+            keys.push(format!("sid:{iss}|{sid}"));
+        }
+        keys.push(format!("sub:{iss}|{}", self.claims.sub()));
+        keys
+    }
+
     /// The session's id: random, new at every login.
     pub fn id(&self) -> &str {
         &self.id
@@ -199,6 +212,19 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     fn is_cookie_only(&self) -> bool {
         false
     }
+
+    /// Marks a one-time value (a login's `state`, a logout token's `jti`) as used until `until`
+    /// (Unix seconds); `Ok(false)` when it already was. A store shared by several instances makes
+    /// replays fail on all of them.
+    fn use_once<'a>(&'a self, key: &'a str, until: u64) -> BoxFuture<'a, Result<bool, Error>>;
+
+    /// Records that the sessions matching `key` (`id:…`, `sid:{iss}|{sid}`, `sub:{iss}|{sub}`)
+    /// created at or before `at` are over; the record is kept until `until`. This is how a logout
+    /// reaches sessions that live only in cookies.
+    fn end_sessions<'a>(&'a self, key: &'a str, at: u64, until: u64) -> BoxFuture<'a, Result<(), Error>>;
+
+    /// Whether any of `keys` was ended at or after `created_at`.
+    fn ended_since<'a>(&'a self, keys: &'a [String], created_at: u64) -> BoxFuture<'a, Result<bool, Error>>;
 }
 
 /// Sessions kept entirely in the encrypted cookie: no server state, any instance can read them.
@@ -206,8 +232,20 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
 /// The encoding keeps what browsers allow in one cookie in mind: JWTs are stored as their decoded
 /// parts and the non-secret JSON is deflate-compressed, while random material (signatures, opaque
 /// tokens) is kept apart from it, uncompressed, so compression cannot leak it.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct CookieStore;
+///
+/// The records of used one-time values and ended sessions are kept in this process, bounded and
+/// expiring; with several instances, use a shared store.
+#[derive(Debug, Default)]
+pub struct CookieStore {
+    registry: Registry,
+}
+
+impl CookieStore {
+    /// A cookie store.
+    pub fn new() -> Self {
+        CookieStore::default()
+    }
+}
 
 impl SessionStore for CookieStore {
     fn save<'a>(&'a self, session: &'a Session) -> BoxFuture<'a, Result<Vec<u8>, Error>> {
@@ -225,6 +263,21 @@ impl SessionStore for CookieStore {
     fn is_cookie_only(&self) -> bool {
         true
     }
+
+    fn use_once<'a>(&'a self, key: &'a str, until: u64) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move { Ok(self.registry.use_once(key, until)) })
+    }
+
+    fn end_sessions<'a>(&'a self, key: &'a str, at: u64, until: u64) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            self.registry.end_sessions(key, at, until);
+            Ok(())
+        })
+    }
+
+    fn ended_since<'a>(&'a self, keys: &'a [String], created_at: u64) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move { Ok(self.registry.ended_since(keys, created_at)) })
+    }
 }
 
 /// Sessions in this process's memory; the cookie carries only the session id. For one instance
@@ -232,6 +285,7 @@ impl SessionStore for CookieStore {
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     sessions: Mutex<HashMap<String, Session>>,
+    registry: Registry,
 }
 
 impl MemoryStore {
@@ -276,6 +330,21 @@ impl SessionStore for MemoryStore {
             self.sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(&session.id);
             Ok(())
         })
+    }
+
+    fn use_once<'a>(&'a self, key: &'a str, until: u64) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move { Ok(self.registry.use_once(key, until)) })
+    }
+
+    fn end_sessions<'a>(&'a self, key: &'a str, at: u64, until: u64) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            self.registry.end_sessions(key, at, until);
+            Ok(())
+        })
+    }
+
+    fn ended_since<'a>(&'a self, keys: &'a [String], created_at: u64) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move { Ok(self.registry.ended_since(keys, created_at)) })
     }
 }
 

@@ -1,5 +1,5 @@
-//! Small in-process state: a bounded expiring set (used states, ended sessions) and the cache of
-//! decoded session cookies.
+//! Small in-process state: the bounded expiring registry behind the in-process stores (used
+//! one-time values, ended sessions) and the cache of decoded session cookies.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -12,6 +12,42 @@ use crate::session::Session;
 pub(crate) struct ExpiringSet {
     cap: usize,
     items: Mutex<HashMap<String, u64>>,
+}
+
+impl Default for ExpiringSet {
+    fn default() -> Self {
+        ExpiringSet::new(100_000)
+    }
+}
+
+/// The in-process registry of the built-in stores: one-time values and ended sessions, bounded
+/// and expiring.
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    used: ExpiringSet,
+    /// key → (ended at, remembered until).
+    ended: Mutex<HashMap<String, (u64, u64)>>,
+}
+
+impl Registry {
+    pub(crate) fn use_once(&self, key: &str, until: u64) -> bool {
+        self.used.insert_once(key, until)
+    }
+
+    pub(crate) fn end_sessions(&self, key: &str, at: u64, until: u64) {
+        let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
+        if ended.len() >= 100_000 {
+            let now = now();
+            ended.retain(|_, (_, until)| *until > now);
+        }
+        let entry = ended.entry(key.to_owned()).or_insert((at, until));
+        *entry = (entry.0.max(at), entry.1.max(until));
+    }
+
+    pub(crate) fn ended_since(&self, keys: &[String], created_at: u64) -> bool {
+        let ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
+        !ended.is_empty() && keys.iter().any(|k| ended.get(k).is_some_and(|&(at, _)| at >= created_at))
+    }
 }
 
 impl ExpiringSet {
@@ -40,6 +76,7 @@ impl ExpiringSet {
         true
     }
 
+    #[cfg(test)]
     pub(crate) fn contains(&self, key: &str) -> bool {
         let items = self.items.lock().unwrap_or_else(|e| e.into_inner());
         items.get(key).is_some_and(|&t| t > now())

@@ -1,0 +1,167 @@
+//! Logout: local, RP-initiated at the provider (OIDC RP-Initiated Logout 1.0) with token revocation
+//! (RFC 7009), and back-channel (OIDC Back-Channel Logout 1.0).
+
+use serde::{Deserialize, Serialize};
+
+use super::{Auth, ProviderRuntime};
+use crate::crypto::{constant_time_eq, random_token};
+use crate::http::{AuthResponse, RequestView};
+use crate::id_token::{self, Expected};
+use crate::session::Session;
+use crate::{Error, TokenError, now};
+
+/// A logout at the provider in progress, sealed into a short-lived cookie so the `state` can be
+/// checked when the browser comes back.
+#[derive(Serialize, Deserialize)]
+struct PendingLogout {
+    s: String,
+    t: u64,
+}
+
+impl Auth {
+    fn logout_cookie(&self) -> String {
+        format!("{}logout", self.inner.login_cookie_prefix.trim_end_matches("login."))
+    }
+
+    /// `POST {prefix}/logout`: ends the local session (the cookie is cleared, the store forgets it,
+    /// and a copy of the cookie is refused from now on). When the provider has an
+    /// `end_session_endpoint`, a browser is then sent there with `id_token_hint`,
+    /// `post_logout_redirect_uri` and a `state` checked on return; otherwise to `/`. An API client
+    /// gets 204, or 200 with `{"redirect": url}` when the provider's logout page should be visited.
+    pub async fn logout(&self, req: &RequestView<'_>) -> AuthResponse {
+        let lookup = self.session(req).await;
+        let mut cookies = vec![self.expired_cookie(&self.inner.session_cookie)];
+        let mut redirect = None;
+        if let Some(session) = &lookup.session {
+            self.end_session(session).await;
+            tracing::info!(provider = %session.provider, "logout");
+            if let Ok(p) = self.provider(&session.provider) {
+                if p.config.revoke_on_logout {
+                    self.revoke_tokens(p, session).await;
+                }
+                if let Some(url) = self.end_session_url(p, session, &mut cookies) {
+                    redirect = Some(url);
+                }
+            }
+        }
+        let res = match (req.prefers_json(), redirect) {
+            (true, None) => AuthResponse::new(204).no_store(),
+            (true, Some(url)) => AuthResponse::json(200, &serde_json::json!({ "redirect": url })).no_store(),
+            (false, url) => AuthResponse::redirect(303, url.unwrap_or_else(|| "/".into())),
+        };
+        res.with_cookies(cookies)
+    }
+
+    fn end_session_url(&self, p: &ProviderRuntime, session: &Session, cookies: &mut Vec<String>) -> Option<String> {
+        let endpoint = p.meta.end_session_endpoint.as_ref()?;
+        let mut url = url::Url::parse(endpoint).ok()?;
+        let pending = PendingLogout { s: random_token(32), t: now() };
+        let sealed = self.inner.keys.seal(b"logout", &serde_json::to_vec(&pending).ok()?).ok()?;
+        cookies.push(self.cookie(&self.logout_cookie(), &sealed, self.inner.login_ttl, false));
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(id_token) = &session.tokens.id_token {
+                q.append_pair("id_token_hint", id_token.secret());
+            }
+            q.append_pair("client_id", &p.config.client_id)
+                .append_pair("post_logout_redirect_uri", &self.post_logout_redirect_uri())
+                .append_pair("state", &pending.s);
+        }
+        Some(url.to_string())
+    }
+
+    /// Where the provider sends the browser back after logging out: register it at the provider.
+    pub fn post_logout_redirect_uri(&self) -> String {
+        format!("{}{}/logout/callback", self.inner.base_url, self.inner.prefix)
+    }
+
+    /// RFC 7009: revokes the refresh and access tokens; failures are logged, never fatal.
+    async fn revoke_tokens(&self, p: &ProviderRuntime, session: &Session) {
+        let Some(endpoint) = &p.meta.revocation_endpoint else { return };
+        let tokens = &session.tokens;
+        let pairs =
+            [tokens.refresh_token.as_ref().map(|t| (t, "refresh_token")), Some((&tokens.access_token, "access_token"))];
+        for (token, hint) in pairs.into_iter().flatten() {
+            let form = [("token", token.secret()), ("token_type_hint", hint)];
+            match self.post_authenticated(p, endpoint, &form, "revocation").await {
+                Ok(reply) if (200..300).contains(&reply.status) => {}
+                Ok(reply) => tracing::warn!(status = reply.status, "token revocation refused"),
+                Err(err) => tracing::warn!(error = %err, "token revocation failed"),
+            }
+        }
+    }
+
+    /// `GET {prefix}/logout/callback?state=…`: the browser is back from the provider's logout.
+    pub(super) fn logout_callback(&self, req: &RequestView<'_>) -> Result<AuthResponse, Error> {
+        let clear = self.expired_cookie(&self.logout_cookie());
+        let state = req.query_param("state").ok_or(Error::InvalidState("the logout callback has no state"))?;
+        let pending: PendingLogout = req
+            .cookie(&self.logout_cookie())
+            .and_then(|sealed| self.inner.keys.open(b"logout", sealed))
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .ok_or(Error::InvalidState("no logout in progress in this browser"))?;
+        if !constant_time_eq(&pending.s, &state) || pending.t + self.inner.login_ttl < now() {
+            return Err(Error::InvalidState("the logout state does not match"));
+        }
+        Ok(AuthResponse::redirect(303, "/").with_cookies([clear]))
+    }
+
+    /// `POST {prefix}/{provider}/backchannel-logout`: the provider says a user's session ended.
+    /// 200 and every matching session ends on its next request; 400 for an invalid logout token.
+    pub async fn backchannel_logout(&self, provider: &str, body: &[u8]) -> AuthResponse {
+        let token = url::form_urlencoded::parse(body).find(|(k, _)| k == "logout_token").map(|(_, v)| v.into_owned());
+        let outcome = match token {
+            None => Err(Error::BadRequest("no logout_token")),
+            Some(token) => self.accept_logout_token(provider, &token).await,
+        };
+        match outcome {
+            Ok(()) => AuthResponse::new(200).no_store(),
+            Err(err) => {
+                tracing::warn!(error = %err, provider, "back-channel logout refused");
+                let status = if matches!(err, Error::UnknownProvider(_)) { 404 } else { 400 };
+                AuthResponse::json(status, &serde_json::json!({ "error": "invalid_request" })).no_store()
+            }
+        }
+    }
+
+    async fn accept_logout_token(&self, provider: &str, token: &str) -> Result<(), Error> {
+        let p = self.provider(provider)?;
+        let fail = |rule: TokenError| Error::token("logout token", rule);
+        // §2.6: signed with the algorithm the provider uses for ID tokens.
+        let expected_alg =
+            p.id_token_alg.lock().unwrap_or_else(|e| e.into_inner()).unwrap_or(jsonwebtoken::Algorithm::RS256);
+        let (alg, kid) = id_token::header(token, &[expected_alg]).map_err(fail)?;
+        let claims = self.verify_jws(p, token, alg, kid.as_deref()).await.map_err(|e| match e {
+            Error::Token { source, .. } => fail(source),
+            other => other,
+        })?;
+        let expected = Expected {
+            issuer: &p.meta.issuer,
+            issuer_template: p.config.multi_tenant_issuer,
+            client_id: &p.config.client_id,
+            trusted_audiences: &p.config.trusted_audiences,
+            nonce: None,
+            access_token: None,
+            max_age: None,
+            acr_values: &[],
+            leeway: self.inner.leeway,
+            now: now(),
+        };
+        let logout = id_token::check_logout_claims(&claims, &expected).map_err(fail)?;
+        // §2.6 item 10: refuse replays of a jti.
+        let jti_key = format!("jti:{}|{}", logout.iss, logout.jti);
+        if !self.inner.store.use_once(&jti_key, logout.exp + self.inner.leeway).await? {
+            return Err(fail(TokenError::LogoutToken("the jti was already used")));
+        }
+        // §2.7: a sid ends that session; a sub alone ends every session of the user.
+        let key = match (&logout.sid, &logout.sub) {
+            (Some(sid), _) => format!("sid:{}|{sid}", logout.iss),
+            (None, Some(sub)) => format!("sub:{}|{sub}", logout.iss),
+            (None, None) => return Err(fail(TokenError::LogoutToken("neither sub nor sid"))),
+        };
+        let now = now();
+        self.inner.store.end_sessions(&key, now, now + self.inner.session_ttl).await?;
+        tracing::info!(provider, by_sid = logout.sid.is_some(), "back-channel logout");
+        Ok(())
+    }
+}
