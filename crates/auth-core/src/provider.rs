@@ -247,7 +247,8 @@ impl Provider {
 
     /// Reads a provider from the process environment by name, as Authlib reads `GOOGLE_CLIENT_ID`
     /// from the app config: `{NAME}_CLIENT_ID`, `{NAME}_CLIENT_SECRET`, `{NAME}_ISSUER` or
-    /// `{NAME}_SERVER_METADATA_URL`, `{NAME}_SCOPE` (space-separated). Known names (`google`,
+    /// `{NAME}_SERVER_METADATA_URL`, `{NAME}_SCOPE` (space-separated), `{NAME}_CLIENT_AUTH`
+    /// (`client_secret_basic` (default), `client_secret_post` or `none`). Known names (`google`,
     /// `github`, `facebook`, `microsoft` with `MICROSOFT_TENANT`, `gitlab`) start from their preset.
     pub fn from_env(name: &str) -> Result<Self, Error> {
         Provider::from_env_with(name, |key| std::env::var(key).ok())
@@ -311,6 +312,20 @@ impl Provider {
         provider.client_secret = secret.map(ClientSecret::new);
         if provider.client_secret.is_none() {
             provider.client_auth = ClientAuth::None;
+        }
+        let (auth_key, auth_method) = var("CLIENT_AUTH");
+        if let Some(method) = auth_method {
+            provider.client_auth = match method.as_str() {
+                "client_secret_basic" => ClientAuth::SecretBasic,
+                "client_secret_post" => ClientAuth::SecretPost,
+                "none" => ClientAuth::None,
+                other => {
+                    return Err(Error::Env {
+                        name: auth_key,
+                        problem: format!("`{other}` is not one of client_secret_basic, client_secret_post, none"),
+                    });
+                }
+            };
         }
         if let Some(scope) = var("SCOPE").1 {
             provider.scopes = scope.split_whitespace().map(str::to_owned).collect();
@@ -515,6 +530,23 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.scopes, ["openid", "a"]);
+        let post = Provider::from_env_with(
+            "x",
+            env(&[
+                ("X_CLIENT_ID", "a"),
+                ("X_ISSUER", "https://i"),
+                ("X_CLIENT_SECRET", "s"),
+                ("X_CLIENT_AUTH", "client_secret_post"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(post.client_auth, ClientAuth::SecretPost);
+        let err = Provider::from_env_with(
+            "x",
+            env(&[("X_CLIENT_ID", "a"), ("X_ISSUER", "https://i"), ("X_CLIENT_AUTH", "jwt")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("X_CLIENT_AUTH"), "{err}");
     }
 
     #[test]

@@ -25,7 +25,7 @@ async fn backchannel(auth: &Auth, token: &str) -> AuthResponse {
     auth.handle(&req, body.as_bytes()).await.unwrap()
 }
 
-fn logout_claims(op: &TestProvider, extra: serde_json::Value) -> serde_json::Value {
+fn logout_claims(op: &TestProvider, extra: &serde_json::Value) -> serde_json::Value {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let mut claims = json!({
         "iss": op.issuer(), "aud": op.client_id(), "iat": now, "exp": now + 120,
@@ -158,14 +158,14 @@ async fn invalid_logout_tokens_are_400() {
         ("nonce", json!({"sid": sid, "nonce": "n"})),
     ];
     for (what, extra) in cases {
-        let token = r.op.sign_jwt(&logout_claims(&r.op, extra));
+        let token = r.op.sign_jwt(&logout_claims(&r.op, &extra));
         let res = backchannel(&r.auth, &token).await;
         assert_eq!(res.status, 400, "{what}");
         assert_eq!(res.header("cache-control"), Some("no-store"));
     }
     let none = format!("eyJhbGciOiJub25lIn0.{}.", {
         use base64::Engine as _;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(logout_claims(&r.op, json!({"sid": sid})).to_string())
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(logout_claims(&r.op, &json!({"sid": sid})).to_string())
     });
     assert_eq!(backchannel(&r.auth, &none).await.status, 400, "alg none");
     let res = backchannel(&r.auth, "").await;
