@@ -678,9 +678,11 @@ impl Auth {
             return Err(Error::InvalidState("this login was already finished"));
         }
         let p = self.provider(provider)?;
-        // RFC 9207 mix-up defence.
+        // RFC 9207 mix-up defence. A plain OAuth 2.0 provider without metadata has no known issuer
+        // to compare with; its per-provider redirect URI and the provider bound to the pending
+        // login are the mix-up defence there.
         match param(params, "iss") {
-            Some(iss) if iss != p.meta.issuer => return Err(Error::IssuerMismatch),
+            Some(iss) if !p.meta.issuer.is_empty() && iss != p.meta.issuer => return Err(Error::IssuerMismatch),
             None if p.meta.authorization_response_iss_parameter_supported => return Err(Error::IssuerMismatch),
             _ => {}
         }
