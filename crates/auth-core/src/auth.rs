@@ -482,8 +482,10 @@ impl Auth {
             .ok_or_else(|| Error::UnknownProvider(name.to_owned()))
     }
 
-    /// Answers an auth route (`{prefix}/{provider}/login`, `…/callback`, `{prefix}/logout`), or
-    /// `None` when the path is not one. `body` is the request body (form posts), empty otherwise.
+    /// Answers an auth route (`{prefix}/{provider}/login`, `…/callback`, `{prefix}/logout`,
+    /// `{prefix}/logout/callback`, `{prefix}/{provider}/backchannel-logout`); any other path under
+    /// the prefix is a 404. `None` when the path is not under the prefix at all (the adapter's routes
+    /// are mounted somewhere else than the `Auth` expects). `body` is the request body (form posts).
     pub async fn handle(&self, req: &RequestView<'_>, body: &[u8]) -> Option<AuthResponse> {
         let rest = req.path().strip_prefix(self.inner.prefix.as_str())?.strip_prefix('/')?;
         let segments: Vec<&str> = rest.split('/').collect();
@@ -497,7 +499,7 @@ impl Auth {
             ([provider, "login"], Method::Get) => self.login(provider, req),
             ([provider, "callback"], Method::Get | Method::Post) => Ok(self.callback(provider, req, body).await),
             ([_, "login" | "callback"], _) => Err(Error::MethodNotAllowed),
-            _ => return None,
+            _ => Err(Error::NotFound),
         };
         Some(outcome.unwrap_or_else(|err| self.error_response(&err, html)))
     }

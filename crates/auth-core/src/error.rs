@@ -170,6 +170,9 @@ pub enum Error {
     /// Logged in, but a policy refused access.
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// No auth route at this path.
+    #[error("no such auth route")]
+    NotFound,
     /// A `POST` is required (logout by GET is refused).
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -200,7 +203,7 @@ impl Error {
             Error::Authorization { .. } => 400,
             Error::Unauthenticated => 401,
             Error::Forbidden(_) => 403,
-            Error::UnknownProvider(_) => 404,
+            Error::UnknownProvider(_) | Error::NotFound => 404,
             Error::MethodNotAllowed => 405,
             Error::Token { .. } | Error::Provider { .. } | Error::UserinfoSubjectMismatch => 502,
             Error::Discovery { .. } => 502,
@@ -227,6 +230,7 @@ impl Error {
             Error::Unauthenticated => "unauthenticated",
             Error::Forbidden(_) => "forbidden",
             Error::UnknownProvider(_) => "unknown_provider",
+            Error::NotFound => "not_found",
             Error::MethodNotAllowed => "method_not_allowed",
             Error::Token { .. } => "invalid_token",
             Error::UserinfoSubjectMismatch => "userinfo_mismatch",
@@ -250,6 +254,7 @@ impl Error {
             Error::Unauthenticated => "You need to log in.".into(),
             Error::Forbidden(why) => format!("Access denied: {why}."),
             Error::UnknownProvider(_) => "Unknown login provider.".into(),
+            Error::NotFound => "Not found.".into(),
             Error::MethodNotAllowed => "Method not allowed.".into(),
             Error::Token { .. } | Error::UserinfoSubjectMismatch | Error::Provider { .. } | Error::Discovery { .. } => {
                 "The login provider sent an invalid response.".into()

@@ -59,10 +59,18 @@ async fn login_me_logout_in_process() {
         serde_json::from_slice(&axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap()).unwrap();
     assert_eq!(claims["sub"], "erin");
 
-    let logout =
-        Request::builder().method("POST").uri("/auth/logout").header("cookie", &session).body(Body::empty()).unwrap();
+    let logout = Request::builder()
+        .method("POST")
+        .uri("/auth/logout")
+        .header("accept", "application/json")
+        .header("cookie", &session)
+        .body(Body::empty())
+        .unwrap();
     let res = app.clone().oneshot(logout).await.unwrap();
-    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(res.status(), StatusCode::OK, "an API client is told where the provider's logout page is");
+    let body: serde_json::Value =
+        serde_json::from_slice(&axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap()).unwrap();
+    assert!(body["redirect"].as_str().unwrap().starts_with(&format!("{}/end_session?", op.issuer())));
     let res = app.oneshot(req("/me", &session)).await.unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "the logged-out session is refused even if replayed");
 }

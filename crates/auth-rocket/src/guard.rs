@@ -1,0 +1,166 @@
+//! Request guards: the fairing writes, the guards only read.
+
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use auth_core::{Policy, Session};
+use rocket::http::Status;
+use rocket::request::{FromRequest, Outcome};
+use rocket::{Ignite, Request, Rocket, Sentinel};
+
+use crate::{convert, fairing};
+
+/// The logged-in user. Without a session the request gets auth-core's answer: a browser
+/// navigation is redirected to the login (302, with the current path as `next`), an API client
+/// gets 401 JSON with `WWW-Authenticate`. `Option<AuthUser>` never refuses: it is `None` without
+/// a session.
+///
+/// Its [`Sentinel`] aborts launch when [`AuthFairing`](crate::AuthFairing) is not attached.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let op = auth_testkit::TestProvider::start().await?;
+/// # let auth = auth_core::Auth::builder()
+/// #     .provider(auth_core::Provider::oidc("oidc", op.issuer(), op.client_id()).with_client_secret(op.client_secret()))
+/// #     .build().await?;
+/// use auth_rocket::{AuthFairing, AuthUser};
+/// use rocket::http::{Accept, Status};
+/// use rocket::local::asynchronous::Client;
+///
+/// #[rocket::get("/me")]
+/// fn me(user: AuthUser) -> String {
+///     format!("hello {}", user.claims().name().unwrap_or(user.sub()))
+/// }
+///
+/// #[rocket::get("/")]
+/// fn home(user: Option<AuthUser>) -> String {
+///     user.map_or("anonymous".into(), |u| u.sub().to_owned())
+/// }
+///
+/// let rocket = rocket::build()
+///     .mount("/", rocket::routes![me, home])
+///     .mount("/", auth_rocket::routes())
+///     .attach(AuthFairing::new(auth));
+/// let client = Client::tracked(rocket).await?;
+///
+/// let api = client.get("/me").header(Accept::JSON).dispatch().await;
+/// assert_eq!(api.status(), Status::Unauthorized);
+/// assert!(api.headers().contains("www-authenticate"));
+/// let browser = client.get("/me").header(Accept::HTML).dispatch().await;
+/// assert_eq!(browser.status(), Status::Found);
+/// assert_eq!(browser.headers().get_one("location"), Some("/auth/oidc/login?next=%2Fme"));
+/// assert_eq!(client.get("/").dispatch().await.into_string().await.as_deref(), Some("anonymous"));
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct AuthUser(pub Arc<Session>);
+
+impl Deref for AuthUser {
+    type Target = Session;
+    fn deref(&self) -> &Session {
+        &self.0
+    }
+}
+
+/// A logged-in user who passes the policy `P`, else 403 (and 302/401 without a login, as
+/// [`AuthUser`]).
+///
+/// ```
+/// use auth_rocket::{Authorized, EmailVerified};
+///
+/// #[rocket::get("/verified")]
+/// fn verified(user: Authorized<EmailVerified>) -> String {
+///     user.claims().email().unwrap_or_default().to_owned()
+/// }
+/// let _rocket = rocket::build().mount("/", rocket::routes![verified]);
+/// ```
+#[derive(Debug)]
+pub struct Authorized<P>(pub Arc<Session>, PhantomData<fn() -> P>);
+
+impl<P> Deref for Authorized<P> {
+    type Target = Session;
+    fn deref(&self) -> &Session {
+        &self.0
+    }
+}
+
+/// Why [`AuthUser`] or [`Authorized`] refused: the error of `Result<AuthUser, AuthRejection>`.
+///
+/// Without the `Result`, the request gets auth-core's answer (see
+/// [`AuthFairing`](crate::AuthFairing#how-a-refusing-guard-answers)).
+///
+/// ```
+/// use auth_rocket::{AuthRejection, AuthUser};
+///
+/// #[rocket::get("/status")]
+/// async fn status(user: Result<AuthUser, AuthRejection>) -> String {
+///     match user {
+///         Ok(user) => format!("logged in as {}", user.sub()),
+///         Err(AuthRejection::Unauthenticated) => "not logged in".into(),
+///         Err(other) => format!("{other:?}"),
+///     }
+/// }
+/// let _rocket = rocket::build().mount("/", rocket::routes![status]);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthRejection {
+    /// No session: 302 to the login for a browser, 401 for an API client.
+    Unauthenticated,
+    /// A session, but the policy refused it: 403.
+    Forbidden,
+    /// [`AuthFairing`](crate::AuthFairing) is not attached: 500.
+    FairingMissing,
+}
+
+fn missing<T>(guard: &str) -> Outcome<T, AuthRejection> {
+    fairing::missing_fairing(&format!("the request guard `{guard}`"));
+    Outcome::Error((Status::InternalServerError, AuthRejection::FairingMissing))
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for AuthUser {
+    type Error = AuthRejection;
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, AuthRejection> {
+        let Some((auth, lookup)) = fairing::context(req) else {
+            return missing("AuthUser");
+        };
+        match &lookup.session {
+            Some(session) => Outcome::Success(AuthUser(session.clone())),
+            None => fairing::refuse(req, auth.unauthenticated(&convert::view(req)), AuthRejection::Unauthenticated),
+        }
+    }
+}
+
+#[rocket::async_trait]
+impl<'r, P: Policy> FromRequest<'r> for Authorized<P> {
+    type Error = AuthRejection;
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, AuthRejection> {
+        let Some((auth, lookup)) = fairing::context(req) else {
+            return missing("Authorized");
+        };
+        match auth.authorize::<P>(lookup.session.as_ref(), &convert::view(req)) {
+            Ok(session) => Outcome::Success(Authorized(session, PhantomData)),
+            Err(answer) => {
+                let why =
+                    if lookup.session.is_some() { AuthRejection::Forbidden } else { AuthRejection::Unauthenticated };
+                fairing::refuse(req, answer, why)
+            }
+        }
+    }
+}
+
+impl Sentinel for AuthUser {
+    fn abort(rocket: &Rocket<Ignite>) -> bool {
+        fairing::sentinel_abort(rocket, "AuthUser")
+    }
+}
+
+impl<P: Policy> Sentinel for Authorized<P> {
+    fn abort(rocket: &Rocket<Ignite>) -> bool {
+        fairing::sentinel_abort(rocket, "Authorized")
+    }
+}

@@ -1,0 +1,60 @@
+//! The Rocket example app, as a library so the scenario tests can serve it.
+//!
+//! Routes (the conventions every example follows):
+//! - `GET /`: public; says who is logged in.
+//! - `GET /me`: the user's claims as JSON; a browser without a session is sent to the login, an API
+//!   client gets 401.
+//! - `GET /admin`: only for users whose `groups` claim contains `admin` (403 otherwise).
+//! - `/auth/...`: login, callback, logout (from `auth_rocket::routes()`).
+
+use auth_core::{Auth, html_escape};
+use auth_rocket::{AuthFairing, AuthUser, Authorized, Policy, Session};
+use rocket::figment::Figment;
+use rocket::response::content::RawHtml;
+use rocket::serde::json::{Json, Value, json};
+use rocket::{Build, Rocket};
+
+/// The policy of `/admin`: the `groups` claim contains `admin`.
+#[derive(Debug)]
+pub struct Admin;
+
+impl Policy for Admin {
+    const DESCRIPTION: &'static str = "administrators only";
+    fn allows(session: &Session) -> bool {
+        session.claims().contains("groups", "admin")
+    }
+}
+
+/// The whole app for an [`Auth`], configured by `figment` (address, port, log level…; start from
+/// [`rocket::Config::figment()`] for Rocket's usual sources).
+pub fn rocket(auth: Auth, figment: Figment) -> Rocket<Build> {
+    rocket::custom(figment)
+        .mount("/", rocket::routes![home, me, admin])
+        .mount("/", auth_rocket::routes())
+        .attach(AuthFairing::new(auth))
+}
+
+#[rocket::get("/")]
+async fn home(user: Option<AuthUser>) -> RawHtml<String> {
+    let body = match user {
+        Some(user) => format!(
+            "<p>Logged in as <b id=\"user\">{}</b>.</p><p><a href=\"/me\">Your claims</a></p>\
+             <form method=\"post\" action=\"/auth/logout\"><button id=\"logout\">Log out</button></form>",
+            html_escape(user.claims().name().unwrap_or(user.sub()))
+        ),
+        None => "<p>Not logged in.</p><p><a id=\"login\" href=\"/auth/oidc/login?next=/me\">Log in</a></p>".to_owned(),
+    };
+    RawHtml(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>example-rocket</title></head><body><h1>example-rocket</h1>{body}</body></html>"
+    ))
+}
+
+#[rocket::get("/me")]
+async fn me(user: AuthUser) -> Json<Value> {
+    Json(Value::Object(user.claims().as_map().clone()))
+}
+
+#[rocket::get("/admin")]
+async fn admin(user: Authorized<Admin>) -> Json<Value> {
+    Json(json!({ "admin": true, "sub": user.sub() }))
+}
