@@ -105,10 +105,12 @@ fn e2e() -> Result {
         println!("no end-to-end test crate yet; the provider installed fine");
         return Ok(());
     }
+    // The tests print each flow with its time, and where the screenshots and logs are: show that
+    // output for passing tests too.
     if has("cargo-nextest") {
-        cargo(&["nextest", "run", "-p", "e2e-tests", "--no-fail-fast"])
+        cargo(&["nextest", "run", "-p", "e2e-tests", "--no-fail-fast", "--success-output", "final"])
     } else {
-        cargo(&["test", "-p", "e2e-tests"])
+        cargo(&["test", "-p", "e2e-tests", "--", "--nocapture"])
     }
 }
 
