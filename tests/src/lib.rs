@@ -137,6 +137,7 @@ macro_rules! scenarios {
             logout_at_the_provider_and_back,
             backchannel_logout_ends_the_session,
             backchannel_logout_by_sub_ends_all_sessions,
+            invalid_logout_tokens_are_refused,
         );
     };
     (@each $framework:ty; $($name:ident),* $(,)?) => {
@@ -287,6 +288,23 @@ pub mod scenario {
         assert_eq!(bad.status(), 400);
         assert_eq!(bad.headers()["cache-control"], "no-store");
         assert_eq!(http.get(&url).await.unwrap().status(), 405);
+    }
+
+    /// Every invalid logout token is a 400 with `no-store`, and ends nothing.
+    pub async fn invalid_logout_tokens_are_refused(app: &TestApp) {
+        app.login(&app.browser).await;
+        let sid = app.provider.last_sid().expect("the ID token had a sid");
+        let url = app.url("/auth/oidc/backchannel-logout");
+        for fault in auth_testkit::LogoutTokenFault::ALL {
+            let token = app.provider.logout_token_with(Some("alice"), Some(&sid), Some(*fault));
+            let (status, _) = app.provider.send_backchannel_logout(&url, &token).await.unwrap();
+            assert_eq!(status, 400, "{fault:?}");
+        }
+        assert_eq!(app.api_get(&app.browser, "/me").await.status(), 200, "no invalid token ended the session");
+        let (status, _) =
+            app.provider.send_backchannel_logout(&url, &app.provider.logout_token(None, Some(&sid))).await.unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(app.api_get(&app.browser, "/me").await.status(), 401);
     }
 
     /// Back-channel logout by `sub` ends every session of the user, in every browser.

@@ -114,3 +114,106 @@ pub enum Fault {
     /// The UserInfo endpoint answers with this HTTP status and a JSON error.
     UserinfoStatus(u16),
 }
+
+/// A defect to build into a back-channel logout token (OpenID Connect Back-Channel Logout 1.0
+/// §2.4–2.6), one per rule a client's back-channel logout endpoint must enforce; pass it to
+/// [`TestProvider::logout_token_with`](crate::TestProvider::logout_token_with).
+///
+/// Each fault breaks exactly its rule and keeps the rest of the token valid (signed with the
+/// provider's current ID-token key, `iss`, `aud`, `iat`, `exp`, a fresh `jti`, the logout event,
+/// the `sub` and `sid` asked for), except [`IdTokenInstead`](Self::IdTokenInstead), which is a
+/// whole other kind of token. Wrong values look plausible, as for [`Fault`]: a wrong issuer is
+/// the issuer followed by `/wrong-issuer`, a wrong audience is `other-client`.
+///
+/// A client must answer every one of these tokens with `400 Bad Request` and end no session.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// use auth_testkit::{LogoutTokenFault, TestProvider};
+/// use base64::Engine as _;
+///
+/// let decode = |part: &str| -> serde_json::Value {
+///     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).expect("base64url");
+///     serde_json::from_slice(&bytes).expect("JSON")
+/// };
+/// let op = TestProvider::start().await?;
+///
+/// let token = op.logout_token_with(Some("alice"), None, Some(LogoutTokenFault::WithNonce));
+/// let parts: Vec<&str> = token.split('.').collect();
+/// assert!(decode(parts[1])["nonce"].is_string());
+///
+/// let token = op.logout_token_with(Some("alice"), None, Some(LogoutTokenFault::AlgNone));
+/// assert_eq!(decode(token.split('.').next().expect("header"))["alg"], "none");
+/// assert!(token.ends_with('.'), "no signature");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LogoutTokenFault {
+    /// Unsigned: header `{"alg":"none","typ":"logout+jwt"}` and an empty signature.
+    AlgNone,
+    /// Signed with the provider's ID-token key, but the signature does not verify (one bit
+    /// flipped).
+    BadSignature,
+    /// A valid signature, by a key the JWKS publishes (with its `kid` in the header), but with
+    /// another algorithm than the provider's ID tokens: ES256 when ID tokens are RS256 or PS256,
+    /// RS256 when they are ES256.
+    ///
+    /// The JWKS always publishes this key of the other family beside the ID-token key (with its
+    /// own `kid`, `kty` and `alg`), so a client that accepts any algorithm its JWKS can verify
+    /// accepts this token. A client picking keys by `kid` and `alg` is not confused by it, and a
+    /// token without a `kid` stays unambiguous: a key of another family does not suit the
+    /// ID-token algorithm, so exactly one published key suits it.
+    OtherAlgorithm,
+    /// `iss` is not the provider's issuer.
+    WrongIssuer,
+    /// `aud` is `"other-client"` only.
+    WrongAudience,
+    /// `exp` is an hour in the past (`iat` two hours).
+    Expired,
+    /// No `iat`.
+    MissingIat,
+    /// No `jti`.
+    MissingJti,
+    /// Neither `sub` nor `sid`, whatever was asked for.
+    NoSubNoSid,
+    /// No `events` claim.
+    MissingEvents,
+    /// `events` has the member `http://schemas.openid.net/event/backchannel-logout`, but its
+    /// value is the string `"{}"` (an empty object encoded once too often), not an object.
+    EventNotObject,
+    /// A `nonce` claim is present (which a logout token must never have, so that it cannot be
+    /// taken for an ID token).
+    WithNonce,
+    /// A normal ID token of this provider posted as a logout token: header `typ: JWT`, claims
+    /// `iss`, `sub` (the one given, else the current [user](crate::TestProvider::user)'s), `aud`,
+    /// `azp`, `iat`, `exp`, `auth_time`, `nonce`, and `sid` when given; no `jti` and no
+    /// `events`. It verifies as an ID token.
+    IdTokenInstead,
+}
+
+impl LogoutTokenFault {
+    /// Every fault, in declaration order (to test a client against all of them). New faults
+    /// may be added in minor releases.
+    ///
+    /// ```
+    /// assert_eq!(auth_testkit::LogoutTokenFault::ALL.len(), 13);
+    /// ```
+    pub const ALL: &'static [LogoutTokenFault] = &[
+        Self::AlgNone,
+        Self::BadSignature,
+        Self::OtherAlgorithm,
+        Self::WrongIssuer,
+        Self::WrongAudience,
+        Self::Expired,
+        Self::MissingIat,
+        Self::MissingJti,
+        Self::NoSubNoSid,
+        Self::MissingEvents,
+        Self::EventNotObject,
+        Self::WithNonce,
+        Self::IdTokenInstead,
+    ];
+}

@@ -53,6 +53,15 @@ impl SigningAlg {
         }
     }
 
+    /// An algorithm of the other key family: ES256 for the RSA algorithms, RS256 for ES256. Keys
+    /// of another family never suit this algorithm (a `kty` of their own).
+    pub(crate) fn other_family(self) -> SigningAlg {
+        match self.family() {
+            KeyFamily::Rsa => Self::ES256,
+            KeyFamily::P256 => Self::RS256,
+        }
+    }
+
     fn family(self) -> KeyFamily {
         match self {
             Self::RS256 | Self::PS256 => KeyFamily::Rsa,
@@ -241,9 +250,9 @@ pub(crate) fn sign_hs256(claims: &Value, secret: &[u8]) -> Result<String, jsonwe
     jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret))
 }
 
-/// An unsigned JWT: header `{"alg":"none","typ":"JWT"}` and an empty signature.
-pub(crate) fn unsigned(claims: &Value) -> String {
-    let header = b64url(br#"{"alg":"none","typ":"JWT"}"#);
+/// An unsigned JWT: header `{"alg":"none","typ":typ}` and an empty signature.
+pub(crate) fn unsigned(claims: &Value, typ: &str) -> String {
+    let header = b64url(json!({ "alg": "none", "typ": typ }).to_string().as_bytes());
     let payload = b64url(claims.to_string().as_bytes());
     format!("{header}.{payload}.")
 }

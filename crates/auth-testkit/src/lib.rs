@@ -9,6 +9,11 @@
 //!   introspection. It auto-approves logins (or, in dev mode, shows a page to pick a user).
 //! - [`Fault`]: misbehaviours to inject (bad signatures, `alg: none`, wrong `iss`/`aud`/`nonce`,
 //!   a missing RFC 9207 `iss`, failing or hanging endpoints …), one per rule a client must enforce.
+//! - Back-channel logout (OpenID Connect Back-Channel Logout 1.0):
+//!   [`TestProvider::logout_token_with`] builds logout tokens, valid or with one
+//!   [`LogoutTokenFault`] each, [`TestProvider::send_backchannel_logout`] posts them to a
+//!   client, and `/end_session` notifies a client's
+//!   [back-channel logout URI](TestClient::with_backchannel_logout_uri) by itself.
 //! - [`Browser`]: a cookie-keeping client that follows redirects on request, to drive an app's
 //!   login end to end whatever its web framework.
 //!
@@ -74,6 +79,7 @@
 //! None. The crate uses axum and Tokio for the server, jsonwebtoken with aws-lc-rs for keys and
 //! signatures, and reqwest (rustls) for [`Browser`].
 
+mod backchannel;
 mod browser;
 mod fault;
 mod html;
@@ -84,7 +90,7 @@ mod server;
 mod util;
 
 pub use browser::{Browser, BrowserError, MAX_REDIRECTS};
-pub use fault::Fault;
+pub use fault::{Fault, LogoutTokenFault};
 pub use keys::SigningAlg;
 pub use model::{ClientAuthMethod, TestClient, TestUser};
 pub use provider::{DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, TestProvider, TestProviderBuilder};

@@ -69,6 +69,9 @@ pub struct TestClient {
     pub redirect_uris: Vec<String>,
     /// Registered post-logout redirect URIs, matched exactly. Empty: any loopback URI.
     pub post_logout_redirect_uris: Vec<String>,
+    /// The client's back-channel logout URI (OIDC Back-Channel Logout 1.0 §2.2), if any: when
+    /// `/end_session` ends a session of this client, the provider POSTs a logout token there.
+    pub backchannel_logout_uri: Option<String>,
 }
 
 impl TestClient {
@@ -80,6 +83,7 @@ impl TestClient {
             auth_method: ClientAuthMethod::SecretBasic,
             redirect_uris: Vec::new(),
             post_logout_redirect_uris: Vec::new(),
+            backchannel_logout_uri: None,
         }
     }
 
@@ -91,6 +95,7 @@ impl TestClient {
             auth_method: ClientAuthMethod::None,
             redirect_uris: Vec::new(),
             post_logout_redirect_uris: Vec::new(),
+            backchannel_logout_uri: None,
         }
     }
 
@@ -115,6 +120,74 @@ impl TestClient {
         self
     }
 
+    /// Registers the back-channel logout URI (OIDC Back-Channel Logout 1.0 §2.2).
+    ///
+    /// When `/end_session` ends a session of this client (a login through `/authorize`), the
+    /// provider POSTs a valid logout token (`sub` and `sid` of that login) to `uri`, form-encoded
+    /// as `logout_token=…`, and waits for the answer before it redirects the browser. See
+    /// [`TestProvider::backchannel_requests`](crate::TestProvider::backchannel_requests) for
+    /// which session `/end_session` ends.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// use auth_testkit::{TestClient, TestProvider, reqwest};
+    /// use axum::routing::post;
+    ///
+    /// // The client's back-channel logout endpoint: records the form bodies it receives.
+    /// let received = Arc::new(Mutex::new(Vec::<String>::new()));
+    /// let log = Arc::clone(&received);
+    /// let app = axum::Router::new().route(
+    ///     "/backchannel-logout",
+    ///     post(move |body: String| async move { log.lock().expect("lock").push(body) }),
+    /// );
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// let uri = format!("http://{}/backchannel-logout", listener.local_addr()?);
+    /// tokio::spawn(async move { axum::serve(listener, app).await });
+    ///
+    /// let op = TestProvider::builder()
+    ///     .client(TestClient::new("web", "s3cret").with_backchannel_logout_uri(uri))
+    ///     .start()
+    ///     .await?;
+    /// let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+    ///
+    /// // A login (the authorization request is enough to open a session) …
+    /// let login = http
+    ///     .get(format!("{}/authorize", op.issuer()))
+    ///     .query(&[
+    ///         ("response_type", "code"),
+    ///         ("client_id", "web"),
+    ///         ("redirect_uri", "http://127.0.0.1:9/callback"),
+    ///         ("scope", "openid"),
+    ///         ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+    ///         ("code_challenge_method", "S256"),
+    ///     ])
+    ///     .send()
+    ///     .await?;
+    /// assert_eq!(login.status(), 302);
+    ///
+    /// // … and its logout: the provider notifies the client before redirecting.
+    /// let logout = http
+    ///     .get(format!("{}/end_session", op.issuer()))
+    ///     .query(&[("client_id", "web"), ("post_logout_redirect_uri", "http://127.0.0.1:9/bye")])
+    ///     .send()
+    ///     .await?;
+    /// assert_eq!(logout.status(), 302);
+    /// assert_eq!(op.backchannel_requests(), 1);
+    /// assert_eq!(op.last_backchannel_status(), Some(200));
+    /// let body = received.lock().expect("lock").pop().expect("a POST");
+    /// assert!(body.starts_with("logout_token="));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn with_backchannel_logout_uri(mut self, uri: impl Into<String>) -> Self {
+        self.backchannel_logout_uri = Some(uri.into());
+        self
+    }
+
     pub(crate) fn accepts_redirect_uri(&self, uri: &str) -> bool {
         accepts(&self.redirect_uris, uri)
     }
@@ -136,6 +209,7 @@ impl fmt::Debug for TestClient {
             .field("auth_method", &self.auth_method)
             .field("redirect_uris", &self.redirect_uris)
             .field("post_logout_redirect_uris", &self.post_logout_redirect_uris)
+            .field("backchannel_logout_uri", &self.backchannel_logout_uri)
             .finish()
     }
 }

@@ -4,15 +4,16 @@ use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::fault::Fault;
-use crate::keys::{SigningAlg, SigningKey};
+use crate::backchannel;
+use crate::fault::{Fault, LogoutTokenFault};
+use crate::keys::{KeyError, SigningAlg, SigningKey};
 use crate::model::{TestClient, TestUser};
 use crate::server::{self, Config, Counters, Grant, Shared, State, TokenGrant};
 use crate::util::{now, random_token};
@@ -31,7 +32,11 @@ pub const DEFAULT_CLIENT_SECRET: &str = "test-secret";
 ///
 /// Endpoints, all under [`issuer`](Self::issuer): `/.well-known/openid-configuration`, `/jwks`,
 /// `/authorize` (GET and POST), `/token`, `/userinfo`, `/end_session`, `/revoke` and
-/// `/introspect`.
+/// `/introspect`. The provider also acts as the sender of OpenID Connect Back-Channel Logout 1.0:
+/// [`logout_token`](Self::logout_token), [`logout_token_with`](Self::logout_token_with) and
+/// [`send_backchannel_logout`](Self::send_backchannel_logout) by hand, and a POST to a client's
+/// [back-channel logout URI](TestClient::with_backchannel_logout_uri) when `/end_session` ends
+/// one of its sessions.
 ///
 /// Outside [dev mode](TestProviderBuilder::dev_mode), `/authorize` approves at once, as the user
 /// set by [`set_user`](Self::set_user) (or the user whose `sub` or e-mail a `login_hint` names),
@@ -67,8 +72,11 @@ pub const DEFAULT_CLIENT_SECRET: &str = "test-secret";
 ///   max-age; a client that honours it still has to refetch on an unknown `kid`.
 /// - Providers in one process share their default private key (it is generated once, for speed),
 ///   each under its own `kid`. Keys from [`rotate_keys`](Self::rotate_keys) are fresh.
-/// - `/end_session` keeps no session state; it checks the client and the redirect URI, and
-///   records the call.
+/// - Sessions are no more than a record of each login through `/authorize` (client, `sub`,
+///   `sid`), kept for `/end_session` to end and announce by back-channel logout; the provider
+///   sets no cookie, and ending a session revokes no token.
+/// - `/jwks` publishes, beside the ID-token key, a key of the other family (ES256 beside RS256
+///   and PS256, RS256 beside ES256) for [`LogoutTokenFault::OtherAlgorithm`].
 #[derive(Clone)]
 pub struct TestProvider {
     shared: Arc<Shared>,
@@ -168,7 +176,9 @@ impl TestProvider {
     }
 
     /// Replaces the signing key with a freshly generated one under a new `kid`. The new key signs
-    /// from now on and is the only key in the JWKS: tokens signed before no longer verify.
+    /// from now on and is the only key for the ID-token algorithm in the JWKS: tokens signed
+    /// before no longer verify. (The key of the other family, published for
+    /// [`LogoutTokenFault::OtherAlgorithm`], stays.)
     ///
     /// Generating an RSA key takes a moment; this blocks the calling thread meanwhile.
     ///
@@ -185,7 +195,11 @@ impl TestProvider {
         self.shared.lock().key.kid().to_owned()
     }
 
-    /// The JWK Set the provider publishes now.
+    /// The JWK Set the provider publishes now: first the ID-token key (`kid` [`kid`](Self::kid),
+    /// `alg` [`signing_alg`](Self::signing_alg)), then a key of the other family, which signs
+    /// only [`LogoutTokenFault::OtherAlgorithm`] tokens. Each key has `kid`, `use: sig` and
+    /// `alg`; the second one never suits the ID-token algorithm (another `kty`), so a token
+    /// without a `kid` still has exactly one suitable key.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -193,12 +207,13 @@ impl TestProvider {
     /// let op = auth_testkit::TestProvider::start().await?;
     /// let jwks = op.jwks();
     /// assert_eq!(jwks["keys"][0]["kid"], op.kid());
-    /// assert_eq!(jwks["keys"][0]["alg"], "RS256");
+    /// assert_eq!((jwks["keys"][0]["kty"].as_str(), jwks["keys"][0]["alg"].as_str()), (Some("RSA"), Some("RS256")));
+    /// assert_eq!((jwks["keys"][1]["kty"].as_str(), jwks["keys"][1]["alg"].as_str()), (Some("EC"), Some("ES256")));
     /// # Ok(())
     /// # }
     /// ```
     pub fn jwks(&self) -> Value {
-        json!({ "keys": [self.shared.lock().key.jwk()] })
+        self.shared.lock().jwks()
     }
 
     /// How many times discovery was fetched.
@@ -287,8 +302,10 @@ impl TestProvider {
 
     /// A valid back-channel logout token (OIDC Back-Channel Logout 1.0 §2.4) for the default
     /// client: `iss`, `aud`, `iat`, `exp` (two minutes), a fresh `jti`, the logout `events`
-    /// member, `sub` and/or `sid` as given; header `typ: logout+jwt`. Change or remove claims
-    /// with [`sign_jwt`](Self::sign_jwt) to build invalid ones.
+    /// member, `sub` and/or `sid` as given; header `typ: logout+jwt`, `alg` and `kid` of the
+    /// current ID-token key. The same as [`logout_token_with`](Self::logout_token_with) without a
+    /// fault. Change or remove claims with [`sign_jwt`](Self::sign_jwt) to build other invalid
+    /// ones.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -304,22 +321,130 @@ impl TestProvider {
     ///
     /// As [`sign_jwt`](Self::sign_jwt).
     pub fn logout_token(&self, sub: Option<&str>, sid: Option<&str>) -> String {
-        let now = now();
-        let mut claims = json!({
-            "iss": self.shared.issuer,
-            "aud": self.client_id(),
-            "iat": now,
-            "exp": now + 120,
-            "jti": random_token(16),
-            "events": { server::BACKCHANNEL_LOGOUT_EVENT: {} },
-        });
-        if let Some(sub) = sub {
-            claims["sub"] = sub.into();
-        }
-        if let Some(sid) = sid {
-            claims["sid"] = sid.into();
-        }
-        self.sign_typed(&claims, "logout+jwt")
+        self.logout_token_with(sub, sid, None)
+    }
+
+    /// A back-channel logout token for the default client, valid as
+    /// [`logout_token`](Self::logout_token)'s with `fault` `None`, otherwise with the one defect
+    /// `fault` names (see [`LogoutTokenFault`]). Every call makes a new `jti`.
+    ///
+    /// Passing neither `sub` nor `sid` makes a token without either, which is itself invalid
+    /// (the same defect as [`LogoutTokenFault::NoSubNoSid`]).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// use auth_testkit::{LogoutTokenFault, TestProvider};
+    /// use base64::Engine as _;
+    ///
+    /// let claims = |jwt: &str| -> serde_json::Value {
+    ///     let payload = jwt.split('.').nth(1).expect("a JWT");
+    ///     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url");
+    ///     serde_json::from_slice(&bytes).expect("JSON")
+    /// };
+    /// let op = TestProvider::start().await?;
+    ///
+    /// let valid = claims(&op.logout_token_with(Some("alice"), Some("sid-1"), None));
+    /// assert_eq!(valid["iss"], op.issuer());
+    /// assert_eq!(valid["aud"], op.client_id());
+    /// assert_eq!((valid["sub"].as_str(), valid["sid"].as_str()), (Some("alice"), Some("sid-1")));
+    /// assert!(valid["events"]["http://schemas.openid.net/event/backchannel-logout"].is_object());
+    ///
+    /// let expired = claims(&op.logout_token_with(Some("alice"), None, Some(LogoutTokenFault::Expired)));
+    /// assert!(expired["exp"].as_u64() < valid["iat"].as_u64());
+    ///
+    /// let anonymous = claims(&op.logout_token_with(Some("alice"), Some("sid-1"), Some(LogoutTokenFault::NoSubNoSid)));
+    /// assert!(anonymous.get("sub").is_none() && anonymous.get("sid").is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// As [`sign_jwt`](Self::sign_jwt).
+    pub fn logout_token_with(&self, sub: Option<&str>, sid: Option<&str>, fault: Option<LogoutTokenFault>) -> String {
+        backchannel::logout_token(&self.shared, self.client_id(), sub, sid, fault).expect("sign with a generated key")
+    }
+
+    /// POSTs `logout_token=<token>`, form-encoded, to a client's back-channel logout endpoint
+    /// `url`, as a provider does (OIDC Back-Channel Logout 1.0 §2.5), and returns the status and
+    /// body of the answer. Redirects are not followed; the request times out after ten seconds.
+    ///
+    /// The request counts in [`backchannel_requests`](Self::backchannel_requests) and is
+    /// recorded for [`last_backchannel_response`](Self::last_backchannel_response).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use auth_testkit::TestProvider;
+    /// use axum::http::StatusCode;
+    /// use axum::routing::post;
+    ///
+    /// // A stand-in for a client's endpoint: 200 for a form with a logout_token, else 400.
+    /// let endpoint = axum::Router::new().route(
+    ///     "/backchannel-logout",
+    ///     post(|body: String| async move {
+    ///         if body.starts_with("logout_token=") { StatusCode::OK } else { StatusCode::BAD_REQUEST }
+    ///     }),
+    /// );
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// let url = format!("http://{}/backchannel-logout", listener.local_addr()?);
+    /// tokio::spawn(async move { axum::serve(listener, endpoint).await });
+    ///
+    /// let op = TestProvider::start().await?;
+    /// let token = op.logout_token(Some("alice"), None);
+    /// let (status, _body) = op.send_backchannel_logout(&url, &token).await?;
+    /// assert_eq!(status, 200);
+    /// assert_eq!(op.backchannel_requests(), 1);
+    /// assert_eq!(op.last_backchannel_token().as_deref(), Some(token.as_str()));
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// If no answer came: the connection failed, the request timed out, or the body could not be
+    /// read. The attempt is still counted, and [`last_backchannel_response`](
+    /// Self::last_backchannel_response) becomes `None`.
+    pub async fn send_backchannel_logout(&self, url: &str, token: &str) -> Result<(u16, String), reqwest::Error> {
+        backchannel::send(&self.shared, url, token).await
+    }
+
+    /// How many back-channel logout requests the provider sent: by
+    /// [`send_backchannel_logout`](Self::send_backchannel_logout), and by `/end_session`, which
+    /// POSTs a valid logout token to the client's
+    /// [back-channel logout URI](TestClient::with_backchannel_logout_uri) when it ends a session
+    /// of a client that has one. Attempts that got no answer count too.
+    ///
+    /// Which session `/end_session` ends (each login through `/authorize` opens one, with the
+    /// `sid` of its ID tokens; an ended session is gone): with an `id_token_hint`, the newest
+    /// open session of the hint's `aud` whose `sid` and `sub` equal the hint's (those it has);
+    /// without one, the newest open session of the `client_id` given, or the newest of all
+    /// without a `client_id`. The logout token then has that session's `sub` and `sid`, and
+    /// `aud` that client. A request that fails (for example with an unregistered
+    /// `post_logout_redirect_uri`) ends no session.
+    ///
+    /// See [`TestClient::with_backchannel_logout_uri`] for an example.
+    pub fn backchannel_requests(&self) -> usize {
+        self.shared.counters.backchannel.load(Ordering::SeqCst)
+    }
+
+    /// The HTTP status the last back-channel logout request got; `None` if none was sent yet or
+    /// the last one got no answer.
+    pub fn last_backchannel_status(&self) -> Option<u16> {
+        self.last_backchannel_response().map(|(status, _)| status)
+    }
+
+    /// The status and body the last back-channel logout request got; `None` if none was sent yet
+    /// or the last one got no answer.
+    pub fn last_backchannel_response(&self) -> Option<(u16, String)> {
+        self.shared.lock().last_backchannel.as_ref().and_then(|r| r.response.clone())
+    }
+
+    /// The logout token of the last back-channel logout request (answered or not), to check
+    /// what `/end_session` sent.
+    pub fn last_backchannel_token(&self) -> Option<String> {
+        self.shared.lock().last_backchannel.as_ref().map(|r| r.token.clone())
     }
 
     /// Issues an opaque access token for the current user and the default client, as if after a
@@ -494,7 +619,11 @@ impl TestProviderBuilder {
         }
 
         let alg = self.alg;
-        let key = tokio::task::spawn_blocking(move || SigningKey::shared(alg)).await.map_err(io::Error::other)??;
+        let (key, other_key) = tokio::task::spawn_blocking(move || {
+            Ok::<_, KeyError>((SigningKey::shared(alg)?, SigningKey::shared(alg.other_family())?))
+        })
+        .await
+        .map_err(io::Error::other)??;
 
         let listener = TcpListener::bind(self.bind.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)))).await?;
         let mut addr = listener.local_addr()?;
@@ -520,9 +649,10 @@ impl TestProviderBuilder {
                 alg,
                 users: self.users,
             },
-            state: Mutex::new(State::new(user, user_explicit, key)),
+            state: Mutex::new(State::new(user, user_explicit, key, other_key)),
             counters: Counters::default(),
             shutdown,
+            http: OnceLock::new(),
         });
 
         let app = server::router(Arc::clone(&shared));

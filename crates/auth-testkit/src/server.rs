@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
@@ -15,6 +15,7 @@ use base64::Engine as _;
 use serde_json::{Map, Value, json};
 use tokio::sync::watch;
 
+use crate::backchannel;
 use crate::fault::Fault;
 use crate::html;
 use crate::keys::{self, SigningAlg, SigningKey};
@@ -24,7 +25,7 @@ use crate::util::{self, Params, now, random_token};
 /// How long an authorization code, and a pending dev-mode login, stay valid.
 const CODE_TTL: u64 = 600;
 /// The audience / `azp` used by the audience faults.
-const OTHER_CLIENT: &str = "other-client";
+pub(crate) const OTHER_CLIENT: &str = "other-client";
 /// The event member of a back-channel logout token.
 pub(crate) const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 
@@ -51,6 +52,7 @@ pub(crate) struct Counters {
     pub(crate) end_session: AtomicUsize,
     pub(crate) revoke: AtomicUsize,
     pub(crate) introspect: AtomicUsize,
+    pub(crate) backchannel: AtomicUsize,
 }
 
 /// Everything the handle and the server share.
@@ -61,6 +63,8 @@ pub(crate) struct Shared {
     pub(crate) state: Mutex<State>,
     pub(crate) counters: Counters,
     pub(crate) shutdown: watch::Sender<bool>,
+    /// The HTTP client for back-channel logout requests, made on first use.
+    pub(crate) http: OnceLock<reqwest::Client>,
 }
 
 /// Mutable state.
@@ -71,6 +75,12 @@ pub(crate) struct State {
     pub(crate) user_explicit: bool,
     pub(crate) faults: Vec<Fault>,
     pub(crate) key: Arc<SigningKey>,
+    /// A key of the other family, published beside `key` (for
+    /// [`LogoutTokenFault::OtherAlgorithm`](crate::LogoutTokenFault::OtherAlgorithm)).
+    pub(crate) other_key: Arc<SigningKey>,
+    /// Logins through `/authorize` that `/end_session` has not ended, oldest first.
+    pub(crate) sessions: Vec<Session>,
+    pub(crate) last_backchannel: Option<BackchannelRecord>,
     pub(crate) pending: HashMap<String, Pending>,
     pub(crate) codes: HashMap<String, CodeGrant>,
     pub(crate) access_tokens: HashMap<String, TokenGrant>,
@@ -81,12 +91,15 @@ pub(crate) struct State {
 }
 
 impl State {
-    pub(crate) fn new(user: TestUser, user_explicit: bool, key: SigningKey) -> Self {
+    pub(crate) fn new(user: TestUser, user_explicit: bool, key: SigningKey, other_key: SigningKey) -> Self {
         Self {
             user,
             user_explicit,
             faults: Vec::new(),
             key: Arc::new(key),
+            other_key: Arc::new(other_key),
+            sessions: Vec::new(),
+            last_backchannel: None,
             pending: HashMap::new(),
             codes: HashMap::new(),
             access_tokens: HashMap::new(),
@@ -95,6 +108,11 @@ impl State {
             last_end_session_params: None,
             last_sid: None,
         }
+    }
+
+    /// The published JWK Set: the ID-token key first, then the key of the other family.
+    pub(crate) fn jwks(&self) -> Value {
+        json!({ "keys": [self.key.jwk(), self.other_key.jwk()] })
     }
 
     fn has(&self, fault: &Fault) -> bool {
@@ -107,6 +125,25 @@ impl State {
         self.pending.retain(|_, p| p.expires_at > now);
         self.access_tokens.retain(|_, t| t.expires_at > now);
     }
+}
+
+/// How many open sessions the provider remembers; the oldest are forgotten beyond that.
+const MAX_SESSIONS: usize = 10_000;
+
+/// A login through `/authorize` (in dev mode: an approved one).
+#[derive(Debug, Clone)]
+pub(crate) struct Session {
+    pub(crate) client_id: String,
+    pub(crate) sub: String,
+    pub(crate) sid: String,
+}
+
+/// The last back-channel logout request the provider sent, and its answer.
+#[derive(Debug, Clone)]
+pub(crate) struct BackchannelRecord {
+    pub(crate) token: String,
+    /// Status and body; `None` if no answer came (connection refused, timeout …).
+    pub(crate) response: Option<(u16, String)>,
 }
 
 /// A validated authorization request.
@@ -184,7 +221,7 @@ impl Shared {
         self.config.clients.iter().find(|c| c.id == id)
     }
 
-    fn wrong_issuer(&self) -> String {
+    pub(crate) fn wrong_issuer(&self) -> String {
         format!("{}/wrong-issuer", self.issuer)
     }
 
@@ -461,9 +498,9 @@ pub(crate) fn discovery_document(s: &Shared, issuer: &str) -> Value {
 
 async fn jwks(AxumState(s): S) -> Response {
     s.counters.jwks.fetch_add(1, Ordering::SeqCst);
-    let (faults, key) = {
+    let (faults, jwks) = {
         let st = s.lock();
-        (st.faults.clone(), Arc::clone(&st.key))
+        (st.faults.clone(), st.jwks())
     };
     for fault in &faults {
         if let Fault::JwksDelay(d) = fault {
@@ -479,7 +516,7 @@ async fn jwks(AxumState(s): S) -> Response {
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/jwk-set+json"), (header::CACHE_CONTROL, "public, max-age=300")],
-        json!({ "keys": [key.jwk()] }).to_string(),
+        jwks.to_string(),
     )
         .into_response()
 }
@@ -626,6 +663,10 @@ fn grant_code(s: &Shared, st: &mut State, request: AuthRequest, user: TestUser) 
     let code = random_token(32);
     let sid = random_token(16);
     st.last_sid = Some(sid.clone());
+    if st.sessions.len() >= MAX_SESSIONS {
+        st.sessions.remove(0);
+    }
+    st.sessions.push(Session { client_id: request.client_id.clone(), sub: user.sub.clone(), sid: sid.clone() });
     st.codes.insert(
         code.clone(),
         CodeGrant {
@@ -1043,7 +1084,7 @@ fn id_token(
     let claims = Value::Object(claims);
 
     let token = if st.has(&Fault::IdTokenAlgNone) {
-        keys::unsigned(&claims)
+        keys::unsigned(&claims, "JWT")
     } else if st.has(&Fault::IdTokenHs256) {
         let secret = client.secret.as_deref().unwrap_or_default();
         keys::sign_hs256(&claims, secret.as_bytes()).map_err(|e| OAuthError::signing(&e))?
@@ -1170,72 +1211,128 @@ async fn introspect(AxumState(s): S, headers: HeaderMap, body: Bytes) -> Respons
 // ---------------------------------------------------------------------------------------------
 
 async fn end_session_get(AxumState(s): S, RawQuery(query): RawQuery) -> Response {
-    end_session(&s, &Params::parse(query.unwrap_or_default().as_bytes()))
+    end_session(&s, &Params::parse(query.unwrap_or_default().as_bytes())).await
 }
 
 async fn end_session_post(AxumState(s): S, headers: HeaderMap, body: Bytes) -> Response {
     if !is_form(&headers) {
         return OAuthError::invalid_request("the body must be application/x-www-form-urlencoded").into_response();
     }
-    end_session(&s, &Params::parse(&body))
+    end_session(&s, &Params::parse(&body)).await
 }
 
-/// OpenID Connect RP-Initiated Logout 1.0 §2–3.
-fn end_session(s: &Shared, params: &Params) -> Response {
+/// OpenID Connect RP-Initiated Logout 1.0 §2–3, and Back-Channel Logout 1.0 §2.5: the session
+/// ended is announced to its client's back-channel logout URI before the browser is redirected.
+async fn end_session(s: &Shared, params: &Params) -> Response {
+    match end_session_inner(s, params) {
+        Ok((response, ended)) => {
+            if let Some(session) = ended {
+                notify_logout(s, &session).await;
+            }
+            response
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Validates the request, ends the session it names and returns the response for the browser.
+fn end_session_inner(s: &Shared, params: &Params) -> Result<(Response, Option<Session>), OAuthError> {
     s.counters.end_session.fetch_add(1, Ordering::SeqCst);
     s.lock().last_end_session_params = Some(params.0.clone());
     if let Some(name) = params.duplicate() {
-        return OAuthError::invalid_request(format!("parameter {name} is repeated")).into_response();
+        return Err(OAuthError::invalid_request(format!("parameter {name} is repeated")));
     }
-    // The hint's audience names the client. It is not verified: this provider keeps no
-    // sessions, so the hint decides nothing else.
-    let hint_aud = match params.get("id_token_hint") {
+    // The hint's audience names the client, its `sid` and `sub` the session. It is not
+    // verified: it decides nothing but which test session ends.
+    let hint = match params.get("id_token_hint") {
         None => None,
-        Some(hint) => match hint_audience(hint) {
-            Some(aud) => Some(aud),
-            None => {
-                return OAuthError::invalid_request("id_token_hint is not a JWT with an aud").into_response();
-            }
-        },
+        Some(hint) => Some(
+            parse_hint(hint).ok_or_else(|| OAuthError::invalid_request("id_token_hint is not a JWT with an aud"))?,
+        ),
     };
-    let client_id = match (params.get("client_id"), hint_aud.as_deref()) {
+    let client_id = match (params.get("client_id"), hint.as_ref().map(|h| h.aud.as_str())) {
         (Some(id), Some(aud)) if id != aud => {
-            return OAuthError::invalid_request("client_id differs from the id_token_hint's aud").into_response();
+            return Err(OAuthError::invalid_request("client_id differs from the id_token_hint's aud"));
         }
         (Some(id), _) => Some(id),
         (None, aud) => aud,
     };
-    let Some(uri) = params.get("post_logout_redirect_uri") else {
-        return message(StatusCode::OK, "Signed out", "You are signed out.");
-    };
-    let Some(client) = client_id.and_then(|id| s.client(id)) else {
-        return OAuthError::invalid_request("post_logout_redirect_uri needs a known client_id or id_token_hint")
-            .into_response();
-    };
-    let parsed = match url::Url::parse(uri) {
-        Ok(url) if url.fragment().is_none() && client.accepts_post_logout_redirect_uri(uri) => url,
-        _ => {
-            return OAuthError::invalid_request(format!(
-                "post_logout_redirect_uri {uri:?} is not registered for client {:?}",
-                client.id
-            ))
-            .into_response();
+    let response = match params.get("post_logout_redirect_uri") {
+        None => message(StatusCode::OK, "Signed out", "You are signed out."),
+        Some(uri) => {
+            let Some(client) = client_id.and_then(|id| s.client(id)) else {
+                return Err(OAuthError::invalid_request(
+                    "post_logout_redirect_uri needs a known client_id or id_token_hint",
+                ));
+            };
+            let mut url = match url::Url::parse(uri) {
+                Ok(url) if url.fragment().is_none() && client.accepts_post_logout_redirect_uri(uri) => url,
+                _ => {
+                    return Err(OAuthError::invalid_request(format!(
+                        "post_logout_redirect_uri {uri:?} is not registered for client {:?}",
+                        client.id
+                    )));
+                }
+            };
+            if let Some(state) = params.get("state") {
+                url.query_pairs_mut().append_pair("state", state);
+            }
+            redirect(url.as_str())
         }
     };
-    let mut url = parsed;
-    if let Some(state) = params.get("state") {
-        url.query_pairs_mut().append_pair("state", state);
-    }
-    redirect(url.as_str())
+    let ended = take_session(&mut s.lock(), client_id, hint.as_ref());
+    Ok((response, ended))
 }
 
-/// The first `aud` of an (unverified) JWT.
-fn hint_audience(jwt: &str) -> Option<String> {
+/// Removes and returns the newest open session that matches the client and the hint's `sid` and
+/// `sub` (each only if given).
+fn take_session(st: &mut State, client_id: Option<&str>, hint: Option<&Hint>) -> Option<Session> {
+    let index = st.sessions.iter().rposition(|session| {
+        client_id.is_none_or(|id| session.client_id == id)
+            && hint.is_none_or(|h| {
+                h.sid.as_deref().is_none_or(|sid| session.sid == sid)
+                    && h.sub.as_deref().is_none_or(|sub| session.sub == sub)
+            })
+    })?;
+    Some(st.sessions.remove(index))
+}
+
+/// Sends a logout token for `session` to its client's back-channel logout URI, if it has one.
+/// Failures are recorded and logged; the logout goes on regardless.
+async fn notify_logout(s: &Shared, session: &Session) {
+    let Some(uri) = s.client(&session.client_id).and_then(|c| c.backchannel_logout_uri.as_deref()) else {
+        return;
+    };
+    let token = match backchannel::logout_token(s, &session.client_id, Some(&session.sub), Some(&session.sid), None) {
+        Ok(token) => token,
+        Err(e) => {
+            tracing::error!(error = %e, "auth-testkit could not sign a logout token");
+            return;
+        }
+    };
+    match backchannel::send(s, uri, &token).await {
+        Ok((status, _)) => tracing::debug!(uri, status, sid = %session.sid, "back-channel logout sent"),
+        Err(e) => tracing::warn!(uri, error = %e, "back-channel logout request failed"),
+    }
+}
+
+/// What `/end_session` reads from an (unverified) `id_token_hint`.
+#[derive(Debug)]
+struct Hint {
+    aud: String,
+    sub: Option<String>,
+    sid: Option<String>,
+}
+
+/// The first `aud` (required), `sub` and `sid` of an (unverified) JWT.
+fn parse_hint(jwt: &str) -> Option<Hint> {
     let payload = jwt.split('.').nth(1)?;
     let claims: Value = serde_json::from_slice(&util::b64url_decode(payload)?).ok()?;
-    match &claims["aud"] {
-        Value::String(aud) => Some(aud.clone()),
-        Value::Array(auds) => auds.first()?.as_str().map(str::to_owned),
-        _ => None,
-    }
+    let aud = match &claims["aud"] {
+        Value::String(aud) => aud.clone(),
+        Value::Array(auds) => auds.first()?.as_str()?.to_owned(),
+        _ => return None,
+    };
+    let text = |name: &str| claims[name].as_str().map(str::to_owned);
+    Some(Hint { aud, sub: text("sub"), sid: text("sid") })
 }

@@ -244,12 +244,15 @@ async fn userinfo_faults() {
 async fn rotate_keys_changes_the_kid_and_the_jwks() {
     let op = TestProvider::start().await.expect("start");
     let old_kid = op.kid();
+    let other_kid = op.jwks()["keys"][1]["kid"].clone();
     let old_token = tokens(&op).await["id_token"].as_str().expect("id").to_owned();
     op.rotate_keys();
     assert_ne!(op.kid(), old_kid);
     let jwks = json(http().get(format!("{}/jwks", op.issuer())).send().await.expect("jwks")).await;
     let kids: Vec<_> = jwks["keys"].as_array().expect("keys").iter().map(|k| k["kid"].clone()).collect();
-    assert_eq!(kids, vec![json!(op.kid())]);
+    // The new ID-token key first, then the key of the other family, which stays.
+    assert_eq!(kids, vec![json!(op.kid()), other_kid]);
+    assert_eq!(jwks["keys"][1]["alg"], "ES256");
     assert_eq!(verify(&op, &old_token).await.expect_err("old key gone"), "unknown kid");
     let new_token = tokens(&op).await["id_token"].as_str().expect("id").to_owned();
     assert_eq!(header(&new_token)["kid"], op.kid());
