@@ -801,12 +801,8 @@ impl Auth {
             if let (Profile::Github, Some(emails_url)) = (&p.config.profile, &p.config.userinfo_extra) {
                 info.remove("email");
                 let emails = http.get_json(emails_url, Some(&tokens.access_token), "userinfo").await?;
-                let primary = emails.as_array().into_iter().flatten().find(|e| {
-                    e.get("primary").and_then(Value::as_bool) == Some(true)
-                        && e.get("verified").and_then(Value::as_bool) == Some(true)
-                });
-                if let Some(email) = primary.and_then(|e| e.get("email")).filter(|e| e.is_string()) {
-                    info.insert("email".into(), email.clone());
+                if let Some(email) = github_verified_primary_email(&emails) {
+                    info.insert("email".into(), email);
                     info.insert("email_verified".into(), Value::Bool(true));
                 }
             }
@@ -1011,6 +1007,38 @@ impl Auth {
     }
 }
 
+/// GitHub's `/user/emails`: the address that is both primary and verified, if any. An unverified
+/// address is never reported as the user's e-mail.
+fn github_verified_primary_email(emails: &Value) -> Option<Value> {
+    emails
+        .as_array()?
+        .iter()
+        .find(|e| {
+            e.get("primary").and_then(Value::as_bool) == Some(true)
+                && e.get("verified").and_then(Value::as_bool) == Some(true)
+        })
+        .and_then(|e| e.get("email"))
+        .filter(|e| e.is_string())
+        .cloned()
+}
+
 fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn github_email_must_be_primary_and_verified() {
+        let emails = serde_json::json!([
+            {"email": "old@example.com", "primary": false, "verified": true},
+            {"email": "main@example.com", "primary": true, "verified": true},
+        ]);
+        assert_eq!(github_verified_primary_email(&emails), Some(Value::from("main@example.com")));
+        let unverified = serde_json::json!([{"email": "main@example.com", "primary": true, "verified": false}]);
+        assert_eq!(github_verified_primary_email(&unverified), None);
+        assert_eq!(github_verified_primary_email(&serde_json::json!({"message": "Bad credentials"})), None);
+    }
 }
