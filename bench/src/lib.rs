@@ -43,7 +43,7 @@ pub async fn fixture() -> Fixture {
         .build()
         .await
         .unwrap();
-    let login = auth.handle(&RequestView::new(Method::Get, "/auth/oidc/login", None), b"").await.unwrap();
+    let login = auth.handle(&RequestView::new(Method::Get, "/auth/oidc/login", None), b"").await;
     let pending: Vec<String> = cookie_pairs(&login.headers);
     let http = reqwest_client();
     let res = http.get(login.header("location").unwrap()).send().await.unwrap();

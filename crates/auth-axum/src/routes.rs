@@ -36,21 +36,11 @@ async fn handle(req: Request) -> Response {
     let Some(state) = parts.extensions.get::<AuthState>() else {
         return missing_layer().into_response();
     };
-    let body = match axum::body::to_bytes(body, 64 * 1024).await {
+    let body = match axum::body::to_bytes(body, auth_core::FORM_BODY_LIMIT).await {
         Ok(bytes) => bytes,
         Err(_) => Bytes::new(),
     };
     let uri = parts.extensions.get::<OriginalUri>().map_or(&parts.uri, |o| &o.0);
     let view = convert::view(&parts.method, uri, &parts.headers);
-    match state.auth.handle(&view, &body).await {
-        Some(res) => convert::response(res),
-        None => {
-            tracing::error!(
-                path = uri.path(),
-                prefix = state.auth.prefix(),
-                "auth route mounted at another prefix than the Auth's"
-            );
-            http::StatusCode::NOT_FOUND.into_response()
-        }
-    }
+    convert::response(state.auth.handle(&view, &body).await)
 }

@@ -483,13 +483,17 @@ impl Auth {
     }
 
     /// Answers an auth route (`{prefix}/{provider}/login`, `…/callback`, `{prefix}/logout`,
-    /// `{prefix}/logout/callback`, `{prefix}/{provider}/backchannel-logout`); any other path under
-    /// the prefix is a 404. `None` when the path is not under the prefix at all (the adapter's routes
-    /// are mounted somewhere else than the `Auth` expects). `body` is the request body (form posts).
-    pub async fn handle(&self, req: &RequestView<'_>, body: &[u8]) -> Option<AuthResponse> {
-        let rest = req.path().strip_prefix(self.inner.prefix.as_str())?.strip_prefix('/')?;
-        let segments: Vec<&str> = rest.split('/').collect();
+    /// `{prefix}/logout/callback`, `{prefix}/{provider}/backchannel-logout`); any other path is a
+    /// 404 (logged as a misconfiguration when it is not even under the prefix: the adapter's routes
+    /// are then mounted somewhere else than the `Auth` expects). `body` is the request body (form
+    /// posts), read up to [`FORM_BODY_LIMIT`](crate::FORM_BODY_LIMIT) bytes by the adapter.
+    pub async fn handle(&self, req: &RequestView<'_>, body: &[u8]) -> AuthResponse {
         let html = !req.prefers_json();
+        let Some(rest) = req.path().strip_prefix(self.inner.prefix.as_str()).and_then(|r| r.strip_prefix('/')) else {
+            tracing::error!(path = req.path(), prefix = %self.inner.prefix, "auth routes mounted at another prefix than the Auth's");
+            return self.error_response(&Error::NotFound, html);
+        };
+        let segments: Vec<&str> = rest.split('/').collect();
         let outcome = match (segments.as_slice(), req.method()) {
             (["logout"], Method::Post) => Ok(self.logout(req).await),
             (["logout"], _) => Err(Error::MethodNotAllowed),
@@ -501,7 +505,7 @@ impl Auth {
             ([_, "login" | "callback"], _) => Err(Error::MethodNotAllowed),
             _ => Err(Error::NotFound),
         };
-        Some(outcome.unwrap_or_else(|err| self.error_response(&err, html)))
+        outcome.unwrap_or_else(|err| self.error_response(&err, html))
     }
 
     /// The error response for `err`, as HTML or JSON. Server-side errors are logged here, once.

@@ -61,6 +61,11 @@ pub use session::{BoxFuture, Claims, CookieStore, MemoryStore, Secret, Session, 
 
 pub use url;
 
+/// The most an adapter reads of a request body for the auth routes (form posts: a
+/// `response_mode=form_post` callback or a back-channel logout token, both far smaller); a larger
+/// body is treated as empty, which auth-core then refuses with a 400.
+pub const FORM_BODY_LIMIT: usize = 64 * 1024;
+
 /// Seconds since the Unix epoch.
 pub(crate) fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())

@@ -1,9 +1,9 @@
 //! The auth routes: login, callback, logout.
 
+use rocket::Request;
 use rocket::data::{ByteUnit, Data};
 use rocket::http::{Method, Status};
 use rocket::route::{self, Route};
-use rocket::{Request, data::ToByteUnit};
 
 use crate::{convert, fairing};
 
@@ -23,7 +23,7 @@ const METHODS: [Method; 9] = [
 
 /// The largest callback body read (a `form_post` response); a larger one is read as empty.
 fn body_limit() -> ByteUnit {
-    64.kibibytes()
+    ByteUnit::from(auth_core::FORM_BODY_LIMIT)
 }
 
 /// The auth routes at the default prefix `/auth`, to mount at `/`:
@@ -76,13 +76,6 @@ fn handle<'r>(req: &'r Request<'_>, data: Data<'r>) -> route::BoxFuture<'r> {
             Ok(bytes) if bytes.is_complete() => bytes.into_inner(),
             _ => Vec::new(),
         };
-        match auth.handle(&convert::view(req), &body).await {
-            Some(res) => route::Outcome::Success(convert::response(res)),
-            None => {
-                let path = req.uri().path();
-                tracing::error!(%path, prefix = auth.prefix(), "auth route mounted at another prefix than the Auth's");
-                route::Outcome::Error(Status::NotFound)
-            }
-        }
+        route::Outcome::Success(convert::response(auth.handle(&convert::view(req), &body).await))
     })
 }

@@ -35,6 +35,7 @@ macro_rules! examples {
 
 examples! {
     axum: "example-axum" with Basic;
+    actix: "example-actix" with Post;
     rocket: "example-rocket" with Es256;
     axum_public: "example-axum" with Public;
 }

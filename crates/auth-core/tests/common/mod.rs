@@ -71,7 +71,7 @@ impl Rig {
         let query = format!("next={next}");
         let cookie = self.jar.header();
         let req = RequestView::new(Method::Get, "/auth/oidc/login", Some(&query)).with_header("cookie", &cookie);
-        let res = self.auth.handle(&req, b"").await.unwrap();
+        let res = self.auth.handle(&req, b"").await;
         assert_eq!(res.status, 302, "{}", res.body);
         self.jar.absorb_response(&res);
         res.header("location").unwrap().to_owned()

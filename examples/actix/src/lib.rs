@@ -1,0 +1,75 @@
+//! The Actix Web example app, as a library so the scenario tests can serve it.
+//!
+//! Routes (the conventions every example follows):
+//! - `GET /`: public; says who is logged in.
+//! - `GET /me`: the user's claims as JSON; a browser without a session is sent to the login, an API
+//!   client gets 401.
+//! - `GET /admin`: only for users whose `groups` claim contains `admin` (403 otherwise).
+//! - `/auth/...`: login, callback, logout (from `auth_actix::routes`).
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::web::{self, Html, Json};
+use actix_web::{App, Error, Route, guard};
+use auth_actix::{AuthMiddleware, AuthUser, Authorized, Policy, Session};
+use auth_core::{Auth, html_escape};
+
+/// The policy of `/admin`: the `groups` claim contains `admin`.
+#[derive(Debug)]
+pub struct Admin;
+
+impl Policy for Admin {
+    const DESCRIPTION: &'static str = "administrators only";
+    fn allows(session: &Session) -> bool {
+        session.claims().contains("groups", "admin")
+    }
+}
+
+/// The whole app for an [`Auth`]; call it in `HttpServer::new`'s factory (once per worker):
+/// `HttpServer::new(move || example_actix::app(auth.clone()))`.
+pub fn app(
+    auth: Auth,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .service(web::resource("/").route(get().to(home)))
+        .service(web::resource("/me").route(get().to(me)))
+        .service(web::resource("/admin").route(get().to(admin)))
+        .configure(auth_actix::routes)
+        .wrap(AuthMiddleware::new(auth))
+}
+
+/// A `GET` route that answers `HEAD` too, as Axum's `get` does; other methods get 405 with `Allow`
+/// (a resource's default; `App::route` would answer 404 instead).
+fn get() -> Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+}
+
+async fn home(user: Option<AuthUser>) -> Html {
+    let body = match user {
+        Some(user) => format!(
+            "<p>Logged in as <b id=\"user\">{}</b>.</p><p><a href=\"/me\">Your claims</a></p>\
+             <form method=\"post\" action=\"/auth/logout\"><button id=\"logout\">Log out</button></form>",
+            html_escape(user.claims().name().unwrap_or(user.sub()))
+        ),
+        None => "<p>Not logged in.</p><p><a id=\"login\" href=\"/auth/oidc/login?next=/me\">Log in</a></p>".to_owned(),
+    };
+    Html::new(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>example-actix</title></head><body><h1>example-actix</h1>{body}</body></html>"
+    ))
+}
+
+async fn me(user: AuthUser) -> Json<serde_json::Value> {
+    Json(serde_json::Value::Object(user.claims().as_map().clone()))
+}
+
+async fn admin(user: Authorized<Admin>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "admin": true, "sub": user.sub() }))
+}

@@ -1,0 +1,51 @@
+//! `cargo run -p example-actix`: an Actix Web app with OpenID Connect login.
+//!
+//! With no provider configured, it starts the auth-testkit provider in-process (development mode:
+//! a page to pick a user), so it works on a fresh machine with zero set-up. To use a real provider:
+//!
+//! ```text
+//! OIDC_ISSUER=https://accounts.google.com OIDC_CLIENT_ID=… OIDC_CLIENT_SECRET=… \
+//! APP_URL=http://127.0.0.1:3000 AUTH_SESSION_KEY=$(openssl rand -base64 32) cargo run -p example-actix
+//! ```
+//! Register `$APP_URL/auth/oidc/callback` as the redirect URI at the provider.
+
+use actix_web::HttpServer;
+use auth_core::{Auth, Provider};
+use auth_testkit::{TestProvider, TestUser};
+
+#[actix_web::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    let mut builder = Auth::builder().from_env()?;
+    // Zero-config mode: an in-process provider, kept alive for the app's lifetime. It runs on this
+    // (the main) thread's runtime, which keeps running while the server's workers serve the app.
+    let mut _dev_provider = None;
+    if !builder.has_providers() {
+        let op = TestProvider::builder()
+            .dev_mode(true)
+            .users(vec![
+                TestUser::new("alice"),
+                TestUser::new("bob").with_claim("groups", serde_json::json!(["admin"])),
+            ])
+            .start()
+            .await?;
+        tracing::warn!(issuer = op.issuer(), "no OIDC_* configured: using the built-in development provider");
+        builder = builder
+            .provider(Provider::oidc("oidc", op.issuer(), op.client_id()).with_client_secret(op.client_secret()));
+        _dev_provider = Some(op);
+    }
+    let app_url = builder.base_url_str().to_owned();
+    let port = match std::env::var("PORT") {
+        Ok(port) => port.parse()?,
+        Err(_) => auth_core::url::Url::parse(&app_url)?.port_or_known_default().unwrap_or(3000),
+    };
+    let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
+    let auth = builder.build().await?;
+    let server = HttpServer::new(move || example_actix::app(auth.clone())).bind((host.as_str(), port))?;
+    tracing::info!("example-actix listening: open {app_url}/ and log in");
+    // Stops gracefully on Ctrl-C (SIGINT) and SIGTERM.
+    server.run().await?;
+    Ok(())
+}
