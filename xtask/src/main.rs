@@ -105,6 +105,12 @@ fn e2e() -> Result {
         println!("no end-to-end test crate yet; the provider installed fine");
         return Ok(());
     }
+    // The tests start the example binaries; build them here, one at a time and exactly as the
+    // tests ask for them (`-p <example>`), so the tests' own builds are no-ops and never wait on
+    // each other for cargo's lock.
+    for example in ["example-axum", "example-actix", "example-rocket"] {
+        cargo(&["build", "--quiet", "-p", example])?;
+    }
     // The tests print each flow with its time, and where the screenshots and logs are: show that
     // output for passing tests too.
     if has("cargo-nextest") {

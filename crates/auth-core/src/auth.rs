@@ -142,6 +142,30 @@ impl AuthBuilder {
         &self.base_url
     }
 
+    /// Where an app following the conventions listens: `HOST` (default `127.0.0.1`) and `PORT`
+    /// (default: the port of the base URL).
+    ///
+    /// ```
+    /// let builder = auth_core::Auth::builder().base_url("http://127.0.0.1:8080");
+    /// # if std::env::var("PORT").is_err() && std::env::var("HOST").is_err() {
+    /// assert_eq!(builder.listen_addr_from_env().unwrap(), ("127.0.0.1".to_string(), 8080));
+    /// # }
+    /// ```
+    pub fn listen_addr_from_env(&self) -> Result<(String, u16), Error> {
+        let host = std::env::var("HOST").ok().filter(|h| !h.trim().is_empty()).unwrap_or_else(|| "127.0.0.1".into());
+        let port = match std::env::var("PORT") {
+            Ok(port) => port
+                .trim()
+                .parse()
+                .map_err(|_| Error::Env { name: "PORT".into(), problem: format!("`{port}` is not a port number") })?,
+            Err(_) => url::Url::parse(&self.base_url)
+                .ok()
+                .and_then(|u| u.port_or_known_default())
+                .ok_or_else(|| Error::config(format!("no port in the base URL `{}`", self.base_url)))?,
+        };
+        Ok((host, port))
+    }
+
     /// Registers a provider under its name (the first one is the default login target).
     pub fn provider(mut self, provider: Provider) -> Self {
         self.providers.push(provider);

@@ -113,6 +113,23 @@ impl TestProvider {
         Self::builder().start().await
     }
 
+    /// The development provider the examples start when no real one is configured: development
+    /// mode (a page to pick a user), with `alice` and `bob` (whose `groups` claim holds `admin`).
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> std::io::Result<()> {
+    /// let op = auth_testkit::TestProvider::start_dev().await?;
+    /// assert!(op.issuer().starts_with("http://127.0.0.1:"));
+    /// # Ok(()) }
+    /// ```
+    pub async fn start_dev() -> io::Result<TestProvider> {
+        TestProvider::builder()
+            .dev_mode(true)
+            .users(vec![TestUser::new("alice"), TestUser::new("bob").with_claim("groups", json!(["admin"]))])
+            .start()
+            .await
+    }
+
     /// A builder for a provider with other clients, keys, users or options.
     pub fn builder() -> TestProviderBuilder {
         TestProviderBuilder::default()

@@ -28,12 +28,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("set GOOGLE_CLIENT_ID/GOOGLE_CLIENT_SECRET and/or GITHUB_CLIENT_ID/GITHUB_CLIENT_SECRET".into());
     }
     let app_url = builder.base_url_str().to_owned();
-    let port = match std::env::var("PORT") {
-        Ok(port) => port.parse()?,
-        Err(_) => auth_core::url::Url::parse(&app_url)?.port_or_known_default().unwrap_or(3000),
-    };
+    let (host, port) = builder.listen_addr_from_env()?;
     let auth = builder.build().await?;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let listener = tokio::net::TcpListener::bind((host.as_str(), port)).await?;
     tracing::info!("open {app_url}/");
     axum::serve(listener, example_axum_social::app(auth)).await?;
     Ok(())

@@ -10,7 +10,7 @@
 //! Register `$APP_URL/auth/oidc/callback` as the redirect URI at the provider.
 
 use auth_core::{Auth, Provider};
-use auth_testkit::{TestProvider, TestUser};
+use auth_testkit::TestProvider;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -19,27 +19,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
     let mut builder = Auth::builder().from_env()?;
     // Zero-config mode: an in-process provider, kept alive for the app's lifetime.
-    let mut _dev_provider = None;
-    if !builder.has_providers() {
-        let op = TestProvider::builder()
-            .dev_mode(true)
-            .users(vec![
-                TestUser::new("alice"),
-                TestUser::new("bob").with_claim("groups", serde_json::json!(["admin"])),
-            ])
-            .start()
-            .await?;
+    let _dev_provider = if builder.has_providers() {
+        None
+    } else {
+        let op = TestProvider::start_dev().await?;
         tracing::warn!(issuer = op.issuer(), "no OIDC_* configured: using the built-in development provider");
         builder = builder
             .provider(Provider::oidc("oidc", op.issuer(), op.client_id()).with_client_secret(op.client_secret()));
-        _dev_provider = Some(op);
-    }
-    let app_url = builder.base_url_str().to_owned();
-    let port = match std::env::var("PORT") {
-        Ok(port) => port.parse()?,
-        Err(_) => auth_core::url::Url::parse(&app_url)?.port_or_known_default().unwrap_or(3000),
+        Some(op)
     };
-    let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".into());
+    let app_url = builder.base_url_str().to_owned();
+    let (host, port) = builder.listen_addr_from_env()?;
     let auth = builder.build().await?;
     let listener = tokio::net::TcpListener::bind((host.as_str(), port)).await?;
     tracing::info!("example-axum listening: open {app_url}/ and log in");
