@@ -935,12 +935,15 @@ impl Auth {
         let cookie_only = self.inner.store.is_cookie_only();
         let cached = if cookie_only { self.inner.cache.get(value) } else { None };
         let was_cached = cached.is_some();
-        let session = match cached {
-            Some(session) => Some(session),
+        let found = match cached {
+            Some(hit) => Some(hit),
             None => match self.inner.keys.open(b"session", value) {
                 None => None,
                 Some(payload) => match self.inner.store.load(&payload).await {
-                    Ok(found) => found.map(Arc::new),
+                    Ok(found) => found.map(|s| {
+                        let keys: Arc<[String]> = s.revocation_keys().into();
+                        (Arc::new(s), keys)
+                    }),
                     Err(err) => {
                         tracing::error!(error = %err, "session store failed");
                         return SessionLookup::default();
@@ -948,8 +951,8 @@ impl Auth {
                 },
             },
         };
-        let ended = match &session {
-            Some(s) => match self.inner.store.ended_since(&s.revocation_keys(), s.created_at).await {
+        let ended = match &found {
+            Some((s, keys)) => match self.inner.store.ended_since(keys, s.created_at).await {
                 Ok(ended) => ended,
                 Err(err) => {
                     // Fail closed: a session that may have been logged out is not trusted.
@@ -959,10 +962,10 @@ impl Auth {
             },
             None => false,
         };
-        match session {
-            Some(s) if s.expires_at > now && !ended => {
+        match found {
+            Some((s, keys)) if s.expires_at > now && !ended => {
                 if cookie_only && !was_cached {
-                    self.inner.cache.insert(value, s.clone());
+                    self.inner.cache.insert(value, s.clone(), keys);
                 }
                 SessionLookup { session: Some(s), set_cookies: Vec::new() }
             }

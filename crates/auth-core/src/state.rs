@@ -96,8 +96,8 @@ pub(crate) struct SessionCache {
     map: RwLock<HashMap<Box<str>, CacheEntry>>,
 }
 
-/// The whole cookie value and its session.
-type CacheEntry = (Box<str>, Arc<Session>);
+/// The whole cookie value, its session, and the session's revocation keys (computed once).
+type CacheEntry = (Box<str>, Arc<Session>, Arc<[String]>);
 
 fn cache_key(cookie: &str) -> &str {
     let start = cookie.len().saturating_sub(24);
@@ -109,25 +109,25 @@ impl SessionCache {
         SessionCache { cap, map: RwLock::new(HashMap::new()) }
     }
 
-    pub(crate) fn get(&self, cookie: &str) -> Option<Arc<Session>> {
+    pub(crate) fn get(&self, cookie: &str) -> Option<(Arc<Session>, Arc<[String]>)> {
         let map = self.map.read().unwrap_or_else(|e| e.into_inner());
         match map.get(cache_key(cookie)) {
-            Some((full, session)) if full.as_ref() == cookie => Some(session.clone()),
+            Some((full, session, keys)) if full.as_ref() == cookie => Some((session.clone(), keys.clone())),
             _ => None,
         }
     }
 
-    pub(crate) fn insert(&self, cookie: &str, session: Arc<Session>) {
+    pub(crate) fn insert(&self, cookie: &str, session: Arc<Session>, keys: Arc<[String]>) {
         let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
         if map.len() >= self.cap {
             map.clear();
         }
-        map.insert(cache_key(cookie).into(), (cookie.into(), session));
+        map.insert(cache_key(cookie).into(), (cookie.into(), session, keys));
     }
 
     pub(crate) fn remove_session(&self, id: &str) {
         let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, (_, s)| s.id() != id);
+        map.retain(|_, (_, s, _)| s.id() != id);
     }
 }
 
