@@ -389,3 +389,19 @@ fn noise(len: usize) -> String {
         })
         .collect()
 }
+
+#[tokio::test]
+async fn https_apps_get_secure_host_prefixed_cookies() {
+    let op = TestProvider::start().await.unwrap();
+    let auth = builder_for(&op).base_url("https://app.example.com").build().await.unwrap();
+    let res = auth.handle(&RequestView::new(Method::Get, "/auth/oidc/login", None), b"").await;
+    let cookie = res.header("set-cookie").unwrap();
+    assert!(cookie.starts_with("__Host-auth_login."), "{cookie}");
+    for flag in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(cookie.contains(flag), "{flag} in {cookie}");
+    }
+    assert!(!cookie.contains("Domain="), "__Host- cookies have no Domain");
+    assert_eq!(auth.session_cookie_name(), "__Host-auth_session");
+    let url = url::Url::parse(res.header("location").unwrap()).unwrap();
+    assert!(url.query_pairs().any(|(k, v)| k == "redirect_uri" && v == "https://app.example.com/auth/oidc/callback"));
+}
