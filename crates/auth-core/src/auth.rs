@@ -861,6 +861,7 @@ impl Auth {
         let expected = Expected {
             issuer: &p.meta.issuer,
             issuer_template: p.config.multi_tenant_issuer,
+            issuer_aliases: &p.config.issuer_aliases,
             client_id: &p.config.client_id,
             trusted_audiences: &p.config.trusted_audiences,
             nonce,

@@ -17,6 +17,8 @@ pub(crate) struct Expected<'a> {
     pub(crate) issuer: &'a str,
     /// Replace `{tenantid}` in `issuer` by the token's `tid`.
     pub(crate) issuer_template: bool,
+    /// Other spellings of the issuer the provider documents (Google: `accounts.google.com`).
+    pub(crate) issuer_aliases: &'a [String],
     pub(crate) client_id: &'a str,
     pub(crate) trusted_audiences: &'a [String],
     /// The nonce sent in the authorization request; `None` for refreshed ID tokens, which carry
@@ -89,7 +91,9 @@ fn check_common(claims: &Claims, exp: &Expected<'_>) -> Result<(), TokenError> {
     let num_claim = |name: &'static str| claims.get(name).and_then(Value::as_u64).ok_or(TokenError::MissingClaim(name));
     // Rule 1: iss equals the issuer exactly.
     let iss = str_claim("iss")?;
-    if iss != expected_issuer(exp, claims).as_deref().unwrap_or(exp.issuer) {
+    if iss != expected_issuer(exp, claims).as_deref().unwrap_or(exp.issuer)
+        && !exp.issuer_aliases.iter().any(|a| a == iss)
+    {
         return Err(TokenError::WrongIssuer);
     }
     // Rule 2: aud contains the client id and no untrusted party; azp is the client.
@@ -240,6 +244,7 @@ mod tests {
         Expected {
             issuer: "https://op",
             issuer_template: false,
+            issuer_aliases: &[],
             client_id: "app",
             trusted_audiences: &[],
             nonce: Some("n-1"),
@@ -307,10 +312,25 @@ mod tests {
     }
 
     #[test]
+    fn documented_issuer_aliases_only() {
+        let aliases = vec!["accounts.google.com".to_string()];
+        let exp = Expected { issuer: "https://accounts.google.com", issuer_aliases: &aliases, ..expected() };
+        let mut c = good();
+        c.insert("iss".into(), json!("accounts.google.com"));
+        assert_eq!(check_claims(&c, Algorithm::RS256, &exp), Ok(()));
+        c.insert("iss".into(), json!("evil.example.com"));
+        assert_eq!(check_claims(&c, Algorithm::RS256, &exp), Err(TokenError::WrongIssuer));
+        let mut c = good();
+        c.insert("iss".into(), json!("accounts.google.com"));
+        assert_eq!(check_claims(&c, Algorithm::RS256, &expected()), Err(TokenError::WrongIssuer), "no alias, no pass");
+    }
+
+    #[test]
     fn microsoft_tenant_issuer() {
         let exp = Expected {
             issuer: "https://login.microsoftonline.com/{tenantid}/v2.0",
             issuer_template: true,
+            issuer_aliases: &[],
             ..expected()
         };
         let mut c = good();

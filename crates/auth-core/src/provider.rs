@@ -146,6 +146,7 @@ pub struct Provider {
     pub(crate) userinfo_extra: Option<String>,
     pub(crate) revoke_on_logout: bool,
     pub(crate) id_token_alg: Option<String>,
+    pub(crate) issuer_aliases: Vec<String>,
 }
 
 impl Provider {
@@ -170,6 +171,7 @@ impl Provider {
             userinfo_extra: None,
             revoke_on_logout: false,
             id_token_alg: None,
+            issuer_aliases: Vec::new(),
         }
     }
 
@@ -192,9 +194,13 @@ impl Provider {
         p
     }
 
-    /// Google (OpenID Connect).
+    /// Google (OpenID Connect). Google documents that its ID tokens' `iss` is
+    /// `https://accounts.google.com` or `accounts.google.com`; both are accepted, nothing else.
     pub fn google(client_id: impl Into<String>, client_secret: impl Into<String>) -> Self {
-        Provider::oidc("google", "https://accounts.google.com", client_id).with_client_secret(client_secret)
+        let mut p =
+            Provider::oidc("google", "https://accounts.google.com", client_id).with_client_secret(client_secret);
+        p.issuer_aliases.push("accounts.google.com".into());
+        p
     }
 
     /// GitLab.com (OpenID Connect).
@@ -510,6 +516,7 @@ mod tests {
             .unwrap();
         assert!(matches!(&g.endpoints, Endpoints::Discovery { issuer, .. } if issuer == "https://accounts.google.com"));
         assert_eq!(g.client_auth, ClientAuth::SecretBasic);
+        assert_eq!(g.issuer_aliases, ["accounts.google.com"], "Google's documented second issuer spelling");
         let gh = Provider::from_env_with("github", env(&[("GITHUB_CLIENT_ID", "id"), ("GITHUB_CLIENT_SECRET", "s")]))
             .unwrap();
         assert_eq!(gh.profile, Profile::Github);
