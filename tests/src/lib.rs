@@ -138,6 +138,10 @@ macro_rules! scenarios {
             backchannel_logout_ends_the_session,
             backchannel_logout_by_sub_ends_all_sessions,
             invalid_logout_tokens_are_refused,
+            cross_site_logout_is_refused,
+            non_canonical_auth_paths_are_404,
+            control_characters_in_state_are_400,
+            method_not_allowed_says_what_is,
         );
     };
     (@each $framework:ty; $($name:ident),* $(,)?) => {
@@ -251,6 +255,74 @@ pub mod scenario {
         assert_eq!(app.api_get(&app.browser, "/me").await.status(), 401);
     }
 
+    /// Logout CSRF: another site's auto-submitting form (`Sec-Fetch-Site: cross-site`, a foreign
+    /// `Origin`) gets 403 and changes nothing; the app's own form logs out.
+    pub async fn cross_site_logout_is_refused(app: &TestApp) {
+        app.login(&app.browser).await;
+        for (name, value) in [("sec-fetch-site", "cross-site"), ("origin", "https://evil.example")] {
+            let post = app
+                .browser
+                .client()
+                .post(app.url("/auth/logout"))
+                .header("accept", "text/html")
+                .header(name, value)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(post.status(), 403, "{name}: {value}");
+            assert!(set_cookies(&post).is_empty(), "{name}: {value}: no cookie is cleared");
+            assert_eq!(app.api_get(&app.browser, "/me").await.status(), 200, "{name}: still logged in");
+        }
+        let own = app
+            .browser
+            .client()
+            .post(app.url("/auth/logout"))
+            .header("accept", "text/html")
+            .header("origin", app.base.as_str())
+            .header("sec-fetch-site", "same-origin")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(own.status(), 303);
+        assert_eq!(app.api_get(&app.browser, "/me").await.status(), 401);
+    }
+
+    /// Paths a router may match only after decoding or collapsing them are a plain 404.
+    pub async fn non_canonical_auth_paths_are_404(app: &TestApp) {
+        for path in ["/%61uth/oidc/login", "//auth/oidc/login"] {
+            let res = app.browser.get(&app.url(path)).await.unwrap();
+            assert_eq!(res.status(), 404, "{path}");
+            assert!(res.headers().get("set-cookie").is_none(), "{path}: no login was started");
+        }
+    }
+
+    /// A `state` with CR LF (or `;`) never reaches a header: a clean 400 on every adapter.
+    pub async fn control_characters_in_state_are_400(app: &TestApp) {
+        for query in
+            ["code=x&state=aaaaaaaaaaaaaaaaaaaa%0d%0aX-Evil:%201", "code=x&state=aaaaaaaaaaaaaaaaaaaa;Domain=evil"]
+        {
+            let res = app.browser.get(&app.url(&format!("/auth/oidc/callback?{query}"))).await.unwrap();
+            assert_eq!(res.status(), 400, "{query}");
+            assert!(res.headers().get("x-evil").is_none());
+            assert!(res.headers().get("set-cookie").is_none(), "{query}");
+        }
+    }
+
+    /// 405 answers carry the right `Allow`.
+    pub async fn method_not_allowed_says_what_is(app: &TestApp) {
+        let client = app.browser.client();
+        let cases = [
+            (client.delete(app.url("/auth/oidc/login")), "GET, HEAD"),
+            (client.put(app.url("/auth/oidc/callback")), "GET, HEAD, POST"),
+            (client.get(app.url("/auth/logout")), "POST"),
+        ];
+        for (req, allow) in cases {
+            let res = req.send().await.unwrap();
+            assert_eq!(res.status(), 405, "{allow}");
+            assert_eq!(res.headers().get("allow").and_then(|v| v.to_str().ok()), Some(allow));
+        }
+    }
+
     /// RP-initiated logout: the provider's end-session endpoint with `id_token_hint` and
     /// `post_logout_redirect_uri`, then back to the app, whose `state` check sends the browser home.
     pub async fn logout_at_the_provider_and_back(app: &TestApp) {
@@ -340,8 +412,15 @@ pub mod scenario {
         let callback = callback_url(app, &app.browser, "/me").await;
         let cookie_before = app.browser.cookie_header(&app.base).unwrap_or_default();
         assert_eq!(app.browser.get(&callback).await.unwrap().status(), 303);
+        let session_before = app.browser.cookie_header(&app.base).unwrap_or_default();
+        // The same browser, logged in (the back button after a login): sent on to the app, but
+        // nothing is exchanged again and no new session starts.
         let again = app.browser.get(&callback).await.unwrap();
-        assert_eq!(again.status(), 400, "same browser replay");
+        assert_eq!(again.status(), 303, "same browser replay, with a session: back to the app");
+        assert_eq!(location(&again), "/");
+        assert!(set_cookies(&again).iter().all(|c| !c.starts_with("auth_session=")), "no new session from a replay");
+        assert_eq!(app.browser.cookie_header(&app.base).unwrap_or_default(), session_before);
+        assert_eq!(app.provider.token_requests(), 1, "the code was exchanged once");
         let other = Browser::new();
         let res = other.get(&callback).await.unwrap();
         assert_eq!(res.status(), 400, "other browser replay");
@@ -412,6 +491,11 @@ pub mod scenario {
         assert_eq!(res.status(), 403);
         let body: serde_json::Value = res.json().await.unwrap();
         assert_eq!(body["error"], "forbidden");
+        // A single-valued string claim is not a space-separated list: "not admin" is no admin.
+        app.provider.set_user(TestUser::new("mallory").with_claim("groups", serde_json::json!("not admin")));
+        let mallory = Browser::new();
+        app.login(&mallory).await;
+        assert_eq!(app.api_get(&mallory, "/admin").await.status(), 403, "a string claim matches only when equal");
         app.provider.set_user(TestUser::new("root").with_claim("groups", serde_json::json!(["admin"])));
         let admin = Browser::new();
         app.login(&admin).await;

@@ -15,7 +15,7 @@ use crate::discovery::{ProviderMetadata, discover};
 use crate::error::sanitize_code;
 use crate::http::{AuthResponse, Method, RequestView};
 use crate::id_token::{self, Expected};
-use crate::jwks::{JwksCache, JwksConfig};
+use crate::jwks::{JwksCache, JwksConfig, Trust};
 use crate::net::{HttpClient, HttpConfig};
 use crate::provider::{ClaimMapping, ClientAuth, Profile, Provider};
 use crate::session::{Claims, CookieStore, Secret, Session, SessionStore, Tokens};
@@ -26,6 +26,16 @@ use crate::{Error, TokenError, now, safe_next};
 const COOKIE_LIMIT: usize = 4096;
 /// At most this many logins may be pending in one browser at once (tabs); older ones are dropped.
 const MAX_PENDING_LOGINS: usize = 5;
+/// At most this many pending-login cookies of a request are looked at when starting a login.
+const PENDING_LOGINS_EXAMINED: usize = 16;
+/// At most this many stale pending-login cookies are expired by one response.
+const PENDING_LOGINS_CLEARED: usize = 8;
+/// The decoded-session cache holds at most this many sessions…
+const SESSION_CACHE_ENTRIES: usize = 4096;
+/// …and at most this many bytes of them (cookie values and decoded JSON, counted roughly).
+const SESSION_CACHE_BYTES: usize = 32 * 1024 * 1024;
+/// The longest `state` accepted on a callback (we send 43 characters).
+const MAX_STATE_LEN: usize = 128;
 /// Authorization request parameters the library sets itself and a user may not override.
 const RESERVED_PARAMS: &[&str] = &[
     "response_type",
@@ -264,7 +274,7 @@ impl AuthBuilder {
             return Err(Error::config("no provider registered"));
         }
         let http = HttpClient::new(self.http)?;
-        let mut providers = Vec::with_capacity(self.providers.len());
+        let mut providers: Vec<Arc<ProviderSlot>> = Vec::with_capacity(self.providers.len());
         for config in self.providers {
             if !config.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') || config.name.is_empty()
             {
@@ -273,32 +283,39 @@ impl AuthBuilder {
             if config.name == "logout" {
                 return Err(Error::config("`logout` is a route, not a provider name"));
             }
-            if providers.iter().any(|p: &Arc<ProviderRuntime>| p.config.name == config.name) {
+            if providers.iter().any(|p| p.name == config.name) {
                 return Err(Error::config(format!("provider `{}` registered twice", config.name)));
             }
-            let meta = discover(&config, &http).await?;
-            let jwks = meta.jwks_uri.clone().map(|uri| JwksCache::new(uri, self.jwks));
-            let algs = id_token::allowed_algorithms(&meta.id_token_signing_alg_values_supported, config.allow_hs256);
-            let redirect_uri = format!("{}{}/{}/callback", self.base_url, self.prefix, config.name);
             let id_token_alg = match &config.id_token_alg {
                 Some(name) => Some(name.parse::<Algorithm>().map_err(|_| {
                     Error::config(format!("provider `{}`: unknown ID token algorithm `{name}`", config.name))
                 })?),
                 None => None,
             };
-            providers.push(Arc::new(ProviderRuntime {
+            let slot = Arc::new(ProviderSlot {
+                name: config.name.clone(),
+                redirect_uri: format!("{}{}/{}/callback", self.base_url, self.prefix, config.name),
                 config,
-                meta,
-                jwks,
-                algs,
-                redirect_uri,
-                id_token_alg: std::sync::Mutex::new(id_token_alg),
-            }));
+                id_token_alg,
+                jwks: self.jwks,
+                ready: std::sync::RwLock::new(None),
+            });
+            match discover(&slot.config, &http).await {
+                Ok(meta) => slot.install(meta),
+                // A provider that is down must not stop the app: its logins answer 503 until a
+                // retry in the background succeeds. A wrong configuration still fails here.
+                Err(err) if err.is_transient() => {
+                    tracing::warn!(provider = %slot.name, error = %err, "provider unreachable at start; its logins answer 503 until discovery succeeds");
+                    spawn_discovery_retry(Arc::downgrade(&slot), http.clone());
+                }
+                Err(err) => return Err(err),
+            }
+            providers.push(slot);
         }
         let default_provider = match self.default_provider {
-            Some(name) if providers.iter().any(|p| p.config.name == name) => name,
+            Some(name) if providers.iter().any(|p| p.name == name) => name,
             Some(name) => return Err(Error::config(format!("default provider `{name}` is not registered"))),
-            None => providers[0].config.name.clone(),
+            None => providers[0].name.clone(),
         };
         let keys = match self.keys {
             Some(keys) => keys,
@@ -316,6 +333,7 @@ impl AuthBuilder {
                 login_cookie_prefix: format!("{host_prefix}{}_login.", self.cookie_name),
                 providers,
                 default_provider,
+                origin: base.origin().ascii_serialization(),
                 base_url: self.base_url,
                 prefix: self.prefix,
                 secure,
@@ -325,10 +343,85 @@ impl AuthBuilder {
                 session_ttl: self.session_ttl.as_secs(),
                 login_ttl: self.login_ttl.as_secs(),
                 leeway: self.leeway.as_secs(),
-                cache: SessionCache::new(4096),
+                cache: SessionCache::new(SESSION_CACHE_ENTRIES, SESSION_CACHE_BYTES),
+                login_order: std::sync::atomic::AtomicU64::new(0),
             }),
         })
     }
+}
+
+/// A registered provider: its configuration, and its discovered state once discovery succeeded.
+struct ProviderSlot {
+    name: String,
+    config: Provider,
+    redirect_uri: String,
+    /// The configured algorithm of the provider's ID tokens (`id_token_signed_response_alg`).
+    id_token_alg: Option<Algorithm>,
+    jwks: JwksConfig,
+    ready: std::sync::RwLock<Option<Arc<ProviderRuntime>>>,
+}
+
+impl ProviderSlot {
+    /// Installs the provider's metadata: from now on its logins work.
+    fn install(&self, meta: ProviderMetadata) {
+        let cfg = &self.config;
+        let algs = match self.id_token_alg {
+            Some(alg) => vec![alg],
+            None => id_token::allowed_algorithms(&meta.id_token_signing_alg_values_supported, cfg.allow_hs256),
+        };
+        // Back-Channel Logout 1.0 §2.6: the algorithm of the provider's ID tokens, from the
+        // configuration or else from the metadata (asymmetric ones only: a symmetric logout token
+        // would be keyed with our own secret), never from the logins this process happened to see.
+        let logout_algs = match self.id_token_alg {
+            Some(alg) => vec![alg],
+            None => id_token::logout_algorithms(&meta.id_token_signing_alg_values_supported),
+        };
+        let runtime = ProviderRuntime {
+            config: cfg.clone(),
+            jwks: meta.jwks_uri.clone().map(|uri| JwksCache::new(uri, self.jwks)),
+            meta,
+            algs,
+            logout_algs,
+            redirect_uri: self.redirect_uri.clone(),
+        };
+        *self.ready.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(runtime));
+    }
+
+    /// The provider after discovery, or 503 while discovery has not succeeded yet.
+    fn runtime(&self) -> Result<Arc<ProviderRuntime>, Error> {
+        self.ready
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| Error::ProviderUnavailable { provider: self.name.clone() })
+    }
+}
+
+/// Retries the discovery of a provider that was down at start, with backoff (1 s doubling to a
+/// minute), until it succeeds or the [`Auth`] is dropped.
+fn spawn_discovery_retry(slot: std::sync::Weak<ProviderSlot>, http: HttpClient) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        tracing::error!("no Tokio runtime to retry discovery in; the provider stays unavailable");
+        return;
+    };
+    runtime.spawn(async move {
+        let mut delay = Duration::from_secs(1);
+        loop {
+            tokio::time::sleep(delay).await;
+            let Some(slot) = slot.upgrade() else { return };
+            delay = (delay * 2).min(Duration::from_secs(60));
+            match discover(&slot.config, &http).await {
+                Ok(meta) => {
+                    slot.install(meta);
+                    tracing::info!(provider = %slot.name, "provider discovered; its logins work now");
+                    return;
+                }
+                Err(err) => {
+                    tracing::warn!(provider = %slot.name, error = %err, retry_in = ?delay, "discovery failed again");
+                }
+            }
+        }
+    });
 }
 
 /// A provider after discovery.
@@ -336,17 +429,19 @@ struct ProviderRuntime {
     config: Provider,
     meta: ProviderMetadata,
     jwks: Option<JwksCache>,
+    /// The algorithms accepted for ID tokens.
     algs: Vec<Algorithm>,
+    /// The algorithms accepted for back-channel logout tokens.
+    logout_algs: Vec<Algorithm>,
     redirect_uri: String,
-    /// The algorithm of the provider's ID tokens: configured, or the last one seen. Logout tokens
-    /// must use it (Back-Channel Logout 1.0 §2.6).
-    id_token_alg: std::sync::Mutex<Option<Algorithm>>,
 }
 
 struct Inner {
-    providers: Vec<Arc<ProviderRuntime>>,
+    providers: Vec<Arc<ProviderSlot>>,
     default_provider: String,
     base_url: String,
+    /// The app's origin (`https://app.example.com`), to refuse cross-site logouts.
+    origin: String,
     prefix: String,
     secure: bool,
     keys: KeyRing,
@@ -358,6 +453,8 @@ struct Inner {
     login_ttl: u64,
     leeway: u64,
     cache: SessionCache,
+    /// The last creation order handed to a pending login.
+    login_order: std::sync::atomic::AtomicU64,
 }
 
 /// The library's state, shared by every request: cheap to clone.
@@ -371,7 +468,7 @@ pub struct Auth {
 
 impl fmt::Debug for Auth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<&str> = self.inner.providers.iter().map(|p| p.config.name.as_str()).collect();
+        let names: Vec<&str> = self.inner.providers.iter().map(|p| p.name.as_str()).collect();
         f.debug_struct("Auth").field("providers", &names).field("prefix", &self.inner.prefix).finish_non_exhaustive()
     }
 }
@@ -448,6 +545,10 @@ struct PendingLogin {
     r: String,
     /// Created, Unix seconds.
     t: u64,
+    /// Creation order (Unix milliseconds, strictly increasing in this process), so the oldest of
+    /// several logins started within one second is the one dropped.
+    #[serde(default)]
+    o: u64,
 }
 
 #[derive(Deserialize)]
@@ -483,12 +584,18 @@ impl Auth {
 
     /// The registered providers' names.
     pub fn provider_names(&self) -> impl Iterator<Item = &str> {
-        self.inner.providers.iter().map(|p| p.config.name.as_str())
+        self.inner.providers.iter().map(|p| p.name.as_str())
     }
 
     /// The redirect URI registered for a provider.
     pub fn redirect_uri(&self, provider: &str) -> Option<&str> {
-        self.provider(provider).ok().map(|p| p.redirect_uri.as_str())
+        self.slot(provider).ok().map(|p| p.redirect_uri.as_str())
+    }
+
+    /// Whether a provider's discovery has succeeded (a provider that was down at start answers
+    /// its logins with 503 until then).
+    pub fn is_provider_ready(&self, provider: &str) -> bool {
+        self.provider(provider).is_ok()
     }
 
     /// The login URL for the default provider, returning to `next`.
@@ -498,12 +605,13 @@ impl Auth {
         format!("{}/{}/login?next={enc}", self.inner.prefix, self.inner.default_provider)
     }
 
-    fn provider(&self, name: &str) -> Result<&Arc<ProviderRuntime>, Error> {
-        self.inner
-            .providers
-            .iter()
-            .find(|p| p.config.name == name)
-            .ok_or_else(|| Error::UnknownProvider(name.to_owned()))
+    fn slot(&self, name: &str) -> Result<&Arc<ProviderSlot>, Error> {
+        self.inner.providers.iter().find(|p| p.name == name).ok_or_else(|| Error::UnknownProvider(name.to_owned()))
+    }
+
+    /// A provider after discovery: 404 when it is not registered, 503 while it is not discovered.
+    fn provider(&self, name: &str) -> Result<Arc<ProviderRuntime>, Error> {
+        self.slot(name)?.runtime()
     }
 
     /// Answers an auth route (`{prefix}/{provider}/login`, `…/callback`, `{prefix}/logout`,
@@ -513,20 +621,36 @@ impl Auth {
     /// posts), read up to [`FORM_BODY_LIMIT`](crate::FORM_BODY_LIMIT) bytes by the adapter.
     pub async fn handle(&self, req: &RequestView<'_>, body: &[u8]) -> AuthResponse {
         let html = !req.prefers_json();
-        let Some(rest) = req.path().strip_prefix(self.inner.prefix.as_str()).and_then(|r| r.strip_prefix('/')) else {
-            tracing::error!(path = req.path(), prefix = %self.inner.prefix, "auth routes mounted at another prefix than the Auth's");
+        let path = req.path();
+        let Some(rest) = path.strip_prefix(self.inner.prefix.as_str()).and_then(|r| r.strip_prefix('/')) else {
+            // A path the router matched only after decoding it (`/%61uth/…`) or collapsing slashes
+            // (`//auth/…`) is just not found; a plain path outside the prefix means the routes are
+            // mounted elsewhere than the `Auth` expects.
+            if path.contains('%') || path.contains("//") {
+                tracing::debug!(path, "not an auth route (non-canonical path)");
+            } else {
+                tracing::error!(path, prefix = %self.inner.prefix, "auth routes mounted at another prefix than the Auth's");
+            }
             return self.error_response(&Error::NotFound, html);
         };
         let segments: Vec<&str> = rest.split('/').collect();
-        let outcome = match (segments.as_slice(), req.method()) {
-            (["logout"], Method::Post) => Ok(self.logout(req).await),
-            (["logout"], _) => Err(Error::MethodNotAllowed),
-            (["logout", "callback"], Method::Get) => self.logout_callback(req),
-            ([provider, "backchannel-logout"], Method::Post) => Ok(self.backchannel_logout(provider, body).await),
-            ([_, "backchannel-logout"], _) => Err(Error::MethodNotAllowed),
-            ([provider, "login"], Method::Get) => self.login(provider, req),
-            ([provider, "callback"], Method::Get | Method::Post) => Ok(self.callback(provider, req, body).await),
-            ([_, "login" | "callback"], _) => Err(Error::MethodNotAllowed),
+        let method = req.method();
+        let not_allowed = |allow| Err(Error::MethodNotAllowed { allow });
+        let outcome = match segments.as_slice() {
+            ["logout"] if method == Method::Post => Ok(self.logout(req).await),
+            ["logout"] => not_allowed("POST"),
+            ["logout", "callback"] if method == Method::Get => self.logout_callback(req),
+            ["logout", "callback"] => not_allowed("GET, HEAD"),
+            [provider, "backchannel-logout"] if method == Method::Post => {
+                Ok(self.backchannel_logout(provider, body).await)
+            }
+            [_, "backchannel-logout"] => not_allowed("POST"),
+            [provider, "login"] if method == Method::Get => self.login(provider, req),
+            [_, "login"] => not_allowed("GET, HEAD"),
+            [provider, "callback"] if matches!(method, Method::Get | Method::Post) => {
+                Ok(self.callback(provider, req, body).await)
+            }
+            [_, "callback"] => not_allowed("GET, HEAD, POST"),
             _ => Err(Error::NotFound),
         };
         outcome.unwrap_or_else(|err| self.error_response(&err, html))
@@ -540,8 +664,10 @@ impl Auth {
             tracing::info!(error = %err, "auth request refused");
         }
         let mut res = AuthResponse::error(err, html);
-        if matches!(err, Error::MethodNotAllowed) {
-            res.headers.push(("allow", "POST".into()));
+        match err {
+            Error::MethodNotAllowed { allow } => res.headers.push(("allow", (*allow).into())),
+            Error::ProviderUnavailable { .. } => res.headers.push(("retry-after", "30".into())),
+            _ => {}
         }
         res
     }
@@ -558,6 +684,7 @@ impl Auth {
             v: random_token(48),
             r: next,
             t: now(),
+            o: self.login_order(),
         };
         let mut url = url::Url::parse(&p.meta.authorization_endpoint)
             .map_err(|_| Error::config("authorization endpoint is not a URL"))?;
@@ -608,40 +735,78 @@ impl Auth {
         format!("{}{suffix}", self.inner.login_cookie_prefix)
     }
 
+    /// A strictly increasing creation order for pending logins: Unix milliseconds, bumped past the
+    /// last value handed out.
+    fn login_order(&self) -> u64 {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let last = &self.inner.login_order;
+        let mut current = last.load(std::sync::atomic::Ordering::Relaxed);
+        loop {
+            let next = now_ms.max(current.saturating_add(1));
+            match last.compare_exchange_weak(
+                current,
+                next,
+                std::sync::atomic::Ordering::Relaxed,
+                std::sync::atomic::Ordering::Relaxed,
+            ) {
+                Ok(_) => return next,
+                Err(seen) => current = seen,
+            }
+        }
+    }
+
     /// Expires the oldest pending-login cookies beyond the limit, and unreadable ones.
+    ///
+    /// Bounded whatever the request carries: at most [`PENDING_LOGINS_EXAMINED`] cookies are
+    /// decrypted and at most [`PENDING_LOGINS_CLEARED`] are expired per response (junk beyond that
+    /// goes on later requests), so a thousand junk cookies cost a short answer.
     fn prune_pending_logins(&self, req: &RequestView<'_>) -> Vec<String> {
-        let mut pending: Vec<(u64, &str)> = req
+        let mut pending: Vec<((u64, u64), &str)> = req
             .cookies_iter()
             .filter(|(name, _)| name.starts_with(self.inner.login_cookie_prefix.as_str()))
+            .take(PENDING_LOGINS_EXAMINED)
             .map(|(name, value)| {
                 let created = self
                     .inner
                     .keys
                     .open(b"login", value)
                     .and_then(|b| serde_json::from_slice::<PendingLogin>(&b).ok())
-                    .map_or(0, |p| p.t);
+                    .map_or((0, 0), |p| (p.t, p.o));
                 (created, name)
             })
             .collect();
-        if pending.len() < MAX_PENDING_LOGINS && pending.iter().all(|(t, _)| *t > 0) {
+        if pending.len() < MAX_PENDING_LOGINS && pending.iter().all(|(t, _)| t.0 > 0) {
             return Vec::new();
         }
+        // Oldest first: unreadable ones (0), then by creation second and order.
         pending.sort_unstable();
-        let excess = (pending.len() + 1).saturating_sub(MAX_PENDING_LOGINS);
+        pending.dedup_by(|a, b| a.1 == b.1);
+        let readable = pending.iter().filter(|(t, _)| t.0 > 0).count();
+        let excess = (readable + 1).saturating_sub(MAX_PENDING_LOGINS);
+        let unreadable = pending.len() - readable;
         pending
             .iter()
-            .enumerate()
-            .filter(|(i, (t, _))| *i < excess || *t == 0)
-            .map(|(_, (_, name))| self.expired_cookie(name))
+            .take(unreadable + excess)
+            .take(PENDING_LOGINS_CLEARED)
+            .map(|(_, name)| self.expired_cookie(name))
             .collect()
     }
 
     /// `GET|POST {prefix}/{provider}/callback`: finishes the login and answers with a redirect to
     /// `next` (303) or an error page.
+    ///
+    /// A callback whose login is already finished (the back button after a login) sends a
+    /// browser that holds a valid session on to the app instead of an error page.
     pub async fn callback(&self, provider: &str, req: &RequestView<'_>, body: &[u8]) -> AuthResponse {
         let done = self.complete_login(provider, req, body).await;
         let res = match &done.outcome {
             Ok(logged_in) => AuthResponse::redirect(303, logged_in.next.clone()),
+            Err(Error::InvalidState(_)) if !req.prefers_json() && self.session(req).await.session.is_some() => {
+                tracing::info!(provider, "callback of a finished login, with a valid session: back to the app");
+                AuthResponse::redirect(303, "/")
+            }
             Err(err) => self.error_response(err, !req.prefers_json()),
         };
         res.with_cookies(done.set_cookies)
@@ -657,12 +822,20 @@ impl Auth {
         } else {
             url::form_urlencoded::parse(req.query().unwrap_or_default().as_bytes()).into_owned().collect()
         };
-        let Some(state) = param(&params, "state").filter(|s| s.len() >= 16) else {
-            return LoginCompletion {
-                outcome: Err(Error::InvalidState("the callback has no state")),
-                set_cookies: Vec::new(),
-            };
+        let refused = |err| LoginCompletion { outcome: Err(err), set_cookies: Vec::new() };
+        let Some(state) = param(&params, "state") else {
+            // A provider may answer an `error=` without the state (a cancelled login).
+            return refused(match param(&params, "error") {
+                Some(code) => Error::Authorization { code: sanitize_code(code) },
+                None => Error::InvalidState("the callback has no state"),
+            });
         };
+        // The state names a cookie: only the characters we generate, before it goes near a header.
+        if !(16..=MAX_STATE_LEN).contains(&state.len())
+            || !state.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return refused(Error::InvalidState("the callback's state is malformed"));
+        }
         // Single use: the pending login's cookie goes, whatever happens next.
         let cookie_name = self.login_cookie(state);
         let mut set_cookies = vec![self.expired_cookie(&cookie_name)];
@@ -697,17 +870,17 @@ impl Auth {
         if !constant_time_eq(&pending.s, state) {
             return Err(Error::InvalidState("state mismatch"));
         }
-        let expires = pending.t + self.inner.login_ttl;
+        let expires = pending.t.saturating_add(self.inner.login_ttl);
         if expires < now() {
             return Err(Error::InvalidState("the login has expired"));
         }
         if pending.p != provider {
             return Err(Error::InvalidState("the login was started with another provider"));
         }
+        let p = self.provider(provider)?;
         if !self.inner.store.use_once(&format!("state:{state}"), expires).await? {
             return Err(Error::InvalidState("this login was already finished"));
         }
-        let p = self.provider(provider)?;
         // RFC 9207 mix-up defence. A plain OAuth 2.0 provider without metadata has no known issuer
         // to compare with; its per-provider redirect URI and the provider bound to the pending
         // login are the mix-up defence there.
@@ -722,7 +895,7 @@ impl Auth {
         let code = param(params, "code").filter(|c| !c.is_empty()).ok_or(Error::MissingCode)?;
         let tokens = self
             .token_request(
-                p,
+                &p,
                 &[
                     ("grant_type", "authorization_code"),
                     ("code", code),
@@ -731,10 +904,9 @@ impl Auth {
                 ],
             )
             .await?;
-        let claims = self.identify(p, &tokens, &pending.n).await?;
+        let claims = self.identify(&p, &tokens, &pending.n).await?;
         let now = now();
-        let expires_at =
-            tokens.expires_in.as_ref().and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok())).map(|s| now + s);
+        let expires_at = access_token_expiry(now, tokens.expires_in.as_ref());
         let session = Session {
             id: random_token(32),
             provider: p.config.name.clone(),
@@ -747,7 +919,7 @@ impl Auth {
                 scope: tokens.scope,
             },
             created_at: now,
-            expires_at: now + self.inner.session_ttl,
+            expires_at: now.saturating_add(self.inner.session_ttl),
         };
         tracing::info!(provider = %p.config.name, "login finished");
         Ok((pending.r, session))
@@ -848,7 +1020,8 @@ impl Auth {
             .ok_or(Error::Provider { endpoint: "userinfo", reason: "no subject for the user".into() })
     }
 
-    /// Validates an ID token by every rule of OIDC Core §3.1.3.7; returns its claims.
+    /// Validates an ID token from the token endpoint by every rule of OIDC Core §3.1.3.7; returns
+    /// its claims.
     async fn validate_id_token(
         &self,
         p: &ProviderRuntime,
@@ -856,8 +1029,8 @@ impl Auth {
         nonce: Option<&str>,
         access_token: Option<&str>,
     ) -> Result<Map<String, Value>, Error> {
-        let (alg, kid) = id_token::header(token, &p.algs)?;
-        let claims = self.verify_jws(p, token, alg, kid.as_deref()).await?;
+        let header = id_token::header(token, &p.algs)?;
+        let claims = self.verify_jws(p, token, &header, Trust::TokenEndpoint).await?;
         let expected = Expected {
             issuer: &p.meta.issuer,
             issuer_template: p.config.multi_tenant_issuer,
@@ -871,29 +1044,26 @@ impl Auth {
             leeway: self.inner.leeway,
             now: now(),
         };
-        id_token::check_claims(&claims, alg, &expected)?;
-        let mut seen = p.id_token_alg.lock().unwrap_or_else(|e| e.into_inner());
-        if seen.is_none() || p.config.id_token_alg.is_none() {
-            *seen = Some(alg);
-        }
+        id_token::check_claims(&claims, header.alg, &expected)?;
         Ok(claims)
     }
 
     /// Verifies a JWS from the provider: HS256 with the client secret when allowed, otherwise with
-    /// the JWKS key for `kid`.
+    /// the JWKS key for `kid` (refetched for an unknown `kid` as `trust` allows).
     async fn verify_jws(
         &self,
         p: &ProviderRuntime,
         token: &str,
-        alg: Algorithm,
-        kid: Option<&str>,
+        header: &id_token::Header,
+        trust: Trust,
     ) -> Result<Map<String, Value>, Error> {
+        let alg = header.alg;
         if alg == Algorithm::HS256 {
             let secret = p.config.client_secret.as_ref().ok_or(TokenError::AlgorithmNotAllowed("HS256".into()))?;
             return Ok(id_token::verify_signature(token, alg, &DecodingKey::from_secret(secret.secret().as_bytes()))?);
         }
         let jwks = p.jwks.as_ref().ok_or(Error::Provider { endpoint: "jwks", reason: "no jwks_uri".into() })?;
-        let key = jwks.key_for(&self.inner.http, kid, alg).await?;
+        let key = jwks.key_for(&self.inner.http, header.kid.as_deref(), alg, trust).await?;
         Ok(id_token::verify_signature(token, alg, key.decoding_key())?)
     }
 
@@ -907,7 +1077,7 @@ impl Auth {
         }
         let payload = self.inner.store.save(session).await?;
         let sealed = self.inner.keys.seal(b"session", &payload)?;
-        let cookie = self.cookie(&self.inner.session_cookie, &sealed, self.inner.session_ttl, false);
+        let cookie = self.cookie(&self.inner.session_cookie, &sealed, session.expires_at.saturating_sub(now()), false);
         if cookie.len() > COOKIE_LIMIT {
             self.inner.store.delete(session).await?;
             return Err(Error::SessionTooLarge { size: cookie.len(), limit: COOKIE_LIMIT });
@@ -1054,6 +1224,13 @@ fn github_verified_primary_email(emails: &Value) -> Option<Value> {
         .cloned()
 }
 
+/// When an access token expires: `now` plus `expires_in` (a number, or a numeric string as some
+/// providers send), saturating; `None` when the provider did not say.
+fn access_token_expiry(now: u64, expires_in: Option<&Value>) -> Option<u64> {
+    let seconds = expires_in?.as_u64().or_else(|| expires_in?.as_str()?.trim().parse().ok())?;
+    Some(now.saturating_add(seconds))
+}
+
 fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
@@ -1061,6 +1238,15 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn access_token_expiry_saturates() {
+        assert_eq!(access_token_expiry(100, Some(&Value::from(60))), Some(160));
+        assert_eq!(access_token_expiry(100, Some(&Value::from("60"))), Some(160));
+        assert_eq!(access_token_expiry(100, Some(&Value::from(u64::MAX))), Some(u64::MAX), "no overflow panic");
+        assert_eq!(access_token_expiry(100, Some(&Value::from(-5))), None);
+        assert_eq!(access_token_expiry(100, None), None);
+    }
 
     #[test]
     fn github_email_must_be_primary_and_verified() {

@@ -22,6 +22,8 @@ use crate::Error;
 use crate::session::{Claims, Secret, Session, Tokens};
 
 const VERSION: u8 = 1;
+/// The most JSON a session may inflate to: the encoder refuses more, the decoder reads no more.
+pub(crate) const MAX_SESSION_JSON: usize = 64 * 1024;
 
 #[derive(Serialize, Deserialize)]
 enum Tok {
@@ -89,6 +91,11 @@ pub(crate) fn encode(session: &Session) -> Result<Vec<u8>, Error> {
         it: t.id_token.as_ref().map(|r| split_token(r.secret(), &mut secrets)),
     };
     let json = serde_json::to_vec(&doc).map_err(|_| Error::Internal("session serialization"))?;
+    // A session that compresses into a cookie but inflates past what the decoder reads would be
+    // stored and then never read back: refuse it here, at login.
+    if json.len() > MAX_SESSION_JSON {
+        return Err(Error::SessionTooLarge { size: json.len(), limit: MAX_SESSION_JSON });
+    }
     let mut deflater = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
     deflater.write_all(&json).map_err(|_| Error::Internal("session compression"))?;
     let compressed = deflater.finish().map_err(|_| Error::Internal("session compression"))?;
@@ -119,9 +126,13 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<Session> {
         return None;
     }
     let (compressed, mut rest) = rest.split_at(len);
-    // Bounded inflation: a session never inflates past 64 KiB.
+    // Bounded inflation: a session never inflates past MAX_SESSION_JSON (one byte more is read
+    // to tell a session at the bound from a longer one).
     let mut json = Vec::new();
-    flate2::read::DeflateDecoder::new(compressed).take(64 * 1024).read_to_end(&mut json).ok()?;
+    flate2::read::DeflateDecoder::new(compressed).take(MAX_SESSION_JSON as u64 + 1).read_to_end(&mut json).ok()?;
+    if json.len() > MAX_SESSION_JSON {
+        return None;
+    }
     let doc: Doc = serde_json::from_slice(&json).ok()?;
     let mut secrets = Vec::new();
     while rest.len() >= 2 {
@@ -195,6 +206,15 @@ mod tests {
         let mut bytes = encode(&session("x", None)).unwrap();
         bytes.truncate(bytes.len() - 1);
         assert_eq!(decode(&bytes), None);
+    }
+
+    #[test]
+    fn what_inflates_past_the_bound_is_refused_when_made() {
+        let mut s = session("at", None);
+        let roles: Vec<String> = (0..8000).map(|i| format!("role-admin-{}", i % 10)).collect();
+        s.claims = Claims::from_value(serde_json::json!({"sub": "alice", "roles": roles})).unwrap();
+        let err = encode(&s).unwrap_err();
+        assert!(matches!(err, Error::SessionTooLarge { limit: MAX_SESSION_JSON, .. }), "{err:?}");
     }
 
     /// Pseudo-random bytes (xorshift), standing in for signatures and opaque tokens.

@@ -72,14 +72,45 @@ pub(crate) async fn discover(provider: &Provider, http: &HttpClient) -> Result<P
                 None => format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/')),
             };
             provider.check_url("metadata URL", &url)?;
-            let body = http.get_json(&url, None, "discovery").await.map_err(|e| match e {
-                Error::Provider { reason, .. } => fail(reason),
+            // Discovery §4.3: the metadata's issuer must be the one configured or, with only a
+            // metadata URL, the one that URL is derived from; the comparison is never skipped.
+            let expected = if issuer.is_empty() {
+                Some(issuer_of_metadata_url(&url).ok_or_else(|| {
+                    fail(format!(
+                        "the metadata URL `{url}` is not `{{issuer}}/.well-known/openid-configuration` (nor RFC 8414's \
+                         form), so the issuer it must name is unknown: set {} too",
+                        provider.setting("ISSUER", "the issuer (Provider::oidc)")
+                    ))
+                })?)
+            } else {
+                None
+            };
+            let expected = expected.as_deref().or(Some(issuer.as_str()));
+            let reply = http.get(&url, None, "discovery").await.map_err(|e| match e {
+                Error::Unreachable { source, .. } => Error::Discovery {
+                    provider: provider.name.clone(),
+                    reason: format!("GET {url} failed: {source}"),
+                    source: Some(Box::new(source)),
+                },
+                Error::Provider { reason, .. } => fail(format!("GET {url}: {reason}")),
                 other => other,
             })?;
-            let meta: ProviderMetadata =
-                serde_json::from_value(body).map_err(|e| fail(format!("the metadata document is not valid: {e}")))?;
-            let expected = if issuer.is_empty() { None } else { Some(issuer.as_str()) };
-            check_issuer(provider, expected, &meta.issuer).map_err(fail)?;
+            if !(200..300).contains(&reply.status) {
+                let mut reason = format!("GET {url} answered HTTP status {}", reply.status);
+                if reply.status == 404 {
+                    reason.push_str(&not_found_hint(provider, issuer, metadata_url.is_some()));
+                }
+                let busy = reply.status >= 500 || reply.status == 429;
+                return Err(Error::Discovery {
+                    provider: provider.name.clone(),
+                    reason,
+                    source: busy.then(|| Box::new(crate::error::ServerBusy(reply.status)) as _),
+                });
+            }
+            let meta: ProviderMetadata = serde_json::from_slice(&reply.body)
+                .map_err(|e| fail(format!("the metadata document at {url} is not valid: {e}")))?;
+            check_issuer(provider, expected.filter(|i| !i.is_empty()), &meta.issuer)
+                .map_err(|reason| fail(format!("{reason} (fetched from {url})")))?;
             if meta.jwks_uri.is_none() {
                 return Err(fail("the metadata has no jwks_uri".into()));
             }
@@ -99,6 +130,7 @@ pub(crate) async fn discover(provider: &Provider, http: &HttpClient) -> Result<P
                 ("jwks_uri", meta.jwks_uri.as_ref()),
                 ("end_session_endpoint", meta.end_session_endpoint.as_ref()),
                 ("revocation_endpoint", meta.revocation_endpoint.as_ref()),
+                ("introspection_endpoint", meta.introspection_endpoint.as_ref()),
             ])
     {
         if let Some(url) = url {
@@ -106,6 +138,43 @@ pub(crate) async fn discover(provider: &Provider, http: &HttpClient) -> Result<P
         }
     }
     Ok(meta)
+}
+
+const WELL_KNOWN_OIDC: &str = "/.well-known/openid-configuration";
+const WELL_KNOWN_OAUTH: &str = "/.well-known/oauth-authorization-server";
+
+/// The issuer a metadata URL stands for: `{issuer}/.well-known/openid-configuration` (Discovery
+/// §4), or RFC 8414's `https://host/.well-known/oauth-authorization-server{/path}`.
+fn issuer_of_metadata_url(url: &str) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    if parsed.query().is_some() {
+        return None;
+    }
+    if let Some(issuer) = url.strip_suffix(WELL_KNOWN_OIDC) {
+        return (!issuer.is_empty()).then(|| issuer.to_owned());
+    }
+    let origin = parsed.origin().ascii_serialization();
+    let path = parsed.path().strip_prefix(WELL_KNOWN_OAUTH)?;
+    Some(format!("{origin}{path}"))
+}
+
+/// What to say when the metadata URL answered 404.
+fn not_found_hint(provider: &Provider, issuer: &str, explicit_url: bool) -> String {
+    if explicit_url {
+        return format!(": check {}", provider.setting("SERVER_METADATA_URL", "the metadata URL"));
+    }
+    if issuer.contains("/.well-known/") {
+        let base = issuer.split("/.well-known/").next().unwrap_or_default();
+        return format!(
+            ": {} looks like a discovery URL, not an issuer; set it to `{base}`, or put the URL in {}",
+            provider.setting("ISSUER", "the issuer"),
+            provider.setting("SERVER_METADATA_URL", "with_server_metadata_url")
+        );
+    }
+    format!(
+        ": is {} right? It is the provider's issuer identifier, the URL before /.well-known/openid-configuration",
+        provider.setting("ISSUER", "the issuer")
+    )
 }
 
 /// The discovery document's `issuer` must equal the configured issuer exactly (Discovery §4.3).
@@ -127,7 +196,17 @@ fn check_issuer(provider: &Provider, configured: Option<&str>, advertised: &str)
             return Ok(());
         }
     }
-    Err(format!("the metadata's issuer `{advertised}` is not the configured issuer `{configured}`"))
+    let setting = provider.setting("ISSUER", "the configured issuer");
+    let hint = if configured.trim_end_matches('/') == advertised.trim_end_matches('/') {
+        if configured.ends_with('/') {
+            format!(": remove the trailing slash from {setting}")
+        } else {
+            format!(": add the trailing slash to {setting}")
+        }
+    } else {
+        format!(": set {setting} to `{advertised}` if you trust that provider")
+    };
+    Err(format!("the metadata's issuer `{advertised}` is not the configured issuer `{configured}`{hint}"))
 }
 
 #[cfg(test)]
@@ -141,6 +220,43 @@ mod tests {
         assert!(check_issuer(&p, Some("https://id.example.com"), "https://id.example.com/").is_err());
         assert!(check_issuer(&p, Some("https://id.example.com"), "https://evil.example.com").is_err());
         assert!(check_issuer(&p, Some("https://id.example.com"), "").is_err());
+    }
+
+    #[test]
+    fn issuer_mistakes_say_what_to_fix() {
+        let p = Provider::from_env_with("oidc", |k| match k {
+            "OIDC_CLIENT_ID" => Some("app".into()),
+            "OIDC_ISSUER" => Some("https://id.example.com/".into()),
+            _ => None,
+        })
+        .unwrap();
+        let err = check_issuer(&p, Some("https://id.example.com/"), "https://id.example.com").unwrap_err();
+        assert!(err.contains("remove the trailing slash from OIDC_ISSUER"), "{err}");
+        let hint = not_found_hint(&p, "https://id.example.com/.well-known/openid-configuration", false);
+        assert!(hint.contains("OIDC_ISSUER looks like a discovery URL"), "{hint}");
+        assert!(hint.contains("`https://id.example.com`"), "{hint}");
+        let code = Provider::oidc("corp", "https://id.example.com", "c");
+        let err = check_issuer(&code, Some("https://id.example.com"), "https://id.example.com/").unwrap_err();
+        assert!(err.contains("add the trailing slash"), "{err}");
+    }
+
+    #[test]
+    fn the_issuer_a_metadata_url_implies() {
+        let of = issuer_of_metadata_url;
+        assert_eq!(
+            of("https://id.example.com/.well-known/openid-configuration").as_deref(),
+            Some("https://id.example.com")
+        );
+        assert_eq!(
+            of("https://id.example.com/realms/x/.well-known/openid-configuration").as_deref(),
+            Some("https://id.example.com/realms/x")
+        );
+        assert_eq!(
+            of("https://id.example.com/.well-known/oauth-authorization-server/tenant").as_deref(),
+            Some("https://id.example.com/tenant")
+        );
+        assert_eq!(of("https://id.example.com/metadata.json"), None, "no issuer implied: must be configured");
+        assert_eq!(of("https://id.example.com/.well-known/openid-configuration?x=1"), None);
     }
 
     #[test]

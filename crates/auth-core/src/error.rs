@@ -148,9 +148,10 @@ pub enum Error {
     /// The userinfo response's `sub` is not the ID token's (OIDC Core §5.3.2).
     #[error("the userinfo subject does not match the ID token")]
     UserinfoSubjectMismatch,
-    /// The session does not fit into a cookie.
+    /// The session does not fit into a cookie (4096 bytes), or its claims and tokens are more than
+    /// the cookie store ever reads back (64 KiB of JSON).
     #[error(
-        "the session is {size} bytes, more than a browser keeps in one cookie ({limit}); use a server-side SessionStore"
+        "the session is {size} bytes, over the cookie store's limit of {limit}; keep fewer claims or use a server-side SessionStore"
     )]
     SessionTooLarge {
         /// The encoded size.
@@ -173,9 +174,23 @@ pub enum Error {
     /// No auth route at this path.
     #[error("no such auth route")]
     NotFound,
-    /// A `POST` is required (logout by GET is refused).
-    #[error("method not allowed")]
-    MethodNotAllowed,
+    /// The route does not take this method (logout by GET is refused); `allow` is the value of
+    /// the `Allow` header (RFC 9110 §15.5.6).
+    #[error("method not allowed (allowed: {allow})")]
+    MethodNotAllowed {
+        /// The methods the route takes, as the `Allow` header lists them.
+        allow: &'static str,
+    },
+    /// A cross-site request to a route that changes state (logout) was refused (a CSRF defence:
+    /// `Sec-Fetch-Site: cross-site`, or an `Origin` that is not the app's).
+    #[error("cross-site request refused")]
+    CrossSiteRequest,
+    /// The provider could not be discovered yet (it was down at start); retried in the background.
+    #[error("provider `{provider}` is not available yet: its discovery has not succeeded")]
+    ProviderUnavailable {
+        /// The provider's name.
+        provider: String,
+    },
     /// An internal invariant failed (random source, crypto library).
     #[error("internal error: {0}")]
     Internal(&'static str),
@@ -204,7 +219,9 @@ impl Error {
             Error::Unauthenticated => 401,
             Error::Forbidden(_) => 403,
             Error::UnknownProvider(_) | Error::NotFound => 404,
-            Error::MethodNotAllowed => 405,
+            Error::MethodNotAllowed { .. } => 405,
+            Error::CrossSiteRequest => 403,
+            Error::ProviderUnavailable { .. } => 503,
             Error::Token { .. } | Error::Provider { .. } | Error::UserinfoSubjectMismatch => 502,
             Error::Discovery { .. } => 502,
             Error::Unreachable { source, .. } if source.is_timeout() => 504,
@@ -231,7 +248,9 @@ impl Error {
             Error::Forbidden(_) => "forbidden",
             Error::UnknownProvider(_) => "unknown_provider",
             Error::NotFound => "not_found",
-            Error::MethodNotAllowed => "method_not_allowed",
+            Error::MethodNotAllowed { .. } => "method_not_allowed",
+            Error::CrossSiteRequest => "cross_site_request",
+            Error::ProviderUnavailable { .. } => "provider_unavailable",
             Error::Token { .. } => "invalid_token",
             Error::UserinfoSubjectMismatch => "userinfo_mismatch",
             Error::Provider { .. } | Error::Discovery { .. } => "provider_error",
@@ -255,7 +274,11 @@ impl Error {
             Error::Forbidden(why) => format!("Access denied: {why}."),
             Error::UnknownProvider(_) => "Unknown login provider.".into(),
             Error::NotFound => "Not found.".into(),
-            Error::MethodNotAllowed => "Method not allowed.".into(),
+            Error::MethodNotAllowed { .. } => "Method not allowed.".into(),
+            Error::CrossSiteRequest => "This request came from another site and was refused.".into(),
+            Error::ProviderUnavailable { .. } => {
+                "The login provider is not available right now. Please try again in a minute.".into()
+            }
             Error::Token { .. } | Error::UserinfoSubjectMismatch | Error::Provider { .. } | Error::Discovery { .. } => {
                 "The login provider sent an invalid response.".into()
             }
@@ -270,6 +293,23 @@ impl Error {
 
     pub(crate) fn config(msg: impl fmt::Display) -> Self {
         Error::Config(msg.to_string())
+    }
+}
+
+/// The provider answered with a server-side status (5xx, 429): a passing fault, worth retrying.
+#[derive(Debug, thiserror::Error)]
+#[error("HTTP status {0}")]
+pub(crate) struct ServerBusy(pub(crate) u16);
+
+impl Error {
+    /// Whether the error is a passing fault of the provider (unreachable, timed out, a 5xx or 429
+    /// answer) rather than a mistake in the configuration.
+    pub(crate) fn is_transient(&self) -> bool {
+        match self {
+            Error::Unreachable { .. } => true,
+            Error::Discovery { source: Some(source), .. } => source.is::<ServerBusy>() || source.is::<reqwest::Error>(),
+            _ => false,
+        }
     }
 }
 
@@ -299,6 +339,8 @@ mod tests {
             Error::Authorization { code: "access_denied".into() },
             Error::TokenRejected { code: "invalid_grant".into() },
             Error::BadRequest("x"),
+            Error::CrossSiteRequest,
+            Error::MethodNotAllowed { allow: "POST" },
         ] {
             assert!((400..500).contains(&e.status()), "{e:?}");
         }

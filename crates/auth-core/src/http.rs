@@ -45,6 +45,8 @@ pub struct RequestView<'a> {
     query: Option<&'a str>,
     accept: Option<&'a str>,
     sec_fetch_mode: Option<&'a str>,
+    sec_fetch_site: Option<&'a str>,
+    origin: Option<&'a str>,
     authorization: Option<&'a str>,
     content_type: Option<&'a str>,
     cookies: Vec<&'a str>,
@@ -57,7 +59,7 @@ impl<'a> RequestView<'a> {
     }
 
     /// Adds a header; the core keeps those it uses (`Accept`, `Cookie`, `Authorization`,
-    /// `Content-Type`, `Sec-Fetch-Mode`) and ignores the rest. Names are case-insensitive; several
+    /// `Content-Type`, `Origin`, `Sec-Fetch-Mode`, `Sec-Fetch-Site`) and ignores the rest. Names are case-insensitive; several
     /// `Cookie` headers (HTTP/2) are all kept.
     #[must_use]
     pub fn with_header(mut self, name: &str, value: &'a str) -> Self {
@@ -78,6 +80,10 @@ impl<'a> RequestView<'a> {
             &mut self.content_type
         } else if name.eq_ignore_ascii_case("sec-fetch-mode") {
             &mut self.sec_fetch_mode
+        } else if name.eq_ignore_ascii_case("sec-fetch-site") {
+            &mut self.sec_fetch_site
+        } else if name.eq_ignore_ascii_case("origin") {
+            &mut self.origin
         } else {
             return;
         };
@@ -124,6 +130,16 @@ impl<'a> RequestView<'a> {
     /// The `Authorization` header.
     pub fn authorization(&self) -> Option<&'a str> {
         self.authorization
+    }
+
+    /// The `Origin` header (browsers send it on every `POST`).
+    pub fn origin(&self) -> Option<&'a str> {
+        self.origin
+    }
+
+    /// The `Sec-Fetch-Site` header (`same-origin`, `same-site`, `cross-site`, `none`).
+    pub fn sec_fetch_site(&self) -> Option<&'a str> {
+        self.sec_fetch_site
     }
 
     /// The `Content-Type` header.

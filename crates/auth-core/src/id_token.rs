@@ -49,8 +49,28 @@ pub(crate) fn allowed_algorithms(advertised: &[String], allow_hs256: bool) -> Ve
     algs
 }
 
-/// Reads a JWT's header: its algorithm (checked against the allow-list) and `kid`.
-pub(crate) fn header(token: &str, allowed: &[Algorithm]) -> Result<(Algorithm, Option<String>), TokenError> {
+/// The algorithms accepted for back-channel logout tokens when none is configured: the asymmetric
+/// ones the provider advertises for ID tokens (RS256 when it advertises none).
+pub(crate) fn logout_algorithms(advertised: &[String]) -> Vec<Algorithm> {
+    let algs: Vec<Algorithm> = advertised
+        .iter()
+        .filter_map(|name| name.parse::<Algorithm>().ok())
+        .filter(|alg| !matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512))
+        .collect();
+    if algs.is_empty() { vec![Algorithm::RS256] } else { algs }
+}
+
+/// What a JWT's header says, once its algorithm passed the allow-list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub(crate) alg: Algorithm,
+    pub(crate) kid: Option<String>,
+    /// `typ`, when present.
+    pub(crate) typ: Option<String>,
+}
+
+/// Reads a JWT's header: its algorithm (checked against the allow-list), `kid` and `typ`.
+pub(crate) fn header(token: &str, allowed: &[Algorithm]) -> Result<Header, TokenError> {
     if token.split('.').count() != 3 {
         return Err(TokenError::Malformed);
     }
@@ -63,8 +83,8 @@ pub(crate) fn header(token: &str, allowed: &[Algorithm]) -> Result<(Algorithm, O
         .ok()
         .filter(|a| allowed.contains(a))
         .ok_or_else(|| TokenError::AlgorithmNotAllowed(alg_name.chars().take(16).collect()))?;
-    let kid = raw.get("kid").and_then(Value::as_str).map(str::to_owned);
-    Ok((alg, kid))
+    let text = |name: &str| raw.get(name).and_then(Value::as_str).map(str::to_owned);
+    Ok(Header { alg, kid: text("kid"), typ: text("typ") })
 }
 
 /// Verifies the signature with `key` and returns the claims; no claim is checked here.
@@ -116,14 +136,14 @@ fn check_common(claims: &Claims, exp: &Expected<'_>) -> Result<(), TokenError> {
         Some(_) => return Err(TokenError::WrongAuthorizedParty),
     }
     // Rule 5: exp in the future, iat present and not in the future.
-    if num_claim("exp")? + exp.leeway <= exp.now {
+    if num_claim("exp")?.saturating_add(exp.leeway) <= exp.now {
         return Err(TokenError::Expired);
     }
-    if num_claim("iat")? > exp.now + exp.leeway {
+    if num_claim("iat")? > exp.now.saturating_add(exp.leeway) {
         return Err(TokenError::IssuedInFuture);
     }
     if let Some(nbf) = claims.get("nbf")
-        && nbf.as_u64().ok_or(TokenError::MissingClaim("nbf"))? > exp.now + exp.leeway
+        && nbf.as_u64().ok_or(TokenError::MissingClaim("nbf"))? > exp.now.saturating_add(exp.leeway)
     {
         return Err(TokenError::NotYetValid);
     }
@@ -156,7 +176,7 @@ pub(crate) fn check_claims(claims: &Claims, alg: Algorithm, exp: &Expected<'_>) 
     }
     // Rule 9: auth_time when max_age was sent; acr when it was asked for.
     if let Some(max_age) = exp.max_age
-        && num_claim("auth_time")? + max_age + exp.leeway < exp.now
+        && num_claim("auth_time")?.saturating_add(max_age).saturating_add(exp.leeway) < exp.now
     {
         return Err(TokenError::AuthTooOld);
     }
@@ -177,6 +197,7 @@ pub(crate) struct LogoutClaims {
     pub(crate) sid: Option<String>,
     pub(crate) jti: String,
     pub(crate) exp: u64,
+    pub(crate) iat: u64,
 }
 
 /// The logout token's event member (Back-Channel Logout 1.0 §2.4).
@@ -205,6 +226,7 @@ pub(crate) fn check_logout_claims(claims: &Claims, exp: &Expected<'_>) -> Result
         sid,
         jti,
         exp: claims.get("exp").and_then(Value::as_u64).unwrap_or_default(),
+        iat: claims.get("iat").and_then(Value::as_u64).unwrap_or_default(),
     })
 }
 
@@ -287,6 +309,23 @@ mod tests {
     }
 
     #[test]
+    fn huge_numbers_never_overflow() {
+        // Debug builds panic on overflow: every addition to a provider's number saturates.
+        let exp = Expected { max_age: Some(u64::MAX), leeway: u64::MAX, ..expected() };
+        let mut c = good();
+        for claim in ["exp", "iat", "nbf", "auth_time"] {
+            c.insert(claim.into(), json!(u64::MAX));
+        }
+        assert_eq!(check_claims(&c, Algorithm::RS256, &exp), Ok(()), "saturated, not wrapped");
+        c.insert("iat".into(), json!(u64::MAX));
+        assert_eq!(
+            check_claims(&c, Algorithm::RS256, &expected()),
+            Err(TokenError::IssuedInFuture),
+            "an iat at the end of time is refused"
+        );
+    }
+
+    #[test]
     fn trusted_extra_audience_needs_azp() {
         let trusted = vec!["api".to_string()];
         let exp = Expected { trusted_audiences: &trusted, ..expected() };
@@ -348,6 +387,9 @@ mod tests {
         let hs = format!("{}.e30.sig", URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256"}"#));
         assert!(header(&hs, &allowed_algorithms(&["HS256".into()], false)).is_err(), "HS256 only when configured");
         assert!(header(&hs, &allowed_algorithms(&[], true)).is_ok());
+        let typed = format!("{}.e30.sig", URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","kid":"k","typ":"logout+jwt"}"#));
+        let h = header(&typed, &[Algorithm::RS256]).unwrap();
+        assert_eq!((h.kid.as_deref(), h.typ.as_deref()), (Some("k"), Some("logout+jwt")));
         assert_eq!(header("a.b", &[Algorithm::RS256]), Err(TokenError::Malformed));
     }
 

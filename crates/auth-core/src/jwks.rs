@@ -1,5 +1,13 @@
 //! The provider's signing keys: fetched once, cached, refetched on an unknown `kid` with a cooldown,
 //! one fetch in flight however many requests wait, stale keys served while the provider is down.
+//!
+//! Every fetch, successful or not, is an *attempt*. Requests that waited for an attempt in flight
+//! share its outcome instead of fetching again. A fetch caused by a token from a channel anyone can
+//! post to ([`Trust::Anyone`]: back-channel logout, bearer tokens) or by keys growing old waits for
+//! the cooldown since the last attempt, doubled after each failed attempt in a row (up to
+//! [`MAX_BACKOFF`]). An ID token from the token endpoint's response ([`Trust::TokenEndpoint`]: an
+//! authenticated server-to-server exchange an attacker cannot write into) may always refetch for
+//! an unknown `kid`, so a provider's key rotation never blocks logins; it is still single-flight.
 
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, RwLock};
@@ -10,11 +18,22 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use crate::Error;
 use crate::net::HttpClient;
 
+/// The longest wait between two attempts after failures in a row, whatever the cooldown.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
 /// How often the JWKS may be refetched because of an unknown `kid`, and how old it may grow.
+///
+/// ```
+/// use std::time::Duration;
+/// let cfg = auth_core::JwksConfig { refetch_cooldown: Duration::from_secs(10), ..Default::default() };
+/// assert_eq!(cfg.max_age, Duration::from_secs(24 * 3600));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JwksConfig {
-    /// Minimum time between two fetches triggered by unknown keys (default 30 s), so a flood of
-    /// forged `kid`s cannot turn into a flood of requests to the provider.
+    /// Minimum time between two fetches of the JWKS caused by tokens anyone can send or by keys
+    /// growing old (default 30 s), doubled after each failed fetch in a row (up to 5 minutes), so a
+    /// flood of forged `kid`s cannot turn into a flood of requests to the provider. ID tokens
+    /// received from the token endpoint are not held back by it.
     pub refetch_cooldown: Duration,
     /// Keys older than this are refreshed on next use (default 24 h); if that fails, the old keys
     /// stay in use.
@@ -25,6 +44,16 @@ impl Default for JwksConfig {
     fn default() -> Self {
         JwksConfig { refetch_cooldown: Duration::from_secs(30), max_age: Duration::from_secs(24 * 3600) }
     }
+}
+
+/// Where a token to verify came from, which decides whether an unknown `kid` may bypass the
+/// refetch cooldown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Trust {
+    /// The token endpoint's response to our own authenticated request.
+    TokenEndpoint,
+    /// A request anyone can send (back-channel logout, a bearer token).
+    Anyone,
 }
 
 #[derive(Debug)]
@@ -39,8 +68,28 @@ struct CachedKey {
 #[derive(Debug, Default)]
 struct KeySet {
     keys: Vec<Arc<CachedKey>>,
-    generation: u64,
     fetched_at: Option<Instant>,
+}
+
+/// The record of fetch attempts that the cooldown and the shared outcome are decided from.
+#[derive(Debug, Default)]
+struct Attempts {
+    /// Attempts completed so far (successful or not).
+    count: u64,
+    /// When the last attempt started.
+    last: Option<Instant>,
+    /// Failed attempts in a row.
+    failures: u32,
+    /// Why the last attempt failed, for the requests that shared it.
+    last_error: Option<String>,
+}
+
+impl Attempts {
+    /// The wait before another attempt that the cooldown governs.
+    fn wait(&self, cooldown: Duration) -> Duration {
+        let doubled = cooldown.saturating_mul(1u32 << self.failures.min(16));
+        if self.failures == 0 { cooldown } else { doubled.min(MAX_BACKOFF.max(cooldown)) }
+    }
 }
 
 /// A provider's JWKS cache.
@@ -51,9 +100,7 @@ pub(crate) struct JwksCache {
     set: RwLock<Arc<KeySet>>,
     /// Held while fetching: the single flight.
     fetching: tokio::sync::Mutex<()>,
-    /// The last fetch caused by an unknown `kid`; the cooldown counts from it, so a rotation right
-    /// after start-up still gets its refetch.
-    last_forced: Mutex<Option<Instant>>,
+    attempts: Mutex<Attempts>,
 }
 
 /// A verification key picked for one token.
@@ -66,6 +113,16 @@ impl PickedKey {
     }
 }
 
+/// Why no new fetch was made for a request.
+enum Refresh {
+    /// A fetch was made (by this request or one it waited for) and succeeded.
+    Fetched,
+    /// A fetch this request waited for failed.
+    Failed(Error),
+    /// The cooldown forbids a fetch now.
+    CoolingDown,
+}
+
 impl JwksCache {
     pub(crate) fn new(uri: String, cfg: JwksConfig) -> Self {
         JwksCache {
@@ -73,7 +130,7 @@ impl JwksCache {
             cfg,
             set: RwLock::new(Arc::default()),
             fetching: tokio::sync::Mutex::new(()),
-            last_forced: Mutex::new(None),
+            attempts: Mutex::new(Attempts::default()),
         }
     }
 
@@ -81,54 +138,79 @@ impl JwksCache {
         self.set.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// The key for a token signed with `alg` and carrying `kid`.
+    fn attempts(&self) -> std::sync::MutexGuard<'_, Attempts> {
+        self.attempts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The key for a token signed with `alg` and carrying `kid`, from a channel of `trust`.
     pub(crate) async fn key_for(
         &self,
         http: &HttpClient,
         kid: Option<&str>,
         alg: Algorithm,
+        trust: Trust,
     ) -> Result<PickedKey, Error> {
+        // The attempt count first, then the keys: an attempt that completes in between bumps the
+        // count after installing its keys, so this request then shares it instead of fetching.
+        let seen = self.attempts().count;
         let set = self.current();
         let stale = set.fetched_at.is_none_or(|t| t.elapsed() > self.cfg.max_age);
-        if !stale && let Some(key) = pick(&set, kid, alg) {
-            return Ok(key);
+        let found = pick(&set, kid, alg);
+        if let Some(key) = &found
+            && !stale
+        {
+            return Ok(key.clone());
         }
-        // Unknown kid (rotation), first use, or keys too old: one refetch, shared by all waiters.
-        let refreshed = self.refresh(http, set.generation, stale).await;
-        let set = self.current();
-        match pick(&set, kid, alg) {
+        // An unknown kid (rotation) may bypass the cooldown when the token came from the token
+        // endpoint; keys growing old and tokens from anyone wait for it.
+        let bypass = found.is_none() && trust == Trust::TokenEndpoint;
+        let outcome = self.refresh(http, seen, bypass).await;
+        match pick(&self.current(), kid, alg) {
             Some(key) => Ok(key),
-            None => {
-                refreshed?;
-                Err(crate::TokenError::UnknownKey(kid.map(str::to_owned)).into())
-            }
+            None => match outcome {
+                Refresh::Failed(err) => Err(err),
+                Refresh::Fetched | Refresh::CoolingDown => {
+                    Err(crate::TokenError::UnknownKey(kid.map(str::to_owned)).into())
+                }
+            },
         }
     }
 
-    /// Fetches the JWKS unless another task just did (`seen` is the generation the caller looked
-    /// at) or the cooldown forbids it. A failed fetch keeps the old keys.
-    async fn refresh(&self, http: &HttpClient, seen: u64, scheduled: bool) -> Result<(), Error> {
+    /// Fetches the JWKS unless an attempt was made while this request waited (`seen` is the
+    /// attempt count it saw), or the cooldown forbids it. A failed fetch keeps the old keys.
+    async fn refresh(&self, http: &HttpClient, seen: u64, bypass_cooldown: bool) -> Refresh {
         let _flight = self.fetching.lock().await;
-        if self.current().generation != seen {
-            return Ok(()); // someone else fetched while we waited
-        }
-        if !scheduled {
-            let mut last = self.last_forced.lock().unwrap_or_else(|e| e.into_inner());
-            if last.is_some_and(|t| t.elapsed() < self.cfg.refetch_cooldown) {
-                return Ok(());
+        {
+            let mut attempts = self.attempts();
+            if attempts.count != seen {
+                // Someone else fetched while we waited: share the outcome.
+                return match &attempts.last_error {
+                    None => Refresh::Fetched,
+                    Some(reason) => Refresh::Failed(jwks_unavailable(reason)),
+                };
             }
-            *last = Some(Instant::now());
+            let cooling = attempts.last.is_some_and(|t| t.elapsed() < attempts.wait(self.cfg.refetch_cooldown));
+            if cooling && !bypass_cooldown {
+                return Refresh::CoolingDown;
+            }
+            attempts.last = Some(Instant::now());
         }
-        match self.fetch(http).await {
+        let result = self.fetch(http).await;
+        let mut attempts = self.attempts();
+        attempts.count += 1;
+        match result {
             Ok(keys) => {
-                let mut set = self.set.write().unwrap_or_else(|e| e.into_inner());
-                let generation = set.generation + 1;
-                *set = Arc::new(KeySet { keys, generation, fetched_at: Some(Instant::now()) });
-                Ok(())
+                *self.set.write().unwrap_or_else(|e| e.into_inner()) =
+                    Arc::new(KeySet { keys, fetched_at: Some(Instant::now()) });
+                attempts.failures = 0;
+                attempts.last_error = None;
+                Refresh::Fetched
             }
             Err(err) => {
                 tracing::warn!(jwks_uri = %self.uri, error = %err, "JWKS fetch failed; keeping the cached keys");
-                Err(err)
+                attempts.failures = attempts.failures.saturating_add(1);
+                attempts.last_error = Some(err.to_string());
+                Refresh::Failed(err)
             }
         }
     }
@@ -143,6 +225,11 @@ impl JwksCache {
         // this library never uses.
         Ok(keys.iter().filter_map(parse_key).map(Arc::new).collect())
     }
+}
+
+/// The error for requests that shared a failed fetch.
+fn jwks_unavailable(reason: &str) -> Error {
+    Error::Provider { endpoint: "jwks", reason: format!("the JWKS could not be fetched ({reason})") }
 }
 
 fn parse_key(value: &serde_json::Value) -> Option<CachedKey> {
@@ -203,12 +290,26 @@ mod tests {
 
     #[test]
     fn pick_by_kid_or_single_key() {
-        let one = KeySet { keys: vec![rsa(Some("a"))], ..KeySet::default() };
+        let one = KeySet { keys: vec![rsa(Some("a"))], fetched_at: None };
         assert!(pick(&one, Some("a"), Algorithm::RS256).is_some());
         assert!(pick(&one, Some("b"), Algorithm::RS256).is_none());
         assert!(pick(&one, None, Algorithm::RS256).is_some(), "no kid, one key: use it");
         assert!(pick(&one, None, Algorithm::ES256).is_none(), "wrong family");
-        let two = KeySet { keys: vec![rsa(Some("a")), rsa(Some("b"))], ..KeySet::default() };
+        let two = KeySet { keys: vec![rsa(Some("a")), rsa(Some("b"))], fetched_at: None };
         assert!(pick(&two, None, Algorithm::RS256).is_none(), "no kid, two keys: ambiguous");
+    }
+
+    #[test]
+    fn failures_back_off_up_to_a_bound() {
+        let cooldown = Duration::from_secs(30);
+        let mut a = Attempts::default();
+        assert_eq!(a.wait(cooldown), cooldown);
+        a.failures = 1;
+        assert_eq!(a.wait(cooldown), Duration::from_secs(60));
+        a.failures = 3;
+        assert_eq!(a.wait(cooldown), Duration::from_secs(240));
+        a.failures = 40;
+        assert_eq!(a.wait(cooldown), MAX_BACKOFF, "bounded, and no overflow");
+        assert_eq!(a.wait(Duration::ZERO), Duration::ZERO, "a zero cooldown stays zero");
     }
 }

@@ -17,9 +17,10 @@
 //! pending login in its own encrypted cookie (so several tabs can log in at once); RFC 9207 `iss`
 //! checked; ID tokens checked per OIDC Core §3.1.3.7 with an algorithm allow-list (never `none`);
 //! userinfo `sub` must match; a new session id at every login; cookies encrypted (AES-256-GCM) with
-//! a key ring, `HttpOnly`, `SameSite=Lax`, `Secure` and `__Host-` on https; logout by POST only;
-//! `next=` only same-site paths; every call to a provider has a timeout; provider URLs must be
-//! https except on loopback hosts.
+//! a key ring, `HttpOnly`, `SameSite=Lax`, `Secure` and `__Host-` on https; logout by POST only,
+//! and never from another site (`Sec-Fetch-Site`, `Origin`); `next=` only same-site paths; every
+//! call to a provider has a timeout and a cap on the bytes read; provider URLs must be https except
+//! on loopback hosts; everything an anonymous client can make the app remember is bounded.
 //!
 //! # Example
 //! ```

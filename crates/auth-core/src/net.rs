@@ -6,7 +6,7 @@ use base64::Engine as _;
 
 use crate::Error;
 
-/// Timeouts for calls to the provider.
+/// Limits on calls to the provider: timeouts, and the most bytes read of an answer.
 ///
 /// ```
 /// use std::time::Duration;
@@ -14,6 +14,9 @@ use crate::Error;
 /// let cfg = HttpConfig::default();
 /// assert_eq!(cfg.connect_timeout, Duration::from_secs(5));
 /// assert_eq!(cfg.timeout, Duration::from_secs(10));
+/// assert_eq!(cfg.max_response_bytes, 1024 * 1024);
+/// let small = HttpConfig { max_response_bytes: 64 * 1024, ..HttpConfig::default() };
+/// # let _ = small;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpConfig {
@@ -21,11 +24,19 @@ pub struct HttpConfig {
     pub connect_timeout: Duration,
     /// Time for the whole exchange (default 10 s).
     pub timeout: Duration,
+    /// The largest answer read from a provider (discovery, JWKS, token, userinfo, revocation,
+    /// introspection; default 1 MiB). A larger one is refused with
+    /// [`Error::Provider`](crate::Error::Provider) before it is held in memory whole.
+    pub max_response_bytes: usize,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { connect_timeout: Duration::from_secs(5), timeout: Duration::from_secs(10) }
+        HttpConfig {
+            connect_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(10),
+            max_response_bytes: 1024 * 1024,
+        }
     }
 }
 
@@ -33,12 +44,19 @@ impl Default for HttpConfig {
 #[derive(Debug, Clone)]
 pub(crate) struct HttpClient {
     client: reqwest::Client,
+    max_bytes: usize,
 }
 
 /// A form POST's outcome: status and JSON body (`Null` when the body is not JSON).
 pub(crate) struct FormReply {
     pub(crate) status: u16,
     pub(crate) body: serde_json::Value,
+}
+
+/// A GET's outcome: status and body bytes (at most the configured cap).
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) body: Vec<u8>,
 }
 
 impl HttpClient {
@@ -50,7 +68,39 @@ impl HttpClient {
             .user_agent(concat!("auth-core/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|_| Error::Internal("the HTTP client could not be built"))?;
-        Ok(HttpClient { client })
+        Ok(HttpClient { client, max_bytes: cfg.max_response_bytes })
+    }
+
+    /// Reads a response's body, refusing one larger than the cap (by its `Content-Length`, or
+    /// as soon as the chunks read pass it).
+    async fn read_capped(&self, mut res: reqwest::Response, endpoint: &'static str) -> Result<Vec<u8>, Error> {
+        let too_large = || Error::Provider {
+            endpoint,
+            reason: format!("the response is larger than {} bytes (HttpConfig::max_response_bytes)", self.max_bytes),
+        };
+        if res.content_length().is_some_and(|n| n > self.max_bytes as u64) {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = res.chunk().await.map_err(|source| Error::Unreachable { endpoint, source })? {
+            if body.len() + chunk.len() > self.max_bytes {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+
+    /// GETs a URL (with an optional bearer token): its status and capped body.
+    pub(crate) async fn get(&self, url: &str, bearer: Option<&str>, endpoint: &'static str) -> Result<Reply, Error> {
+        let mut req = self.client.get(url).header("accept", "application/json");
+        if let Some(token) = bearer {
+            req = req.bearer_auth(token);
+        }
+        let res = req.send().await.map_err(|source| Error::Unreachable { endpoint, source })?;
+        let status = res.status().as_u16();
+        let body = self.read_capped(res, endpoint).await?;
+        Ok(Reply { status, body })
     }
 
     /// GETs a JSON document (with an optional bearer token); non-2xx and non-JSON are errors.
@@ -60,22 +110,12 @@ impl HttpClient {
         bearer: Option<&str>,
         endpoint: &'static str,
     ) -> Result<serde_json::Value, Error> {
-        let mut req = self.client.get(url).header("accept", "application/json");
-        if let Some(token) = bearer {
-            req = req.bearer_auth(token);
+        let reply = self.get(url, bearer, endpoint).await?;
+        if !(200..300).contains(&reply.status) {
+            return Err(Error::Provider { endpoint, reason: format!("HTTP status {}", reply.status) });
         }
-        let res = req.send().await.map_err(|source| Error::Unreachable { endpoint, source })?;
-        let status = res.status();
-        if !status.is_success() {
-            return Err(Error::Provider { endpoint, reason: format!("HTTP status {}", status.as_u16()) });
-        }
-        res.json().await.map_err(|e| {
-            if e.is_timeout() {
-                Error::Unreachable { endpoint, source: e }
-            } else {
-                Error::Provider { endpoint, reason: "the body is not valid JSON".into() }
-            }
-        })
+        serde_json::from_slice(&reply.body)
+            .map_err(|_| Error::Provider { endpoint, reason: "the body is not valid JSON".into() })
     }
 
     /// POSTs a form, optionally with HTTP Basic client authentication (RFC 6749 §2.3.1: id and
@@ -95,7 +135,7 @@ impl HttpClient {
         }
         let res = req.send().await.map_err(|source| Error::Unreachable { endpoint, source })?;
         let status = res.status().as_u16();
-        let bytes = res.bytes().await.map_err(|source| Error::Unreachable { endpoint, source })?;
+        let bytes = self.read_capped(res, endpoint).await?;
         let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
         Ok(FormReply { status, body })
     }

@@ -147,6 +147,8 @@ pub struct Provider {
     pub(crate) revoke_on_logout: bool,
     pub(crate) id_token_alg: Option<String>,
     pub(crate) issuer_aliases: Vec<String>,
+    /// The prefix of the environment variables it was read from (`OIDC`), to name them in errors.
+    pub(crate) env_prefix: Option<String>,
 }
 
 impl Provider {
@@ -172,6 +174,7 @@ impl Provider {
             revoke_on_logout: false,
             id_token_alg: None,
             issuer_aliases: Vec::new(),
+            env_prefix: None,
         }
     }
 
@@ -254,8 +257,12 @@ impl Provider {
     /// Reads a provider from the process environment by name, as Authlib reads `GOOGLE_CLIENT_ID`
     /// from the app config: `{NAME}_CLIENT_ID`, `{NAME}_CLIENT_SECRET`, `{NAME}_ISSUER` or
     /// `{NAME}_SERVER_METADATA_URL`, `{NAME}_SCOPE` (space-separated), `{NAME}_CLIENT_AUTH`
-    /// (`client_secret_basic` (default), `client_secret_post` or `none`). Known names (`google`,
-    /// `github`, `facebook`, `microsoft` with `MICROSOFT_TENANT`, `gitlab`) start from their preset.
+    /// (`client_secret_basic` (default), `client_secret_post` or `none`),
+    /// `{NAME}_ID_TOKEN_SIGNING_ALG` (the one algorithm the provider signs this client's ID tokens
+    /// with, `RS256`, `ES256`, …; `HS256` turns on HMAC ID tokens keyed with the client secret),
+    /// `{NAME}_PROMPT` (`login`, `consent`, `select_account`, …) and `{NAME}_MAX_AGE` (seconds;
+    /// `auth_time` is then checked). Known names (`google`, `github`, `facebook`, `microsoft` with
+    /// `MICROSOFT_TENANT`, `gitlab`) start from their preset.
     pub fn from_env(name: &str) -> Result<Self, Error> {
         Provider::from_env_with(name, |key| std::env::var(key).ok())
     }
@@ -312,6 +319,7 @@ impl Provider {
             (_, None, Some(_)) => Provider::oidc(name, String::new(), client_id),
         };
         provider.name = name.to_owned();
+        provider.env_prefix = Some(prefix.clone());
         if let Some(url) = metadata_url {
             provider = provider.with_server_metadata_url(url);
         }
@@ -335,6 +343,37 @@ impl Provider {
         }
         if let Some(scope) = var("SCOPE").1 {
             provider.scopes = scope.split_whitespace().map(str::to_owned).collect();
+        }
+        let (alg_key, alg) = var("ID_TOKEN_SIGNING_ALG");
+        if let Some(alg) = alg {
+            let parsed: jsonwebtoken::Algorithm = alg.parse().map_err(|_| Error::Env {
+                name: alg_key.clone(),
+                problem: format!("`{alg}` is not a JWS algorithm (RS256, ES256, PS256, EdDSA, HS256, …)"),
+            })?;
+            if parsed == jsonwebtoken::Algorithm::HS256 {
+                if provider.client_secret.is_none() {
+                    return Err(Error::Env {
+                        name: alg_key,
+                        problem: format!(
+                            "HS256 ID tokens are keyed with the client secret: set {prefix}_CLIENT_SECRET"
+                        ),
+                    });
+                }
+                provider.allow_hs256 = true;
+            }
+            provider.id_token_alg = Some(alg);
+        }
+        if let Some(prompt) = var("PROMPT").1 {
+            provider.auth_params.retain(|(k, _)| k != "prompt");
+            provider.auth_params.push(("prompt".into(), prompt));
+        }
+        let (max_age_key, max_age) = var("MAX_AGE");
+        if let Some(max_age) = max_age {
+            let seconds = max_age.parse().map_err(|_| Error::Env {
+                name: max_age_key,
+                problem: format!("`{max_age}` is not a number of seconds"),
+            })?;
+            provider.max_age = Some(seconds);
         }
         Ok(provider)
     }
@@ -455,8 +494,10 @@ impl Provider {
     }
 
     /// The algorithm the provider signs this client's ID tokens with (`id_token_signed_response_alg`,
-    /// for example `ES256`). Back-channel logout tokens must use the same one; without this setting
-    /// it is learnt from the ID tokens of logins (RS256 until the first one).
+    /// for example `ES256`): ID tokens and back-channel logout tokens must then use exactly this
+    /// one. Without it, ID tokens may use RS256 or any asymmetric algorithm the provider's metadata
+    /// advertises, and logout tokens any asymmetric one it advertises (RS256 when it lists none).
+    /// `HS256` needs [`Provider::with_hs256_id_tokens`] too.
     #[must_use]
     pub fn with_id_token_signing_alg(mut self, alg: impl Into<String>) -> Self {
         self.id_token_alg = Some(alg.into());
@@ -469,6 +510,15 @@ impl Provider {
     pub fn dangerously_allow_insecure_http(mut self) -> Self {
         self.allow_insecure_http = true;
         self
+    }
+
+    /// How to name a setting in an error message: the environment variable it came from
+    /// (`OIDC_ISSUER`), or what it is in code.
+    pub(crate) fn setting(&self, env_suffix: &str, in_code: &str) -> String {
+        match &self.env_prefix {
+            Some(prefix) => format!("{prefix}_{env_suffix}"),
+            None => in_code.to_owned(),
+        }
     }
 
     pub(crate) fn is_oidc(&self) -> bool {
@@ -554,6 +604,30 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("X_CLIENT_AUTH"), "{err}");
+    }
+
+    #[test]
+    fn id_token_alg_prompt_and_max_age_from_env() {
+        let base = [("OIDC_CLIENT_ID", "app"), ("OIDC_ISSUER", "https://id.example.com")];
+        let with = |extra: &[(&str, &str)]| {
+            let mut all = base.to_vec();
+            all.extend_from_slice(extra);
+            Provider::from_env_with("oidc", env(&all))
+        };
+        let p =
+            with(&[("OIDC_ID_TOKEN_SIGNING_ALG", "ES256"), ("OIDC_PROMPT", "login"), ("OIDC_MAX_AGE", "300")]).unwrap();
+        assert_eq!(p.id_token_alg.as_deref(), Some("ES256"));
+        assert!(!p.allow_hs256);
+        assert_eq!(p.auth_params, [("prompt".to_string(), "login".to_string())]);
+        assert_eq!(p.max_age, Some(300));
+        let hs = with(&[("OIDC_ID_TOKEN_SIGNING_ALG", "HS256"), ("OIDC_CLIENT_SECRET", "s")]).unwrap();
+        assert!(hs.allow_hs256, "HS256 is an explicit opt-in");
+        let err = with(&[("OIDC_ID_TOKEN_SIGNING_ALG", "HS256")]).unwrap_err();
+        assert!(err.to_string().contains("OIDC_CLIENT_SECRET"), "{err}");
+        let err = with(&[("OIDC_ID_TOKEN_SIGNING_ALG", "none")]).unwrap_err();
+        assert!(err.to_string().contains("OIDC_ID_TOKEN_SIGNING_ALG"), "{err}");
+        let err = with(&[("OIDC_MAX_AGE", "5m")]).unwrap_err();
+        assert!(err.to_string().contains("OIDC_MAX_AGE"), "{err}");
     }
 
     #[test]

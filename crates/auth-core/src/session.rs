@@ -115,14 +115,43 @@ impl Claims {
         self.get_str("picture")
     }
 
-    /// Whether claim `name` equals `value`, or is an array (or space-separated string, as `scope`)
-    /// containing it.
+    /// Whether claim `name` equals `value` (a string claim) or holds it (an array claim).
+    ///
+    /// A string claim matches only when it is exactly `value`: `groups: "not admin"` does not
+    /// contain `admin`. Only `scope` is a space-delimited list (RFC 6749 §3.3); ask it with
+    /// [`Claims::has_scope`].
+    ///
+    /// ```
+    /// use auth_core::Claims;
+    /// let c = Claims::from_value(serde_json::json!({"sub": "a", "groups": "not admin", "roles": ["admin"]})).unwrap();
+    /// assert!(!c.contains("groups", "admin"));
+    /// assert!(c.contains("groups", "not admin"));
+    /// assert!(c.contains("roles", "admin"));
+    /// ```
     pub fn contains(&self, name: &str, value: &str) -> bool {
         match self.0.get(name) {
-            Some(Value::String(s)) => s == value || s.split(' ').any(|v| v == value),
+            Some(Value::String(s)) => s == value,
             Some(Value::Array(items)) => items.iter().any(|v| v.as_str() == Some(value)),
             _ => false,
         }
+    }
+
+    /// Whether the space-delimited `scope` claim (RFC 6749 §3.3) lists `scope`. An array `scope`
+    /// (as some providers send) counts too, and so does `scp` (Entra ID's name for it).
+    ///
+    /// ```
+    /// use auth_core::Claims;
+    /// let c = Claims::from_value(serde_json::json!({"sub": "a", "scope": "read write"})).unwrap();
+    /// assert!(c.has_scope("write"));
+    /// assert!(!c.has_scope("admin"));
+    /// assert!(!c.has_scope("read write"), "one scope at a time");
+    /// ```
+    pub fn has_scope(&self, scope: &str) -> bool {
+        ["scope", "scp"].iter().any(|name| match self.0.get(*name) {
+            Some(Value::String(s)) => s.split(' ').any(|v| !v.is_empty() && v == scope),
+            Some(Value::Array(items)) => items.iter().any(|v| v.as_str() == Some(scope)),
+            _ => false,
+        })
     }
 
     /// All claims as a JSON map.
@@ -281,17 +310,43 @@ impl SessionStore for CookieStore {
 }
 
 /// Sessions in this process's memory; the cookie carries only the session id. For one instance
-/// (or tests): a restart logs everyone out. Expired sessions are swept as new ones are saved.
-#[derive(Debug, Default)]
+/// (or tests): a restart logs everyone out.
+///
+/// Bounded: at most [`MemoryStore::DEFAULT_CAPACITY`] sessions (or the number given to
+/// [`MemoryStore::with_capacity`]). Saving a session into a full store first sweeps the expired
+/// ones; if it is still full, the session closest to its expiry is dropped (its user must log in
+/// again). The records of used one-time values and ended sessions are bounded as for
+/// [`CookieStore`].
+///
+/// ```
+/// let store = auth_core::MemoryStore::with_capacity(10_000);
+/// assert!(store.is_empty());
+/// ```
+#[derive(Debug)]
 pub struct MemoryStore {
     sessions: Mutex<HashMap<String, Session>>,
+    capacity: usize,
     registry: Registry,
 }
 
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore::with_capacity(MemoryStore::DEFAULT_CAPACITY)
+    }
+}
+
 impl MemoryStore {
+    /// How many sessions [`MemoryStore::new`] keeps at most.
+    pub const DEFAULT_CAPACITY: usize = 100_000;
+
     /// An empty store.
     pub fn new() -> Self {
         MemoryStore::default()
+    }
+
+    /// An empty store that keeps at most `capacity` sessions (at least one).
+    pub fn with_capacity(capacity: usize) -> Self {
+        MemoryStore { sessions: Mutex::new(HashMap::new()), capacity: capacity.max(1), registry: Registry::default() }
     }
 
     /// How many sessions it holds.
@@ -309,9 +364,14 @@ impl SessionStore for MemoryStore {
     fn save<'a>(&'a self, session: &'a Session) -> BoxFuture<'a, Result<Vec<u8>, Error>> {
         Box::pin(async move {
             let mut map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-            let now = crate::now();
-            if map.len() >= 1024 {
+            if map.len() >= self.capacity && !map.contains_key(&session.id) {
+                let now = crate::now();
                 map.retain(|_, s| s.expires_at > now);
+                if map.len() >= self.capacity
+                    && let Some(soonest) = map.values().min_by_key(|s| s.expires_at).map(|s| s.id.clone())
+                {
+                    map.remove(&soonest);
+                }
             }
             map.insert(session.id.clone(), session.clone());
             Ok(session.id.as_bytes().to_vec())
@@ -365,10 +425,46 @@ mod tests {
         assert!(!text.contains("secret"), "{text}");
     }
 
+    fn session(id: &str, expires_at: u64) -> Session {
+        Session {
+            id: id.into(),
+            provider: "oidc".into(),
+            claims: Claims::from_value(serde_json::json!({"sub": id})).unwrap(),
+            tokens: Tokens {
+                access_token: Secret::new("at"),
+                refresh_token: None,
+                id_token: None,
+                expires_at: None,
+                scope: None,
+            },
+            created_at: 1,
+            expires_at,
+        }
+    }
+
+    #[tokio::test]
+    async fn memory_store_is_bounded() {
+        let store = MemoryStore::with_capacity(3);
+        let far = crate::now() + 3600;
+        for (i, id) in ["a", "b", "c"].iter().enumerate() {
+            store.save(&session(id, far + i as u64)).await.unwrap();
+        }
+        store.save(&session("d", far + 10)).await.unwrap();
+        assert_eq!(store.len(), 3, "bounded");
+        assert!(store.load(b"a").await.unwrap().is_none(), "the session closest to expiry made room");
+        assert!(store.load(b"d").await.unwrap().is_some());
+    }
+
     #[test]
     fn claims_contains() {
-        let c = Claims::from_value(serde_json::json!({"sub": "a", "scope": "read write", "groups": ["x"]})).unwrap();
-        assert!(c.contains("scope", "write"));
+        let c = Claims::from_value(
+            serde_json::json!({"sub": "a", "scope": "read write", "groups": ["x"], "team": "not admin"}),
+        )
+        .unwrap();
+        assert!(c.has_scope("write"));
+        assert!(!c.contains("scope", "write"), "only scope is space-delimited, and only through has_scope");
+        assert!(!c.contains("team", "admin"), "a string claim matches only when equal");
+        assert!(!c.has_scope(""));
         assert!(c.contains("groups", "x"));
         assert!(!c.contains("groups", "y"));
         assert!(Claims::from_value(serde_json::json!({"sub": ""})).is_none());

@@ -7,52 +7,109 @@ use std::sync::{Arc, Mutex, RwLock};
 use crate::now;
 use crate::session::Session;
 
-/// A bounded set of keys that expire: "this state was used", "this session was ended".
+/// A bounded set of keys that expire: "this state was used", "this jti was seen".
+///
+/// Eviction rule: when full, expired entries go first; if it is still full of live entries, the
+/// quarter closest to expiry goes (they would have gone soonest anyway).
 #[derive(Debug)]
 pub(crate) struct ExpiringSet {
     cap: usize,
     items: Mutex<HashMap<String, u64>>,
 }
 
-impl Default for ExpiringSet {
-    fn default() -> Self {
-        ExpiringSet::new(100_000)
-    }
-}
+/// How many one-time values of each kind the in-process stores remember.
+const ONE_TIME_VALUES: usize = 100_000;
+/// How many ended-session records the in-process stores keep before folding the oldest into
+/// the floor (see [`Registry`]).
+const ENDED_RECORDS: usize = 100_000;
 
 /// The in-process registry of the built-in stores: one-time values and ended sessions, bounded
 /// and expiring.
-#[derive(Debug, Default)]
+///
+/// - Login `state`s and logout-token `jti`s live in two separate [`ExpiringSet`]s (any other
+///   one-time key in a third), so anonymous traffic filling one (anyone can start logins) can
+///   never evict the other.
+/// - Ended-session records are bounded too, and never simply dropped while live: when full, the
+///   expired ones go and, if that is not enough, the half ended longest ago is folded into a
+///   *floor*: every session created at or before the newest of their end times counts as ended.
+///   That may log out more users than were logged out, never fewer (fail closed).
+#[derive(Debug)]
 pub(crate) struct Registry {
-    used: ExpiringSet,
+    states: ExpiringSet,
+    jtis: ExpiringSet,
+    other: ExpiringSet,
+    ended: Mutex<Ended>,
+}
+
+#[derive(Debug, Default)]
+struct Ended {
     /// key → (ended at, remembered until).
-    ended: Mutex<HashMap<String, (u64, u64)>>,
+    records: HashMap<String, (u64, u64)>,
+    /// Sessions created at or before this are ended (0: none).
+    floor: u64,
+    cap: usize,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry::with_capacity(ONE_TIME_VALUES, ENDED_RECORDS)
+    }
 }
 
 impl Registry {
+    pub(crate) fn with_capacity(one_time: usize, ended: usize) -> Self {
+        Registry {
+            states: ExpiringSet::new(one_time),
+            jtis: ExpiringSet::new(one_time),
+            other: ExpiringSet::new(one_time),
+            ended: Mutex::new(Ended { cap: ended.max(2), ..Ended::default() }),
+        }
+    }
+
     pub(crate) fn use_once(&self, key: &str, until: u64) -> bool {
-        self.used.insert_once(key, until)
+        let set = if key.starts_with("state:") {
+            &self.states
+        } else if key.starts_with("jti:") {
+            &self.jtis
+        } else {
+            &self.other
+        };
+        set.insert_once(key, until)
     }
 
     pub(crate) fn end_sessions(&self, key: &str, at: u64, until: u64) {
         let mut ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
-        if ended.len() >= 100_000 {
+        if ended.records.len() >= ended.cap && !ended.records.contains_key(key) {
             let now = now();
-            ended.retain(|_, (_, until)| *until > now);
+            ended.records.retain(|_, (_, until)| *until > now);
+            if ended.records.len() >= ended.cap {
+                // Fold the older half into the floor: fail closed, never resurrect a session.
+                let mut times: Vec<u64> = ended.records.values().map(|(at, _)| *at).collect();
+                times.sort_unstable();
+                let cutoff = times[times.len() / 2];
+                ended.floor = ended.floor.max(cutoff);
+                ended.records.retain(|_, (at, _)| *at > cutoff);
+                tracing::warn!(
+                    floor = cutoff,
+                    "ended-session records full: sessions created before the floor count as ended"
+                );
+            }
         }
-        let entry = ended.entry(key.to_owned()).or_insert((at, until));
+        let entry = ended.records.entry(key.to_owned()).or_insert((at, until));
         *entry = (entry.0.max(at), entry.1.max(until));
     }
 
     pub(crate) fn ended_since(&self, keys: &[String], created_at: u64) -> bool {
         let ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
-        !ended.is_empty() && keys.iter().any(|k| ended.get(k).is_some_and(|&(at, _)| at >= created_at))
+        (ended.floor > 0 && created_at <= ended.floor)
+            || (!ended.records.is_empty()
+                && keys.iter().any(|k| ended.records.get(k).is_some_and(|&(at, _)| at >= created_at)))
     }
 }
 
 impl ExpiringSet {
     pub(crate) fn new(cap: usize) -> Self {
-        ExpiringSet { cap, items: Mutex::new(HashMap::new()) }
+        ExpiringSet { cap: cap.max(4), items: Mutex::new(HashMap::new()) }
     }
 
     /// Inserts `key` until `expires_at`; false when it is already there (and not expired).
@@ -65,7 +122,7 @@ impl ExpiringSet {
         if items.len() >= self.cap {
             items.retain(|_, t| *t > now);
             if items.len() >= self.cap {
-                // Still full of live entries: drop the ones closest to expiry.
+                // Still full of live entries: drop the quarter closest to expiry.
                 let mut times: Vec<u64> = items.values().copied().collect();
                 times.sort_unstable();
                 let cutoff = times[times.len() / 4];
@@ -81,6 +138,11 @@ impl ExpiringSet {
         let items = self.items.lock().unwrap_or_else(|e| e.into_inner());
         items.get(key).is_some_and(|&t| t > now())
     }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.items.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
 }
 
 /// Decoded sessions by cookie value, so a request with a known cookie skips decryption,
@@ -89,11 +151,20 @@ impl ExpiringSet {
 /// The key is the cookie's last 24 characters (they encode the AES-GCM tag, unique per sealing); a
 /// hit also compares the whole value, so a forged cookie sharing a tag falls through to decryption.
 /// Only used with the cookie store (a server-side store must be asked each time, as another
-/// instance may have deleted the session). Bounded: when full, it starts over.
+/// instance may have deleted the session). Bounded in entries and in bytes (each entry weighs its
+/// cookie plus its session's claims and tokens, roughly): when either bound is reached, it starts
+/// over.
 #[derive(Debug)]
 pub(crate) struct SessionCache {
     cap: usize,
-    map: RwLock<HashMap<Box<str>, CacheEntry>>,
+    max_bytes: usize,
+    map: RwLock<CacheMap>,
+}
+
+#[derive(Debug, Default)]
+struct CacheMap {
+    entries: HashMap<Box<str>, CacheEntry>,
+    bytes: usize,
 }
 
 /// The whole cookie value, its session, and the session's revocation keys (computed once).
@@ -104,30 +175,74 @@ fn cache_key(cookie: &str) -> &str {
     cookie.get(start..).unwrap_or(cookie)
 }
 
+/// Roughly the memory an entry holds: its cookie, claims, tokens and keys.
+fn weight(cookie: &str, session: &Session, keys: &[String]) -> usize {
+    let claims: usize = session.claims().as_map().iter().map(|(k, v)| k.len() + json_size(v)).sum();
+    let t = session.tokens();
+    let tokens = t.access_token.secret().len()
+        + t.refresh_token.as_ref().map_or(0, |s| s.secret().len())
+        + t.id_token.as_ref().map_or(0, |s| s.secret().len());
+    2 * cookie.len() + claims + tokens + keys.iter().map(String::len).sum::<usize>() + 256
+}
+
+fn json_size(value: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => s.len() + 24,
+        Value::Array(items) => 24 + items.iter().map(json_size).sum::<usize>(),
+        Value::Object(map) => 48 + map.iter().map(|(k, v)| k.len() + json_size(v)).sum::<usize>(),
+        _ => 24,
+    }
+}
+
 impl SessionCache {
-    pub(crate) fn new(cap: usize) -> Self {
-        SessionCache { cap, map: RwLock::new(HashMap::new()) }
+    pub(crate) fn new(cap: usize, max_bytes: usize) -> Self {
+        SessionCache { cap, max_bytes, map: RwLock::new(CacheMap::default()) }
     }
 
     pub(crate) fn get(&self, cookie: &str) -> Option<(Arc<Session>, Arc<[String]>)> {
         let map = self.map.read().unwrap_or_else(|e| e.into_inner());
-        match map.get(cache_key(cookie)) {
+        match map.entries.get(cache_key(cookie)) {
             Some((full, session, keys)) if full.as_ref() == cookie => Some((session.clone(), keys.clone())),
             _ => None,
         }
     }
 
     pub(crate) fn insert(&self, cookie: &str, session: Arc<Session>, keys: Arc<[String]>) {
-        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= self.cap {
-            map.clear();
+        let size = weight(cookie, &session, &keys);
+        if size > self.max_bytes {
+            return;
         }
-        map.insert(cache_key(cookie).into(), (cookie.into(), session, keys));
+        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        if map.entries.len() >= self.cap || map.bytes + size > self.max_bytes {
+            map.entries.clear();
+            map.bytes = 0;
+        }
+        if let Some((old_cookie, old, old_keys)) =
+            map.entries.insert(cache_key(cookie).into(), (cookie.into(), session, keys))
+        {
+            map.bytes = map.bytes.saturating_sub(weight(&old_cookie, &old, &old_keys));
+        }
+        map.bytes += size;
     }
 
     pub(crate) fn remove_session(&self, id: &str) {
         let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, (_, s, _)| s.id() != id);
+        let mut freed = 0;
+        map.entries.retain(|_, (cookie, s, keys)| {
+            let keep = s.id() != id;
+            if !keep {
+                freed += weight(cookie, s, keys);
+            }
+            keep
+        });
+        map.bytes = map.bytes.saturating_sub(freed);
+    }
+
+    #[cfg(test)]
+    fn bytes(&self) -> (usize, usize) {
+        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+        (map.entries.len(), map.bytes)
     }
 }
 
@@ -147,6 +262,68 @@ mod tests {
         for i in 0..100 {
             set.insert_once(&i.to_string(), later + i);
         }
-        assert!(set.items.lock().unwrap().len() <= 8);
+        assert!(set.len() <= 8);
+    }
+
+    #[test]
+    fn states_cannot_evict_jtis() {
+        let registry = Registry::with_capacity(16, 16);
+        let later = now() + 600;
+        assert!(registry.use_once("jti:https://op|j1", later));
+        // An anonymous flood of used states, far past the bound.
+        for i in 0..1000 {
+            registry.use_once(&format!("state:{i:032}"), later);
+        }
+        assert!(registry.states.len() <= 16, "bounded");
+        assert!(!registry.use_once("jti:https://op|j1", later), "the jti is still remembered: a replay is refused");
+    }
+
+    #[test]
+    fn a_full_ended_record_fails_closed() {
+        let registry = Registry::with_capacity(16, 8);
+        let until = now() + 3600;
+        // Session "old" was created at 100 and ended at 150; many logouts follow.
+        registry.end_sessions("id:old", 150, until);
+        for i in 0..50u64 {
+            registry.end_sessions(&format!("id:s{i}"), 200 + i, until);
+        }
+        assert!(registry.ended.lock().unwrap().records.len() <= 8, "bounded");
+        assert!(registry.ended_since(&["id:old".to_string()], 100), "an evicted record still ends its session");
+        assert!(!registry.ended_since(&["id:fresh".to_string()], now()), "a session after the floor lives");
+    }
+
+    fn session(id: &str, bio: usize) -> Arc<Session> {
+        Arc::new(Session {
+            id: id.into(),
+            provider: "oidc".into(),
+            claims: crate::Claims::from_value(serde_json::json!({"sub": id, "bio": "x".repeat(bio)})).unwrap(),
+            tokens: crate::Tokens {
+                access_token: crate::Secret::new("at"),
+                refresh_token: None,
+                id_token: None,
+                expires_at: None,
+                scope: None,
+            },
+            created_at: 1,
+            expires_at: u64::MAX,
+        })
+    }
+
+    #[test]
+    fn session_cache_is_bounded_by_bytes() {
+        let cache = SessionCache::new(1000, 64 * 1024);
+        for i in 0..100 {
+            let cookie = format!("cookie-value-{i:030}");
+            cache.insert(&cookie, session(&i.to_string(), 4000), Arc::from(vec![]));
+            let (entries, bytes) = cache.bytes();
+            assert!(bytes <= 64 * 1024, "{bytes} bytes in {entries} entries");
+        }
+        let cookie = "cookie-value-last-000000000000000000";
+        cache.insert(cookie, session("last", 10), Arc::from(vec![]));
+        assert!(cache.get(cookie).is_some());
+        cache.remove_session("last");
+        assert!(cache.get(cookie).is_none());
+        cache.insert("huge-000000000000000000000000", session("huge", 100_000), Arc::from(vec![]));
+        assert!(cache.get("huge-000000000000000000000000").is_none(), "an entry over the whole bound is not kept");
     }
 }

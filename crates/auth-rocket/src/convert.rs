@@ -50,7 +50,7 @@ pub(crate) fn response<'r>(res: AuthResponse) -> Response<'r> {
     let mut out = Response::new();
     out.set_status(Status::new(res.status));
     for (name, value) in res.headers {
-        out.adjoin_raw_header(name, value);
+        adjoin(&mut out, name, value);
     }
     out.set_sized_body(res.body.len(), Cursor::new(res.body));
     out
@@ -59,6 +59,30 @@ pub(crate) fn response<'r>(res: AuthResponse) -> Response<'r> {
 /// Appends `Set-Cookie` values to a response.
 pub(crate) fn append_cookies(res: &mut Response<'_>, cookies: &[String]) {
     for cookie in cookies {
-        res.adjoin_raw_header("set-cookie", cookie.clone());
+        adjoin(res, "set-cookie", cookie.clone());
+    }
+}
+
+/// Adds a header, dropping a value that is not a valid field value (RFC 9110 §5.5: no CR, LF or
+/// other control bytes). Rocket writes raw headers unchecked and hyper then fails the whole
+/// response; Axum's and Actix's `HeaderValue` refuse such a value, and so does this.
+fn adjoin(res: &mut Response<'_>, name: &'static str, value: String) {
+    if value.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80) {
+        res.adjoin_raw_header(name, value);
+    } else {
+        tracing::warn!(header = name, "dropped a header value with control characters");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_bytes_never_reach_a_header() {
+        let res = AuthResponse::redirect(302, "/x\r\nSet-Cookie: evil=1").with_header("x-ok", "fine\tvalue");
+        let out = response(res);
+        assert!(out.headers().get_one("location").is_none(), "a CR LF value is dropped");
+        assert_eq!(out.headers().get_one("x-ok"), Some("fine\tvalue"));
     }
 }

@@ -90,6 +90,9 @@ pub enum Fault {
     JwksStatus(u16),
     /// The JWKS endpoint waits this long before answering (to test single-flight fetching).
     JwksDelay(Duration),
+    /// The JWKS (still valid JSON) is padded with this many bytes of whitespace, to test that a
+    /// client caps what it reads of a provider's answer.
+    JwksPadding(usize),
 
     // --- token endpoint -------------------------------------------------------------------
     /// The token endpoint answers with this HTTP status and a JSON error body

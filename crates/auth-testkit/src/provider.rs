@@ -312,6 +312,27 @@ impl TestProvider {
         self.sign_typed(claims, "JWT")
     }
 
+    /// [`sign_jwt`](Self::sign_jwt) with another header `typ` (`logout+jwt`, `at+jwt`, …).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// use base64::Engine as _;
+    /// let op = auth_testkit::TestProvider::start().await?;
+    /// let jwt = op.sign_jwt_with_type(&serde_json::json!({"sub": "alice"}), "at+jwt");
+    /// let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(jwt.split('.').next().unwrap()).unwrap();
+    /// assert!(String::from_utf8(header).unwrap().contains("at+jwt"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// As [`sign_jwt`](Self::sign_jwt).
+    pub fn sign_jwt_with_type(&self, claims: &Value, typ: &str) -> String {
+        self.sign_typed(claims, typ)
+    }
+
     fn sign_typed(&self, claims: &Value, typ: &str) -> String {
         let key = Arc::clone(&self.shared.lock().key);
         key.sign(claims, typ, true).expect("sign with a generated key")

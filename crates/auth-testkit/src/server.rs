@@ -513,10 +513,17 @@ async fn jwks(AxumState(s): S) -> Response {
     }) {
         return OAuthError::injected(status).into_response();
     }
+    let mut body = jwks.to_string();
+    if let Some(padding) = faults.iter().find_map(|f| match f {
+        Fault::JwksPadding(n) => Some(*n),
+        _ => None,
+    }) {
+        body.insert_str(1, &" ".repeat(padding));
+    }
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/jwk-set+json"), (header::CACHE_CONTROL, "public, max-age=300")],
-        jwks.to_string(),
+        body,
     )
         .into_response()
 }

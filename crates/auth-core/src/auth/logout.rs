@@ -7,6 +7,7 @@ use super::{Auth, ProviderRuntime};
 use crate::crypto::{constant_time_eq, random_token};
 use crate::http::{AuthResponse, RequestView};
 use crate::id_token::{self, Expected};
+use crate::jwks::Trust;
 use crate::session::Session;
 use crate::{Error, TokenError, now};
 
@@ -28,7 +29,14 @@ impl Auth {
     /// `end_session_endpoint`, a browser is then sent there with `id_token_hint`,
     /// `post_logout_redirect_uri` and a `state` checked on return; otherwise to `/`. An API client
     /// gets 204, or 200 with `{"redirect": url}` when the provider's logout page should be visited.
+    ///
+    /// A cross-site request (`Sec-Fetch-Site: cross-site`, or an `Origin` other than the app's)
+    /// is refused with 403 and changes nothing, so another site cannot log a user out with an
+    /// auto-submitting form. Requests without these headers (non-browser clients) are served.
     pub async fn logout(&self, req: &RequestView<'_>) -> AuthResponse {
+        if let Err(err) = self.same_origin(req) {
+            return self.error_response(&err, !req.prefers_json());
+        }
         let lookup = self.session(req).await;
         let mut cookies = vec![self.expired_cookie(&self.inner.session_cookie)];
         let mut redirect = None;
@@ -37,9 +45,9 @@ impl Auth {
             tracing::info!(provider = %session.provider, "logout");
             if let Ok(p) = self.provider(&session.provider) {
                 if p.config.revoke_on_logout {
-                    self.revoke_tokens(p, session).await;
+                    self.revoke_tokens(&p, session).await;
                 }
-                if let Some(url) = self.end_session_url(p, session, &mut cookies) {
+                if let Some(url) = self.end_session_url(&p, session, &mut cookies) {
                     redirect = Some(url);
                 }
             }
@@ -68,6 +76,19 @@ impl Auth {
                 .append_pair("state", &pending.s);
         }
         Some(url.to_string())
+    }
+
+    /// Refuses a request another site made a browser send (a CSRF defence for state-changing
+    /// routes): `Sec-Fetch-Site: cross-site`, or an `Origin` that is not the app's (`null`
+    /// included). A request with neither header passes.
+    fn same_origin(&self, req: &RequestView<'_>) -> Result<(), Error> {
+        if req.sec_fetch_site().is_some_and(|site| site.eq_ignore_ascii_case("cross-site")) {
+            return Err(Error::CrossSiteRequest);
+        }
+        match req.origin() {
+            Some(origin) if !origin.eq_ignore_ascii_case(&self.inner.origin) => Err(Error::CrossSiteRequest),
+            _ => Ok(()),
+        }
     }
 
     /// Where the provider sends the browser back after logging out: register it at the provider.
@@ -100,7 +121,7 @@ impl Auth {
             .and_then(|sealed| self.inner.keys.open(b"logout", sealed))
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
             .ok_or(Error::InvalidState("no logout in progress in this browser"))?;
-        if !constant_time_eq(&pending.s, &state) || pending.t + self.inner.login_ttl < now() {
+        if !constant_time_eq(&pending.s, &state) || pending.t.saturating_add(self.inner.login_ttl) < now() {
             return Err(Error::InvalidState("the logout state does not match"));
         }
         Ok(AuthResponse::redirect(303, "/").with_cookies([clear]))
@@ -118,8 +139,15 @@ impl Auth {
             Ok(()) => AuthResponse::new(200).no_store(),
             Err(err) => {
                 tracing::warn!(error = %err, provider, "back-channel logout refused");
-                let status = if matches!(err, Error::UnknownProvider(_)) { 404 } else { 400 };
-                AuthResponse::json(status, &serde_json::json!({ "error": "invalid_request" })).no_store()
+                // §2.8: 400 for a bad token. Not ours to judge yet (provider not discovered, store
+                // down): a 5xx, so the provider may retry.
+                let (status, code) = match &err {
+                    Error::UnknownProvider(_) => (404, "invalid_request"),
+                    Error::ProviderUnavailable { .. } => (503, "temporarily_unavailable"),
+                    Error::Store(_) => (500, "server_error"),
+                    _ => (400, "invalid_request"),
+                };
+                AuthResponse::json(status, &serde_json::json!({ "error": code })).no_store()
             }
         }
     }
@@ -127,11 +155,18 @@ impl Auth {
     async fn accept_logout_token(&self, provider: &str, token: &str) -> Result<(), Error> {
         let p = self.provider(provider)?;
         let fail = |rule: TokenError| Error::token("logout token", rule);
-        // §2.6: signed with the algorithm the provider uses for ID tokens.
-        let expected_alg =
-            p.id_token_alg.lock().unwrap_or_else(|e| e.into_inner()).unwrap_or(jsonwebtoken::Algorithm::RS256);
-        let (alg, kid) = id_token::header(token, &[expected_alg]).map_err(fail)?;
-        let claims = self.verify_jws(p, token, alg, kid.as_deref()).await.map_err(|e| match e {
+        // §2.6: signed with the algorithm the provider uses for ID tokens (configured, or what its
+        // metadata advertises). §2.4 recommends the type `logout+jwt`; the generic `JWT` stays
+        // accepted because widely deployed providers sent it until 2024 (Keycloak before 25), and
+        // the `events` claim and the nonce ban keep other tokens out. Any other type is refused.
+        let header = id_token::header(token, &p.logout_algs).map_err(fail)?;
+        if let Some(typ) = &header.typ
+            && !["logout+jwt", "application/logout+jwt", "JWT"].iter().any(|t| typ.eq_ignore_ascii_case(t))
+        {
+            return Err(fail(TokenError::LogoutToken("the token type (typ) is not logout+jwt")));
+        }
+        // Anyone can post here: an unknown kid refetches the JWKS only as the cooldown allows.
+        let claims = self.verify_jws(&p, token, &header, Trust::Anyone).await.map_err(|e| match e {
             Error::Token { source, .. } => fail(source),
             other => other,
         })?;
@@ -151,7 +186,7 @@ impl Auth {
         let logout = id_token::check_logout_claims(&claims, &expected).map_err(fail)?;
         // §2.6 item 10: refuse replays of a jti.
         let jti_key = format!("jti:{}|{}", logout.iss, logout.jti);
-        if !self.inner.store.use_once(&jti_key, logout.exp + self.inner.leeway).await? {
+        if !self.inner.store.use_once(&jti_key, logout.exp.saturating_add(self.inner.leeway)).await? {
             return Err(fail(TokenError::LogoutToken("the jti was already used")));
         }
         // §2.7: a sid ends that session; a sub alone ends every session of the user.
@@ -160,8 +195,11 @@ impl Auth {
             (None, Some(sub)) => format!("sub:{}|{sub}", logout.iss),
             (None, None) => return Err(fail(TokenError::LogoutToken("neither sub nor sid"))),
         };
+        // The sessions the provider ended are those that existed when it issued the token: a login
+        // made after its `iat` (in another tab, while the token was on its way) survives.
         let now = now();
-        self.inner.store.end_sessions(&key, now, now + self.inner.session_ttl).await?;
+        let at = logout.iat.min(now);
+        self.inner.store.end_sessions(&key, at, now.saturating_add(self.inner.session_ttl)).await?;
         tracing::info!(provider, by_sid = logout.sid.is_some(), "back-channel logout");
         Ok(())
     }
