@@ -22,7 +22,11 @@ pub fn routes(cfg: &mut ServiceConfig) {
 }
 
 /// The auth routes under another prefix, for [`App::configure`](actix_web::App::configure); it must
-/// be the one given to [`AuthBuilder::prefix`](auth_core::AuthBuilder::prefix).
+/// be the one given to [`AuthBuilder::prefix`](auth_core::AuthBuilder::prefix), scopes included
+/// (`web::scope("/account").configure(routes)` needs the prefix `/account/auth`). Routes that
+/// answer under another path answer 500 with the exact fix, and
+/// [`AuthMiddleware`](crate::AuthMiddleware) turns the app's 404 for a path under the `Auth`'s
+/// prefix into the same explanation.
 ///
 /// ```
 /// # async fn demo(auth: auth_core::Auth) {
@@ -40,14 +44,33 @@ pub fn routes_at(prefix: &str) -> impl Fn(&mut ServiceConfig) + Clone + Send + S
     }
 }
 
+/// Marks a response as the auth routes' own, for [`AuthMiddleware`](crate::AuthMiddleware)'s check
+/// of unrouted auth paths.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Served;
+
 async fn handle(req: HttpRequest, payload: web::Payload) -> HttpResponse {
     let auth = match state(&req) {
         Ok(state) => state.auth,
         Err(rejection) => return rejection.error_response(),
     };
-    let body = match payload.to_bytes_limited(auth_core::FORM_BODY_LIMIT).await {
-        Ok(Ok(bytes)) => bytes,
-        _ => Bytes::new(),
+    let view = convert::view(&req);
+    // Where these routes really answer: the pattern actix matched, scopes included.
+    let mounted = req.match_pattern().and_then(|p| p.strip_suffix("/{rest:.+}").map(str::to_owned));
+    let checked = match &mounted {
+        Some(mounted) => auth.check_routes_prefix(mounted, "auth_actix::routes_at"),
+        None => Ok(()),
     };
-    convert::response(&auth.handle(&convert::view(&req), &body).await)
+    let mut res = match checked {
+        Err(err) => convert::response(&auth.error_response(&err, !view.prefers_json())),
+        Ok(()) => {
+            let body = match payload.to_bytes_limited(auth_core::FORM_BODY_LIMIT).await {
+                Ok(Ok(bytes)) => bytes,
+                _ => Bytes::new(),
+            };
+            convert::response(&auth.handle(&view, &body).await)
+        }
+    };
+    res.extensions_mut().insert(Served);
+    res
 }

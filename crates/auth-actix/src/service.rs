@@ -13,6 +13,7 @@ use auth_core::{Auth, Session};
 
 use crate::convert;
 use crate::middleware::Requirement;
+use crate::routes::Served;
 
 /// What the middleware leaves in the request extensions for the extractors.
 #[derive(Debug, Clone)]
@@ -61,6 +62,7 @@ where
             // Under an outer AuthMiddleware the session is already read, and its cookie changes are
             // the outer one's to write.
             let outer = req.extensions().get::<AuthState>().cloned();
+            let outer_seen = outer.is_some();
             let (state, set_cookies) = match outer {
                 Some(state) => (state, Vec::new()),
                 None => {
@@ -70,12 +72,25 @@ where
                     (state, lookup.set_cookies)
                 }
             };
-            let refusal =
-                requirement.and_then(|r| r.refusal(&state.auth, state.session.as_ref(), &convert::view(req.request())));
+            let view = convert::view(req.request());
+            let refusal = requirement.and_then(|r| r.refusal(&state.auth, state.session.as_ref(), &view));
+            // The outermost middleware explains the app's 404 for a path under the auth prefix.
+            let unrouted = if outer_seen {
+                None
+            } else {
+                state.auth.routes_missing(view.path(), "auth_actix::routes").map(|err| (err, !view.prefers_json()))
+            };
             let mut res = match refusal {
                 Some(refusal) => req.into_response(convert::response(&refusal)).map_into_right_body(),
                 None => inner.call(req).await?.map_into_left_body(),
             };
+            if let Some((err, html)) = unrouted
+                && res.status() == actix_web::http::StatusCode::NOT_FOUND
+                && res.response().extensions().get::<Served>().is_none()
+            {
+                let answer = convert::response(&state.auth.error_response(&err, html));
+                res = res.into_response(answer).map_into_right_body();
+            }
             convert::append_cookies(res.headers_mut(), set_cookies);
             Ok(res)
         })

@@ -175,3 +175,43 @@ async fn full_login_opens_the_required_scope() {
     let req = test::TestRequest::get().uri("/").insert_header((header::COOKIE, session.as_str())).to_request();
     assert_eq!(body_text(call(req).await.unwrap()).await, "dave");
 }
+
+#[actix_web::test]
+async fn a_scoped_mount_names_the_fix_or_follows_the_prefix() {
+    let op = TestProvider::start().await.expect("provider");
+    let auth = auth(&op).await;
+    let app = test::init_service(
+        App::new().service(web::scope("/account").configure(auth_actix::routes)).wrap(AuthMiddleware::new(auth)),
+    )
+    .await;
+    let req = test::TestRequest::get().uri("/account/auth/oidc/login").insert_header(("accept", "text/html"));
+    let res = test::call_service(&app, req.to_request()).await;
+    assert_eq!(res.status(), 500);
+    let body = body_text(res).await;
+    assert!(body.contains("`/account/auth`") && body.contains(".prefix(&quot;/account/auth&quot;)"), "{body}");
+    // Where protected routes send browsers, the app's 404 is explained too.
+    let req = test::TestRequest::get().uri("/auth/oidc/login").insert_header(("accept", "application/json"));
+    let res = test::call_service(&app, req.to_request()).await;
+    assert_eq!(res.status(), 500);
+    assert!(body_text(res).await.contains("routes_misplaced"));
+
+    // With the prefix the fix names, the scoped routes work, redirect URI included.
+    let auth = Auth::builder()
+        .provider(Provider::oidc("oidc", op.issuer(), op.client_id()).with_client_secret(op.client_secret()))
+        .prefix("/account/auth")
+        .session_keys(KeyRing::new(SessionKey::generate()))
+        .build()
+        .await
+        .expect("builds");
+    let app = test::init_service(
+        App::new().service(web::scope("/account").configure(auth_actix::routes)).wrap(AuthMiddleware::new(auth)),
+    )
+    .await;
+    let res = test::call_service(&app, test::TestRequest::get().uri("/account/auth/oidc/login").to_request()).await;
+    assert_eq!(res.status(), 302);
+    let location = header_of(&res, header::LOCATION);
+    assert!(
+        location.contains("redirect_uri=http%3A%2F%2F127.0.0.1%3A3000%2Faccount%2Fauth%2Foidc%2Fcallback"),
+        "{location}"
+    );
+}

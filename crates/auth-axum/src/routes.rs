@@ -25,22 +25,40 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
 }
 
 /// The auth routes under another prefix; it must be the one given to
-/// [`AuthBuilder::prefix`](auth_core::AuthBuilder::prefix).
+/// [`AuthBuilder::prefix`](auth_core::AuthBuilder::prefix), and they must be merged at the root
+/// (under `Router::nest("/base", …)`, give the `Auth` the prefix `/base{prefix}`).
+///
+/// Routes that answer under another path than the `Auth`'s prefix (nested elsewhere, or another
+/// prefix) would hand out login URLs and redirect URIs that lead nowhere: they answer 500 with the
+/// exact fix instead, and [`AuthLayer`](crate::AuthLayer) turns the app's 404 for a path under the
+/// `Auth`'s prefix into the same explanation.
 pub fn routes_at<S: Clone + Send + Sync + 'static>(prefix: &str) -> Router<S> {
-    let prefix = prefix.trim_end_matches('/');
-    Router::new().route(&format!("{prefix}/{{*rest}}"), any(handle))
+    let prefix = prefix.trim_end_matches('/').to_owned();
+    let path = format!("{prefix}/{{*rest}}");
+    Router::new().route(&path, any(move |req: Request| handle(req, prefix.clone())))
 }
 
-async fn handle(req: Request) -> Response {
+/// Marks a response as the auth routes' own, for [`AuthLayer`](crate::AuthLayer)'s check of
+/// unrouted auth paths.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Served;
+
+async fn handle(req: Request, route_prefix: String) -> Response {
     let (parts, body) = req.into_parts();
     let Some(state) = parts.extensions.get::<AuthState>() else {
         return missing_layer().into_response();
     };
-    let body = match axum::body::to_bytes(body, auth_core::FORM_BODY_LIMIT).await {
-        Ok(bytes) => bytes,
-        Err(_) => Bytes::new(),
-    };
     let uri = parts.extensions.get::<OriginalUri>().map_or(&parts.uri, |o| &o.0);
     let view = convert::view(&parts.method, uri, &parts.headers);
-    convert::response(state.auth.handle(&view, &body).await)
+    // Where these routes really answer: the `Router::nest` base in front of their own prefix.
+    let nest_base = uri.path().strip_suffix(parts.uri.path()).unwrap_or_default();
+    let mut res = match state.auth.check_routes_prefix(&format!("{nest_base}{route_prefix}"), "auth_axum::routes_at") {
+        Err(err) => convert::response(state.auth.error_response(&err, !view.prefers_json())),
+        Ok(()) => {
+            let body = axum::body::to_bytes(body, auth_core::FORM_BODY_LIMIT).await.unwrap_or_else(|_| Bytes::new());
+            convert::response(state.auth.handle(&view, &body).await)
+        }
+    };
+    res.extensions_mut().insert(Served);
+    res
 }

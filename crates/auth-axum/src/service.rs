@@ -11,6 +11,7 @@ use http::Request;
 use tower_service::Service;
 
 use crate::convert;
+use crate::routes::Served;
 
 /// What the layer leaves in the request extensions for the extractors.
 #[derive(Debug, Clone)]
@@ -53,9 +54,19 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let auth = self.auth.clone();
         Box::pin(async move {
-            let lookup = auth.session(&convert::view(req.method(), req.uri(), req.headers())).await;
-            req.extensions_mut().insert(AuthState { auth, session: lookup.session });
+            let view = convert::view(req.method(), req.uri(), req.headers());
+            let lookup = auth.session(&view).await;
+            // Where the app's 404 for a path under the auth prefix would be explained.
+            let unrouted =
+                auth.routes_missing(view.path(), "auth_axum::routes()").map(|err| (err, !view.prefers_json()));
+            req.extensions_mut().insert(AuthState { auth: auth.clone(), session: lookup.session });
             let mut res = inner.call(req).await?;
+            if let Some((err, html)) = unrouted
+                && res.status() == http::StatusCode::NOT_FOUND
+                && res.extensions().get::<Served>().is_none()
+            {
+                res = convert::response(auth.error_response(&err, html));
+            }
             convert::append_cookies(&mut res, lookup.set_cookies);
             Ok(res)
         })

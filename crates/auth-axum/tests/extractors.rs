@@ -98,3 +98,55 @@ async fn logout_by_get_is_refused() {
     assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(res.headers()["allow"], "POST");
 }
+
+async fn auth_with_prefix(op: &TestProvider, prefix: &str) -> Auth {
+    Auth::builder()
+        .provider(Provider::oidc("oidc", op.issuer(), op.client_id()).with_client_secret(op.client_secret()))
+        .prefix(prefix)
+        .session_keys(KeyRing::new(SessionKey::generate()))
+        .build()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn nested_auth_routes_name_the_fix_or_follow_the_prefix() {
+    let (op, auth) = auth().await;
+    let app = Router::new().nest("/account", auth_axum::routes()).layer(AuthLayer::new(auth));
+    // The routes answer under /account/auth, but the Auth sends browsers to /auth.
+    let res = app.clone().oneshot(get_req("/account/auth/oidc/login", "text/html")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let text = body(res).await;
+    assert!(text.contains("`/account/auth`") && text.contains(".prefix(&quot;/account/auth&quot;)"), "{text}");
+    // Where protected routes send browsers, the app's 404 is explained too.
+    let res = app.oneshot(get_req("/auth/oidc/login", "text/html")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(body(res).await.contains("no auth route answered"));
+
+    // With the prefix the fix names, the nested routes work, redirect URI included.
+    let auth = auth_with_prefix(&op, "/account/auth").await;
+    let app = Router::new().nest("/account", auth_axum::routes()).layer(AuthLayer::new(auth));
+    let res = app.oneshot(get_req("/account/auth/oidc/login", "text/html")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+    let location = res.headers()["location"].to_str().unwrap();
+    assert!(
+        location.contains("redirect_uri=http%3A%2F%2F127.0.0.1%3A3000%2Faccount%2Fauth%2Foidc%2Fcallback"),
+        "{location}"
+    );
+}
+
+#[tokio::test]
+async fn another_prefix_with_the_default_routes_names_the_fix() {
+    let op = TestProvider::start().await.unwrap();
+    let auth = auth_with_prefix(&op, "/login").await;
+    let app = Router::new().merge(auth_axum::routes()).layer(AuthLayer::new(auth.clone()));
+    let res = app.clone().oneshot(get_req("/login/oidc/login", "application/json")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let json: serde_json::Value = serde_json::from_str(&body(res).await).unwrap();
+    assert_eq!(json["error"], "routes_misplaced");
+    let res = app.oneshot(get_req("/auth/oidc/login", "text/html")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR, "the routes' own prefix is not the Auth's");
+    let fixed = Router::new().merge(auth_axum::routes_at("/login")).layer(AuthLayer::new(auth));
+    let res = fixed.oneshot(get_req("/login/oidc/login", "text/html")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+}

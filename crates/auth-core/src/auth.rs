@@ -22,6 +22,9 @@ use crate::session::{Claims, CookieStore, Secret, Session, SessionStore, Tokens}
 use crate::state::SessionCache;
 use crate::{Error, TokenError, now, safe_next};
 
+/// The presets [`AuthBuilder::from_env`] registers when their `{NAME}_CLIENT_ID` is set.
+const PRESETS: &[&str] = &["google", "github", "facebook", "microsoft", "gitlab"];
+
 /// Browsers drop cookies whose name, value and attributes pass 4096 bytes (RFC 6265 §6.1).
 const COOKIE_LIMIT: usize = 4096;
 /// At most this many logins may be pending in one browser at once (tabs); older ones are dropped.
@@ -77,6 +80,7 @@ pub struct AuthBuilder {
     leeway: Duration,
     default_provider: Option<String>,
     cookie_name: String,
+    allow_random_key: bool,
 }
 
 impl fmt::Debug for AuthBuilder {
@@ -104,13 +108,17 @@ impl AuthBuilder {
             leeway: Duration::from_secs(60),
             default_provider: None,
             cookie_name: "auth".into(),
+            allow_random_key: false,
         }
     }
 
     /// Applies the conventions every example follows, from the process environment:
     /// `APP_URL` (default `http://127.0.0.1:3000`) as the base URL, `AUTH_SESSION_KEY` as the cookie
-    /// keys, and a provider named `oidc` from `OIDC_ISSUER` (or `OIDC_SERVER_METADATA_URL`),
-    /// `OIDC_CLIENT_ID`, `OIDC_CLIENT_SECRET`, `OIDC_SCOPE` when any of them is set.
+    /// keys, a provider named `oidc` from `OIDC_ISSUER` (or `OIDC_SERVER_METADATA_URL`),
+    /// `OIDC_CLIENT_ID`, `OIDC_CLIENT_SECRET`, … when any of them is set, and every preset
+    /// (`google`, `github`, `facebook`, `microsoft`, `gitlab`) whose `{NAME}_CLIENT_ID` is set (see
+    /// [`Provider::from_env`] for all the variables). With none of them set, [`AuthBuilder::build`]
+    /// says which variables it looked for.
     pub fn from_env(self) -> Result<Self, Error> {
         self.from_env_with(|key| std::env::var(key).ok())
     }
@@ -133,11 +141,15 @@ impl AuthBuilder {
                 .map_err(|e| Error::Env { name: "AUTH_SESSION_KEY".into(), problem: e.to_string() })?;
             self.keys = Some(keys);
         }
-        let configured = ["OIDC_ISSUER", "OIDC_SERVER_METADATA_URL", "OIDC_CLIENT_ID"]
-            .iter()
-            .any(|k| env(k).is_some_and(|v| !v.trim().is_empty()));
-        if configured {
+        let set = |k: &str| env(k).is_some_and(|v| !v.trim().is_empty());
+        if ["OIDC_ISSUER", "OIDC_SERVER_METADATA_URL", "OIDC_CLIENT_ID"].iter().any(|k| set(k)) {
             self = self.provider(Provider::from_env_with("oidc", &env)?);
+        }
+        for preset in PRESETS {
+            let prefix = preset.to_ascii_uppercase();
+            if set(&format!("{prefix}_CLIENT_ID")) && !self.providers.iter().any(|p| p.name == *preset) {
+                self = self.provider(Provider::from_env_with(preset, &env)?);
+            }
         }
         Ok(self)
     }
@@ -145,6 +157,18 @@ impl AuthBuilder {
     /// Whether any provider is registered yet.
     pub fn has_providers(&self) -> bool {
         !self.providers.is_empty()
+    }
+
+    /// The names of the providers registered so far, in order.
+    ///
+    /// ```
+    /// let builder = auth_core::Auth::builder()
+    ///     .from_env_with(|k| (k == "GITHUB_CLIENT_ID").then(|| "id".into()))
+    ///     .unwrap();
+    /// assert_eq!(builder.provider_names().collect::<Vec<_>>(), ["github"]);
+    /// ```
+    pub fn provider_names(&self) -> impl Iterator<Item = &str> {
+        self.providers.iter().map(|p| p.name.as_str())
     }
 
     /// The base URL configured so far.
@@ -196,10 +220,18 @@ impl AuthBuilder {
         self
     }
 
-    /// The cookie keys (newest first). Without keys, a random key is generated at start, with a
-    /// warning: sessions then end at every restart.
+    /// The cookie keys (newest first). Without keys, a debug build generates a random key at start,
+    /// with a warning (sessions then end at every restart); a release build refuses to build unless
+    /// [`AuthBuilder::allow_random_session_key`] is called.
     pub fn session_keys(mut self, keys: KeyRing) -> Self {
         self.keys = Some(keys);
+        self
+    }
+
+    /// Lets a release build start without a session key, with a random one (and a warning): every
+    /// restart then logs everyone out. Debug builds always may.
+    pub fn allow_random_session_key(mut self) -> Self {
+        self.allow_random_key = true;
         self
     }
 
@@ -271,7 +303,11 @@ impl AuthBuilder {
             tracing::warn!(base_url = %self.base_url, "the app's base URL is not https: cookies travel unprotected");
         }
         if self.providers.is_empty() {
-            return Err(Error::config("no provider registered"));
+            return Err(Error::config(
+                "no provider registered: call AuthBuilder::provider, or set OIDC_ISSUER and OIDC_CLIENT_ID (any \
+                 OpenID provider), or GOOGLE_CLIENT_ID, GITHUB_CLIENT_ID, FACEBOOK_CLIENT_ID, MICROSOFT_CLIENT_ID or \
+                 GITLAB_CLIENT_ID (with its _CLIENT_SECRET) and use AuthBuilder::from_env",
+            ));
         }
         let http = HttpClient::new(self.http)?;
         let mut providers: Vec<Arc<ProviderSlot>> = Vec::with_capacity(self.providers.len());
@@ -287,9 +323,7 @@ impl AuthBuilder {
                 return Err(Error::config(format!("provider `{}` registered twice", config.name)));
             }
             let id_token_alg = match &config.id_token_alg {
-                Some(name) => Some(name.parse::<Algorithm>().map_err(|_| {
-                    Error::config(format!("provider `{}`: unknown ID token algorithm `{name}`", config.name))
-                })?),
+                Some(name) => Some(checked_id_token_alg(&config, name)?),
                 None => None,
             };
             let slot = Arc::new(ProviderSlot {
@@ -319,11 +353,21 @@ impl AuthBuilder {
         };
         let keys = match self.keys {
             Some(keys) => keys,
-            None => {
+            // Rocket's rule for its `secret_key`: a random key silently logs everyone out at every
+            // restart, so only a debug build (or an explicit opt-in) may run with one.
+            None if random_key_allowed(cfg!(debug_assertions), self.allow_random_key) => {
                 tracing::warn!(
-                    "no session key configured (AUTH_SESSION_KEY): using a random one; sessions end at restart"
+                    "no session key configured (AUTH_SESSION_KEY): using a random one; every restart logs everyone out. \
+                     Set AUTH_SESSION_KEY to the output of `openssl rand -base64 32`"
                 );
                 KeyRing::new(crate::SessionKey::generate())
+            }
+            None => {
+                return Err(Error::config(
+                    "no session key configured: set AUTH_SESSION_KEY (`openssl rand -base64 32`) or call \
+                     AuthBuilder::session_keys; a release build refuses a random key, which would log everyone out \
+                     at every restart, unless AuthBuilder::allow_random_session_key() is called",
+                ));
             }
         };
         let host_prefix = if secure { "__Host-" } else { "" };
@@ -577,6 +621,79 @@ impl Auth {
         &self.inner.prefix
     }
 
+    /// The app's public base URL (`APP_URL`), without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.inner.base_url
+    }
+
+    /// Checks that a server listening on `port` is the one the base URL names, when the base URL is
+    /// a loopback address (behind a proxy, with a public host, it is not ours to judge): otherwise
+    /// the provider would send every browser back to a dead port. `port_setting` names the
+    /// server's own setting for the message (`ROCKET_PORT`, `PORT`).
+    ///
+    /// ```
+    /// # async fn demo(auth: auth_core::Auth) {
+    /// // With APP_URL=http://127.0.0.1:3000:
+    /// assert!(auth.check_listen_port(3000, "PORT").is_ok());
+    /// let err = auth.check_listen_port(8000, "ROCKET_PORT").unwrap_err();
+    /// assert!(err.to_string().contains("ROCKET_PORT=3000"));
+    /// # }
+    /// ```
+    pub fn check_listen_port(&self, port: u16, port_setting: &str) -> Result<(), Error> {
+        let Ok(url) = url::Url::parse(&self.inner.base_url) else { return Ok(()) };
+        let Some(app_port) = url.port_or_known_default() else { return Ok(()) };
+        if !crate::provider::is_loopback(&url) || app_port == port {
+            return Ok(());
+        }
+        Err(Error::config(format!(
+            "the app's base URL (APP_URL) is {}, port {app_port}, but the server listens on port {port}: set \
+             APP_URL={}://{}:{port} or {port_setting}={app_port}",
+            self.inner.base_url,
+            url.scheme(),
+            url.host_str().unwrap_or("127.0.0.1"),
+        )))
+    }
+
+    /// Checks where an adapter's auth routes are mounted: `mounted` is the path prefix its routes
+    /// actually answer under (the framework's mount point and the routes' own prefix). `Err` with
+    /// the exact fix when it is not this `Auth`'s [prefix](AuthBuilder::prefix): its login URLs
+    /// and redirect URIs would then lead to no route. `routes` names the adapter's function for
+    /// the message (`auth_axum::routes_at`).
+    ///
+    /// ```
+    /// # async fn demo(auth: auth_core::Auth) {
+    /// assert!(auth.check_routes_prefix("/auth", "auth_axum::routes_at").is_ok());
+    /// let err = auth.check_routes_prefix("/account/auth", "auth_axum::routes_at").unwrap_err();
+    /// assert!(err.to_string().contains(".prefix(\"/account/auth\")"));
+    /// # }
+    /// ```
+    pub fn check_routes_prefix(&self, mounted: &str, routes: &str) -> Result<(), Error> {
+        let mounted = mounted.trim_end_matches('/');
+        let prefix = &self.inner.prefix;
+        if mounted == prefix {
+            return Ok(());
+        }
+        Err(Error::RoutesMisplaced(format!(
+            "the auth routes answer under `{mounted}`, but this Auth's prefix is `{prefix}`, so its login URLs and \
+             redirect URIs lead nowhere: mount {routes}(\"{prefix}\") at the root, or build the Auth with \
+             .prefix(\"{mounted}\")"
+        )))
+    }
+
+    /// For a middleware that saw its app answer 404 to a request under this `Auth`'s prefix which
+    /// no auth route served: the error naming the fix (the auth routes are not mounted where the
+    /// `Auth` sends browsers). `None` for paths outside the prefix.
+    pub fn routes_missing(&self, path: &str, routes: &str) -> Option<Error> {
+        let prefix = &self.inner.prefix;
+        let under = path.strip_prefix(prefix.as_str()).is_some_and(|rest| rest.starts_with('/'));
+        under.then(|| {
+            Error::RoutesMisplaced(format!(
+                "no auth route answered `{path}`, under this Auth's prefix `{prefix}`: add {routes} to the app at \
+                 the root (merged, not nested), or give the Auth the prefix the routes are mounted at"
+            ))
+        })
+    }
+
     /// The session cookie's name.
     pub fn session_cookie_name(&self) -> &str {
         &self.inner.session_cookie
@@ -780,9 +897,11 @@ impl Auth {
         if pending.len() < MAX_PENDING_LOGINS && pending.iter().all(|(t, _)| t.0 > 0) {
             return Vec::new();
         }
-        // Oldest first: unreadable ones (0), then by creation second and order.
+        // One entry per name (a browser may send a name twice), then oldest first: unreadable ones
+        // (0), then by creation second and order.
+        let mut names = std::collections::HashSet::new();
+        pending.retain(|(_, name)| names.insert(*name));
         pending.sort_unstable();
-        pending.dedup_by(|a, b| a.1 == b.1);
         let readable = pending.iter().filter(|(t, _)| t.0 > 0).count();
         let excess = (readable + 1).saturating_sub(MAX_PENDING_LOGINS);
         let unreadable = pending.len() - readable;
@@ -958,6 +1077,12 @@ impl Auth {
             let code = reply.body.get("error").and_then(Value::as_str).map(sanitize_code);
             return Err(match code {
                 Some(code) if code == "invalid_grant" || code == "invalid_request" => Error::TokenRejected { code },
+                // The provider refused our own credentials: the app's configuration, not the
+                // provider's fault (RFC 6749 §5.2).
+                Some(code) if code == "invalid_client" || code == "unauthorized_client" => {
+                    client_rejected(&p.config, &code)
+                }
+                None if reply.status == 401 => client_rejected(&p.config, "HTTP 401"),
                 Some(code) => Error::Provider { endpoint: "token", reason: format!("OAuth error {code}") },
                 None => Error::Provider { endpoint: "token", reason: format!("HTTP status {}", reply.status) },
             });
@@ -1086,7 +1211,7 @@ impl Auth {
     }
 
     async fn end_session(&self, session: &Session) {
-        let key = format!("id:{}", session.id);
+        let key = session.id_key();
         if let Err(err) = self.inner.store.end_sessions(&key, now(), session.expires_at).await {
             tracing::error!(error = %err, "could not record the end of a session");
         }
@@ -1224,6 +1349,37 @@ fn github_verified_primary_email(emails: &Value) -> Option<Value> {
         .cloned()
 }
 
+/// Whether a build may run with a random session key: debug builds may, release builds only when
+/// told so ([`AuthBuilder::allow_random_session_key`]).
+fn random_key_allowed(debug_build: bool, opted_in: bool) -> bool {
+    debug_build || opted_in
+}
+
+/// A configured ID token algorithm, if this library can verify it: an asymmetric one (through the
+/// JWKS) or HS256 with its explicit opt-in.
+fn checked_id_token_alg(cfg: &Provider, name: &str) -> Result<Algorithm, Error> {
+    let fail = |why: &str| Error::config(format!("provider `{}`: ID token algorithm `{name}`: {why}", cfg.name));
+    let alg = name.parse::<Algorithm>().map_err(|_| fail("not a JWS algorithm"))?;
+    match alg {
+        Algorithm::HS256 if cfg.allow_hs256 => Ok(alg),
+        Algorithm::HS256 => Err(fail("HMAC ID tokens need Provider::with_hs256_id_tokens() as well")),
+        Algorithm::HS384 | Algorithm::HS512 => Err(fail("only HS256 is supported among the HMAC algorithms")),
+        _ => Ok(alg),
+    }
+}
+
+/// The error for a token endpoint that refused the app's client credentials: names the setting
+/// to check.
+fn client_rejected(cfg: &Provider, code: &str) -> Error {
+    let setting = match (cfg.client_auth, &cfg.client_secret) {
+        (ClientAuth::None, _) | (_, None) => {
+            format!("{} (and whether the client is registered as public)", cfg.setting("CLIENT_ID", "the client id"))
+        }
+        _ => cfg.setting("CLIENT_SECRET", "the client secret"),
+    };
+    Error::ClientRejected { provider: cfg.name.clone(), setting, code: code.to_owned() }
+}
+
 /// When an access token expires: `now` plus `expires_in` (a number, or a numeric string as some
 /// providers send), saturating; `None` when the provider did not say.
 fn access_token_expiry(now: u64, expires_in: Option<&Value>) -> Option<u64> {
@@ -1238,6 +1394,24 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn release_builds_refuse_a_random_session_key_unless_told() {
+        assert!(random_key_allowed(true, false), "debug: a random key, with a warning");
+        assert!(!random_key_allowed(false, false), "release: refused");
+        assert!(random_key_allowed(false, true), "release with allow_random_session_key()");
+    }
+
+    #[test]
+    fn only_verifiable_id_token_algorithms_are_configurable() {
+        let p = Provider::oidc("x", "https://id.example.com", "c").with_client_secret("s");
+        assert_eq!(checked_id_token_alg(&p, "ES256").unwrap(), Algorithm::ES256);
+        let err = checked_id_token_alg(&p, "HS256").unwrap_err();
+        assert!(err.to_string().contains("with_hs256_id_tokens"), "{err}");
+        assert_eq!(checked_id_token_alg(&p.clone().with_hs256_id_tokens(), "HS256").unwrap(), Algorithm::HS256);
+        assert!(checked_id_token_alg(&p, "HS512").is_err());
+        assert!(checked_id_token_alg(&p, "none").is_err());
+    }
 
     #[test]
     fn access_token_expiry_saturates() {

@@ -109,6 +109,9 @@ pub(crate) async fn discover(provider: &Provider, http: &HttpClient) -> Result<P
             }
             let meta: ProviderMetadata = serde_json::from_slice(&reply.body)
                 .map_err(|e| fail(format!("the metadata document at {url} is not valid: {e}")))?;
+            // Discovery §4 drops a trailing slash before building the URL, so an issuer derived
+            // from it may be the metadata's with its slash (Auth0: `https://tenant.auth0.com/`).
+            let expected = expected.map(|e| with_advertised_slash(e, &meta.issuer));
             check_issuer(provider, expected.filter(|i| !i.is_empty()), &meta.issuer)
                 .map_err(|reason| fail(format!("{reason} (fetched from {url})")))?;
             if meta.jwks_uri.is_none() {
@@ -156,6 +159,11 @@ fn issuer_of_metadata_url(url: &str) -> Option<String> {
     let origin = parsed.origin().ascii_serialization();
     let path = parsed.path().strip_prefix(WELL_KNOWN_OAUTH)?;
     Some(format!("{origin}{path}"))
+}
+
+/// `derived`, or `advertised` when it is `derived` with a trailing slash.
+fn with_advertised_slash<'a>(derived: &'a str, advertised: &'a str) -> &'a str {
+    if advertised.strip_suffix('/') == Some(derived) { advertised } else { derived }
 }
 
 /// What to say when the metadata URL answered 404.
@@ -256,6 +264,10 @@ mod tests {
             Some("https://id.example.com/tenant")
         );
         assert_eq!(of("https://id.example.com/metadata.json"), None, "no issuer implied: must be configured");
+        // Auth0's issuer ends with a slash that the metadata URL drops (Discovery §4).
+        let derived = of("https://tenant.auth0.com/.well-known/openid-configuration").unwrap();
+        assert_eq!(with_advertised_slash(&derived, "https://tenant.auth0.com/"), "https://tenant.auth0.com/");
+        assert_eq!(with_advertised_slash(&derived, "https://evil.example/"), "https://tenant.auth0.com");
         assert_eq!(of("https://id.example.com/.well-known/openid-configuration?x=1"), None);
     }
 

@@ -159,6 +159,21 @@ pub enum Error {
         /// The limit.
         limit: usize,
     },
+    /// The provider refused the app's own client credentials (`invalid_client`,
+    /// `unauthorized_client`): a configuration mistake of the app, not the provider's fault.
+    #[error("the app's credentials for provider `{provider}` were refused ({code}): check {setting}")]
+    ClientRejected {
+        /// The provider's name.
+        provider: String,
+        /// The setting to check (`OIDC_CLIENT_SECRET`, …).
+        setting: String,
+        /// The provider's OAuth error code.
+        code: String,
+    },
+    /// The adapter's auth routes are not mounted where the `Auth` sends browsers; the message says
+    /// how to fix it.
+    #[error("auth routes misplaced: {0}")]
+    RoutesMisplaced(String),
     /// The session store failed.
     #[error("session store error")]
     Store(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -227,6 +242,8 @@ impl Error {
             Error::Unreachable { source, .. } if source.is_timeout() => 504,
             Error::Unreachable { .. } => 502,
             Error::Config(_)
+            | Error::ClientRejected { .. }
+            | Error::RoutesMisplaced(_)
             | Error::Env { .. }
             | Error::SessionTooLarge { .. }
             | Error::Store(_)
@@ -255,6 +272,8 @@ impl Error {
             Error::UserinfoSubjectMismatch => "userinfo_mismatch",
             Error::Provider { .. } | Error::Discovery { .. } => "provider_error",
             Error::Unreachable { .. } => "provider_unreachable",
+            Error::ClientRejected { .. } => "client_credentials_refused",
+            Error::RoutesMisplaced(_) => "routes_misplaced",
             _ => "internal_error",
         }
     }
@@ -283,6 +302,12 @@ impl Error {
                 "The login provider sent an invalid response.".into()
             }
             Error::Unreachable { .. } => "The login provider could not be reached. Please try again.".into(),
+            // Configuration mistakes a developer meets on the first try: the page says what to fix
+            // (it names a setting or a route, never a value).
+            Error::ClientRejected { provider, setting, .. } => {
+                format!("The app's credentials for provider `{provider}` were refused: check {setting}.")
+            }
+            Error::RoutesMisplaced(fix) => format!("The login routes are misconfigured: {fix}."),
             _ => "Internal error.".into(),
         }
     }
@@ -293,6 +318,51 @@ impl Error {
 
     pub(crate) fn config(msg: impl fmt::Display) -> Self {
         Error::Config(msg.to_string())
+    }
+}
+
+/// An error for `main` to return: Rust prints a failing `main`'s error with `Debug`, and this one's
+/// `Debug` is a sentence with its causes (`error: …`, then `caused by: …` lines), never a dump of
+/// the error's fields.
+///
+/// ```
+/// fn start() -> Result<(), auth_core::Report> {
+///     let port: u16 = "eighty".parse()?;
+///     # let _ = port;
+///     Ok(())
+/// }
+/// let report = start().unwrap_err();
+/// assert_eq!(format!("{report:?}"), "invalid digit found in string");
+/// ```
+pub struct Report(Box<dyn std::error::Error + Send + Sync + 'static>);
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for Report {
+    fn from(err: E) -> Self {
+        Report(Box::new(err))
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut said = self.0.to_string();
+        f.write_str(&said)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            // A message that already quotes its cause does not repeat it.
+            let text = cause.to_string();
+            if !said.contains(&text) {
+                write!(f, "\n  caused by: {text}")?;
+            }
+            said = text;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 

@@ -1,8 +1,9 @@
 //! The provider's signing keys: fetched once, cached, refetched on an unknown `kid` with a cooldown,
 //! one fetch in flight however many requests wait, stale keys served while the provider is down.
 //!
-//! Every fetch, successful or not, is an *attempt*. Requests that waited for an attempt in flight
-//! share its outcome instead of fetching again. A fetch caused by a token from a channel anyone can
+//! Every fetch, successful or not, is an *attempt*. Requests that waited for an attempt that
+//! started after they arrived share its outcome instead of fetching again; keys grown old are
+//! refreshed without making anyone wait (the old keys serve meanwhile). A fetch caused by a token from a channel anyone can
 //! post to ([`Trust::Anyone`]: back-channel logout, bearer tokens) or by keys growing old waits for
 //! the cooldown since the last attempt, doubled after each failed attempt in a row (up to
 //! [`MAX_BACKOFF`]). An ID token from the token endpoint's response ([`Trust::TokenEndpoint`]: an
@@ -74,8 +75,9 @@ struct KeySet {
 /// The record of fetch attempts that the cooldown and the shared outcome are decided from.
 #[derive(Debug, Default)]
 struct Attempts {
-    /// Attempts completed so far (successful or not).
-    count: u64,
+    /// Fetches started so far (successful or not). A request that waited shares the outcome of
+    /// a fetch that started after it arrived; one that started before may predate a rotation.
+    started: u64,
     /// When the last attempt started.
     last: Option<Instant>,
     /// Failed attempts in a row.
@@ -113,11 +115,12 @@ impl PickedKey {
     }
 }
 
-/// Why no new fetch was made for a request.
+/// The outcome of a request's try at refreshing the keys.
 enum Refresh {
-    /// A fetch was made (by this request or one it waited for) and succeeded.
+    /// A fetch was made (by this request or one that started after it arrived) and succeeded,
+    /// or the key appeared meanwhile.
     Fetched,
-    /// A fetch this request waited for failed.
+    /// That fetch failed.
     Failed(Error),
     /// The cooldown forbids a fetch now.
     CoolingDown,
@@ -142,6 +145,12 @@ impl JwksCache {
         self.attempts.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether the cooldown (with its backoff) allows another fetch now.
+    fn cooling_down(&self) -> bool {
+        let attempts = self.attempts();
+        attempts.last.is_some_and(|t| t.elapsed() < attempts.wait(self.cfg.refetch_cooldown))
+    }
+
     /// The key for a token signed with `alg` and carrying `kid`, from a channel of `trust`.
     pub(crate) async fn key_for(
         &self,
@@ -150,54 +159,70 @@ impl JwksCache {
         alg: Algorithm,
         trust: Trust,
     ) -> Result<PickedKey, Error> {
-        // The attempt count first, then the keys: an attempt that completes in between bumps the
-        // count after installing its keys, so this request then shares it instead of fetching.
-        let seen = self.attempts().count;
+        let seen = self.attempts().started;
         let set = self.current();
         let stale = set.fetched_at.is_none_or(|t| t.elapsed() > self.cfg.max_age);
-        let found = pick(&set, kid, alg);
-        if let Some(key) = &found
-            && !stale
-        {
-            return Ok(key.clone());
+        if let Some(key) = pick(&set, kid, alg) {
+            if stale && !self.cooling_down() {
+                // Keys grown old: refresh them, but never make a request wait for it while a
+                // fetch is already in flight; the old key serves meanwhile (and if it fails).
+                if let Ok(flight) = self.fetching.try_lock() {
+                    self.fetch_now(http, &flight).await;
+                }
+            }
+            return Ok(pick(&self.current(), kid, alg).unwrap_or(key));
         }
         // An unknown kid (rotation) may bypass the cooldown when the token came from the token
-        // endpoint; keys growing old and tokens from anyone wait for it.
-        let bypass = found.is_none() && trust == Trust::TokenEndpoint;
-        let outcome = self.refresh(http, seen, bypass).await;
+        // endpoint; tokens from anyone wait for it.
+        let outcome = self.refresh(http, kid, alg, seen, trust == Trust::TokenEndpoint).await;
         match pick(&self.current(), kid, alg) {
             Some(key) => Ok(key),
             None => match outcome {
                 Refresh::Failed(err) => Err(err),
-                Refresh::Fetched | Refresh::CoolingDown => {
-                    Err(crate::TokenError::UnknownKey(kid.map(str::to_owned)).into())
-                }
+                Refresh::Fetched => Err(crate::TokenError::UnknownKey(kid.map(str::to_owned)).into()),
+                // Not known yet, and not ours to fetch now: a key the provider may have just
+                // rotated in cannot be told from a forged one until the cooldown ends.
+                Refresh::CoolingDown => Err(Error::Provider {
+                    endpoint: "jwks",
+                    reason: format!("no key for kid {kid:?}, and the JWKS may not be refetched yet (cooldown)"),
+                }),
             },
         }
     }
 
-    /// Fetches the JWKS unless an attempt was made while this request waited (`seen` is the
-    /// attempt count it saw), or the cooldown forbids it. A failed fetch keeps the old keys.
-    async fn refresh(&self, http: &HttpClient, seen: u64, bypass_cooldown: bool) -> Refresh {
-        let _flight = self.fetching.lock().await;
+    /// Fetches the JWKS for a key that is missing, unless it appeared meanwhile, a fetch that
+    /// started after this request arrived (`seen` is the start count it saw) already answered,
+    /// or the cooldown forbids it. A failed fetch keeps the old keys.
+    async fn refresh(&self, http: &HttpClient, kid: Option<&str>, alg: Algorithm, seen: u64, bypass: bool) -> Refresh {
+        let flight = self.fetching.lock().await;
+        if pick(&self.current(), kid, alg).is_some() {
+            return Refresh::Fetched;
+        }
         {
-            let mut attempts = self.attempts();
-            if attempts.count != seen {
-                // Someone else fetched while we waited: share the outcome.
+            let attempts = self.attempts();
+            if attempts.started != seen {
+                // A fetch began after this request arrived, and is over: share its outcome.
                 return match &attempts.last_error {
                     None => Refresh::Fetched,
                     Some(reason) => Refresh::Failed(jwks_unavailable(reason)),
                 };
             }
-            let cooling = attempts.last.is_some_and(|t| t.elapsed() < attempts.wait(self.cfg.refetch_cooldown));
-            if cooling && !bypass_cooldown {
-                return Refresh::CoolingDown;
-            }
+        }
+        if self.cooling_down() && !bypass {
+            return Refresh::CoolingDown;
+        }
+        self.fetch_now(http, &flight).await
+    }
+
+    /// One fetch, with its bookkeeping; the caller holds the single-flight lock.
+    async fn fetch_now(&self, http: &HttpClient, _flight: &tokio::sync::MutexGuard<'_, ()>) -> Refresh {
+        {
+            let mut attempts = self.attempts();
+            attempts.started += 1;
             attempts.last = Some(Instant::now());
         }
         let result = self.fetch(http).await;
         let mut attempts = self.attempts();
-        attempts.count += 1;
         match result {
             Ok(keys) => {
                 *self.set.write().unwrap_or_else(|e| e.into_inner()) =

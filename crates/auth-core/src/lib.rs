@@ -52,7 +52,7 @@ mod state;
 pub use auth::{Auth, AuthBuilder, EmailVerified, LoggedIn, LoginCompletion, Policy, SessionLookup};
 pub use crypto::{KeyRing, SessionKey};
 pub use discovery::ProviderMetadata;
-pub use error::{Error, TokenError};
+pub use error::{Error, Report, TokenError};
 pub use http::{AuthResponse, Method, RequestView, html_escape};
 pub use jwks::JwksConfig;
 pub use net::HttpConfig;

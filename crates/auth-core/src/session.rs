@@ -177,13 +177,28 @@ impl Session {
     /// The keys under which a logout can end this session: its id, and the provider's `sid` and
     /// `iss` + `sub` (for back-channel logout).
     pub(crate) fn revocation_keys(&self) -> Vec<String> {
-        let mut keys = vec![format!("id:{}", self.id)];
-        let iss = self.claims.get_str("iss").unwrap_or(&self.provider);
+        let mut keys = vec![self.id_key()];
         if let Some(sid) = self.claims.get_str("sid") {
-            keys.push(format!("sid:{iss}|{sid}"));
+            keys.push(format!("sid:{}|{sid}", self.issuer()));
         }
-        keys.push(format!("sub:{iss}|{}", self.claims.sub()));
+        keys.push(self.user_key());
         keys
+    }
+
+    /// The issuer the session's user belongs to (the provider's name for plain OAuth 2.0).
+    fn issuer(&self) -> &str {
+        self.claims.get_str("iss").unwrap_or(&self.provider)
+    }
+
+    /// The key that ends every session of this user: `sub:{iss}|{sub}`.
+    pub(crate) fn user_key(&self) -> String {
+        format!("sub:{}|{}", self.issuer(), self.claims.sub())
+    }
+
+    /// The key that ends this session alone: `id:{iss}|{sub}|{id}`. It names the user, so that a
+    /// full record of ended sessions can fold one user's many records into their `sub:` key.
+    pub(crate) fn id_key(&self) -> String {
+        format!("id:{}|{}|{}", self.issuer(), self.claims.sub(), self.id)
     }
 
     /// The session's id: random, new at every login.
@@ -247,9 +262,11 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// replays fail on all of them.
     fn use_once<'a>(&'a self, key: &'a str, until: u64) -> BoxFuture<'a, Result<bool, Error>>;
 
-    /// Records that the sessions matching `key` (`id:…`, `sid:{iss}|{sid}`, `sub:{iss}|{sub}`)
-    /// created at or before `at` are over; the record is kept until `until`. This is how a logout
-    /// reaches sessions that live only in cookies.
+    /// Records that the sessions matching `key` (`id:{iss}|{sub}|{session id}`, `sid:{iss}|{sid}`,
+    /// `sub:{iss}|{sub}`) created at or before `at` are over; the record is kept until `until`.
+    /// This is how a logout reaches sessions that live only in cookies. A store short of room may
+    /// replace one user's `id:` records by their `sub:` record at the latest `at` (ending that
+    /// user's other sessions too), never drop a record that still guards a session.
     fn end_sessions<'a>(&'a self, key: &'a str, at: u64, until: u64) -> BoxFuture<'a, Result<(), Error>>;
 
     /// Whether any of `keys` was ended at or after `created_at`.
@@ -313,10 +330,11 @@ impl SessionStore for CookieStore {
 /// (or tests): a restart logs everyone out.
 ///
 /// Bounded: at most [`MemoryStore::DEFAULT_CAPACITY`] sessions (or the number given to
-/// [`MemoryStore::with_capacity`]). Saving a session into a full store first sweeps the expired
-/// ones; if it is still full, the session closest to its expiry is dropped (its user must log in
-/// again). The records of used one-time values and ended sessions are bounded as for
-/// [`CookieStore`].
+/// [`MemoryStore::with_capacity`]), and at most [`MemoryStore::SESSIONS_PER_USER`] per user (a
+/// user's oldest goes first), so one account logging in in a loop cannot push others out. Saving
+/// into a full store first sweeps the expired sessions; if it is still full, the session closest
+/// to its expiry is dropped (its user must log in again). The records of used one-time values and
+/// ended sessions are bounded as for [`CookieStore`].
 ///
 /// ```
 /// let store = auth_core::MemoryStore::with_capacity(10_000);
@@ -324,9 +342,30 @@ impl SessionStore for CookieStore {
 /// ```
 #[derive(Debug)]
 pub struct MemoryStore {
-    sessions: Mutex<HashMap<String, Session>>,
+    sessions: Mutex<Sessions>,
     capacity: usize,
     registry: Registry,
+}
+
+/// The sessions by id, and each user's session ids (oldest first).
+#[derive(Debug, Default)]
+struct Sessions {
+    by_id: HashMap<String, Session>,
+    by_user: HashMap<String, Vec<String>>,
+}
+
+impl Sessions {
+    fn remove(&mut self, id: &str) -> Option<Session> {
+        let session = self.by_id.remove(id)?;
+        let user = session.user_key();
+        if let Some(ids) = self.by_user.get_mut(&user) {
+            ids.retain(|i| i != id);
+            if ids.is_empty() {
+                self.by_user.remove(&user);
+            }
+        }
+        Some(session)
+    }
 }
 
 impl Default for MemoryStore {
@@ -338,6 +377,8 @@ impl Default for MemoryStore {
 impl MemoryStore {
     /// How many sessions [`MemoryStore::new`] keeps at most.
     pub const DEFAULT_CAPACITY: usize = 100_000;
+    /// How many sessions one user (`iss` + `sub`) may have at once.
+    pub const SESSIONS_PER_USER: usize = 32;
 
     /// An empty store.
     pub fn new() -> Self {
@@ -346,12 +387,16 @@ impl MemoryStore {
 
     /// An empty store that keeps at most `capacity` sessions (at least one).
     pub fn with_capacity(capacity: usize) -> Self {
-        MemoryStore { sessions: Mutex::new(HashMap::new()), capacity: capacity.max(1), registry: Registry::default() }
+        MemoryStore {
+            sessions: Mutex::new(Sessions::default()),
+            capacity: capacity.max(1),
+            registry: Registry::default(),
+        }
     }
 
     /// How many sessions it holds.
     pub fn len(&self) -> usize {
-        self.sessions.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner()).by_id.len()
     }
 
     /// Whether it holds none.
@@ -364,16 +409,27 @@ impl SessionStore for MemoryStore {
     fn save<'a>(&'a self, session: &'a Session) -> BoxFuture<'a, Result<Vec<u8>, Error>> {
         Box::pin(async move {
             let mut map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-            if map.len() >= self.capacity && !map.contains_key(&session.id) {
+            map.remove(&session.id);
+            let user = session.user_key();
+            while map.by_user.get(&user).is_some_and(|ids| ids.len() >= Self::SESSIONS_PER_USER) {
+                let oldest = map.by_user.get(&user).and_then(|ids| ids.first().cloned()).unwrap_or_default();
+                map.remove(&oldest);
+            }
+            if map.by_id.len() >= self.capacity {
                 let now = crate::now();
-                map.retain(|_, s| s.expires_at > now);
-                if map.len() >= self.capacity
-                    && let Some(soonest) = map.values().min_by_key(|s| s.expires_at).map(|s| s.id.clone())
+                let expired: Vec<String> =
+                    map.by_id.values().filter(|s| s.expires_at <= now).map(|s| s.id.clone()).collect();
+                for id in expired {
+                    map.remove(&id);
+                }
+                if map.by_id.len() >= self.capacity
+                    && let Some(soonest) = map.by_id.values().min_by_key(|s| s.expires_at).map(|s| s.id.clone())
                 {
                     map.remove(&soonest);
                 }
             }
-            map.insert(session.id.clone(), session.clone());
+            map.by_user.entry(user).or_default().push(session.id.clone());
+            map.by_id.insert(session.id.clone(), session.clone());
             Ok(session.id.as_bytes().to_vec())
         })
     }
@@ -381,7 +437,7 @@ impl SessionStore for MemoryStore {
     fn load<'a>(&'a self, payload: &'a [u8]) -> BoxFuture<'a, Result<Option<Session>, Error>> {
         Box::pin(async move {
             let id = std::str::from_utf8(payload).unwrap_or_default();
-            Ok(self.sessions.lock().unwrap_or_else(|e| e.into_inner()).get(id).cloned())
+            Ok(self.sessions.lock().unwrap_or_else(|e| e.into_inner()).by_id.get(id).cloned())
         })
     }
 
@@ -453,6 +509,24 @@ mod tests {
         assert_eq!(store.len(), 3, "bounded");
         assert!(store.load(b"a").await.unwrap().is_none(), "the session closest to expiry made room");
         assert!(store.load(b"d").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn one_user_cannot_fill_the_memory_store() {
+        let store = MemoryStore::with_capacity(100);
+        let far = crate::now() + 3600;
+        store.save(&session("alice", far)).await.unwrap();
+        for i in 0..500 {
+            let mut s = session(&format!("m{i}"), far + 10);
+            s.claims = Claims::from_value(serde_json::json!({"sub": "mallory"})).unwrap();
+            store.save(&s).await.unwrap();
+        }
+        assert_eq!(store.len(), 1 + MemoryStore::SESSIONS_PER_USER, "mallory keeps only her newest sessions");
+        assert!(store.load(b"alice").await.unwrap().is_some(), "alice was not pushed out");
+        assert!(store.load(b"m499").await.unwrap().is_some());
+        assert!(store.load(b"m0").await.unwrap().is_none());
+        store.delete(&session("alice", far)).await.unwrap();
+        assert!(store.load(b"alice").await.unwrap().is_none());
     }
 
     #[test]

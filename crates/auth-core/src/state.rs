@@ -19,9 +19,12 @@ pub(crate) struct ExpiringSet {
 
 /// How many one-time values of each kind the in-process stores remember.
 const ONE_TIME_VALUES: usize = 100_000;
-/// How many ended-session records the in-process stores keep before folding the oldest into
-/// the floor (see [`Registry`]).
+/// How many ended-session records the in-process stores keep before folding them (see
+/// [`Registry`]).
 const ENDED_RECORDS: usize = 100_000;
+/// When the ended-session records are full, a user with more `id:` records than this has them
+/// folded into one `sub:` record.
+const PER_USER_RECORDS: usize = 8;
 
 /// The in-process registry of the built-in stores: one-time values and ended sessions, bounded
 /// and expiring.
@@ -29,10 +32,13 @@ const ENDED_RECORDS: usize = 100_000;
 /// - Login `state`s and logout-token `jti`s live in two separate [`ExpiringSet`]s (any other
 ///   one-time key in a third), so anonymous traffic filling one (anyone can start logins) can
 ///   never evict the other.
-/// - Ended-session records are bounded too, and never simply dropped while live: when full, the
-///   expired ones go and, if that is not enough, the half ended longest ago is folded into a
-///   *floor*: every session created at or before the newest of their end times counts as ended.
-///   That may log out more users than were logged out, never fewer (fail closed).
+/// - Ended-session records are bounded too, and never simply dropped while live. When full, the
+///   expired ones go; then every user with more than [`PER_USER_RECORDS`] `id:` records (one
+///   account logging in and out in a loop) has them folded into one `sub:` record at the latest
+///   of their end times, which ends only that user's older sessions; only if that is still not
+///   enough (more distinct users than the bound) is the half ended longest ago folded into a
+///   *floor*: every session created at or before it counts as ended. Either may log out more
+///   sessions than were logged out, never fewer (fail closed).
 #[derive(Debug)]
 pub(crate) struct Registry {
     states: ExpiringSet,
@@ -48,6 +54,43 @@ struct Ended {
     /// Sessions created at or before this are ended (0: none).
     floor: u64,
     cap: usize,
+}
+
+impl Ended {
+    /// Replaces the `id:{iss}|{sub}|{session}` records of every user who has more than
+    /// [`PER_USER_RECORDS`] of them by one `sub:{iss}|{sub}` record at the latest of their times.
+    fn fold_busy_users(&mut self) {
+        let mut per_user: HashMap<&str, usize> = HashMap::new();
+        for key in self.records.keys() {
+            if let Some(user) = id_record_user(key) {
+                *per_user.entry(user).or_default() += 1;
+            }
+        }
+        let busy: std::collections::HashSet<String> =
+            per_user.into_iter().filter(|(_, n)| *n > PER_USER_RECORDS).map(|(u, _)| u.to_owned()).collect();
+        if busy.is_empty() {
+            return;
+        }
+        let mut folded: HashMap<String, (u64, u64)> = HashMap::new();
+        self.records.retain(|key, &mut (at, until)| match id_record_user(key) {
+            Some(user) if busy.contains(user) => {
+                let entry = folded.entry(format!("sub:{user}")).or_insert((at, until));
+                *entry = (entry.0.max(at), entry.1.max(until));
+                false
+            }
+            _ => true,
+        });
+        for (key, (at, until)) in folded {
+            let entry = self.records.entry(key).or_insert((at, until));
+            *entry = (entry.0.max(at), entry.1.max(until));
+        }
+        tracing::warn!(users = busy.len(), "ended-session records full: folded the records of users with many logouts");
+    }
+}
+
+/// The `{iss}|{sub}` of an `id:{iss}|{sub}|{session}` record.
+fn id_record_user(key: &str) -> Option<&str> {
+    key.strip_prefix("id:")?.rsplit_once('|').map(|(user, _)| user)
 }
 
 impl Default for Registry {
@@ -82,6 +125,9 @@ impl Registry {
         if ended.records.len() >= ended.cap && !ended.records.contains_key(key) {
             let now = now();
             ended.records.retain(|_, (_, until)| *until > now);
+            if ended.records.len() >= ended.cap {
+                ended.fold_busy_users();
+            }
             if ended.records.len() >= ended.cap {
                 // Fold the older half into the floor: fail closed, never resurrect a session.
                 let mut times: Vec<u64> = ended.records.values().map(|(at, _)| *at).collect();
@@ -276,6 +322,27 @@ mod tests {
         }
         assert!(registry.states.len() <= 16, "bounded");
         assert!(!registry.use_once("jti:https://op|j1", later), "the jti is still remembered: a replay is refused");
+    }
+
+    #[test]
+    fn one_busy_user_cannot_log_everyone_out() {
+        let registry = Registry::with_capacity(16, 12);
+        let until = now() + 3600;
+        // Alice logged out once, at 150, of a session created at 100.
+        registry.end_sessions("id:https://op|alice|s-a", 150, until);
+        // Mallory loops logins and logouts with one account.
+        for i in 0..200u64 {
+            registry.end_sessions(&format!("id:https://op|mallory|s{i}"), 200 + i, until);
+        }
+        let ended = registry.ended.lock().unwrap();
+        assert!(ended.records.len() <= 12, "bounded");
+        assert_eq!(ended.floor, 0, "no global floor: one user's records were folded");
+        drop(ended);
+        assert!(registry.ended_since(&["id:https://op|alice|s-a".to_string()], 100), "alice's logout holds");
+        let bob = ["id:https://op|bob|s-b".to_string(), "sub:https://op|bob".to_string()];
+        assert!(!registry.ended_since(&bob, 120), "another user's session lives on");
+        let mallory = ["id:https://op|mallory|s-old".to_string(), "sub:https://op|mallory".to_string()];
+        assert!(registry.ended_since(&mallory, 120), "mallory's older sessions are over");
     }
 
     #[test]

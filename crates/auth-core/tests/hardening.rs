@@ -65,8 +65,9 @@ async fn forged_kids_against_a_failing_jwks_make_one_fetch() {
     assert_eq!(r.op.jwks_requests(), 1, "within the cooldown of the last fetch: no refetch");
     tokio::time::sleep(Duration::from_millis(600)).await;
     for i in 0..40 {
+        // Not verifiable now (the JWKS is down): 503, so that a real provider would retry.
         let res = backchannel(&r.auth, &forged_logout_token(&r.op, &format!("forged-{i}"))).await;
-        assert_eq!(res.status, 400, "{}", res.body);
+        assert_eq!(res.status, 503, "{}", res.body);
     }
     assert_eq!(r.op.jwks_requests(), 2, "one refetch for 40 forged kids: the failed one counts, with backoff");
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -90,7 +91,7 @@ async fn concurrent_forged_kids_share_one_slow_failing_fetch() {
         })
         .collect();
     for task in tasks {
-        assert_eq!(task.await.unwrap(), 400);
+        assert_eq!(task.await.unwrap(), 503, "the JWKS could not be fetched: retry later");
     }
     let elapsed = started.elapsed();
     assert_eq!(r.op.jwks_requests(), 1, "the waiters shared the one fetch in flight");
@@ -191,6 +192,24 @@ async fn a_cross_site_logout_is_refused() {
     let res = r.auth.handle(&same, b"").await;
     assert_eq!(res.status, 200, "{}", res.body);
     assert!(r.session().await.is_none(), "a same-origin logout works");
+}
+
+#[tokio::test]
+async fn the_apps_origin_is_scheme_host_and_port_whatever_the_path() {
+    let op = TestProvider::start().await.unwrap();
+    let auth = builder_for(&op).base_url("https://app.example.com:443/portal").build().await.unwrap();
+    let post = |origin: Option<&'static str>| {
+        let mut req = RequestView::new(Method::Post, "/auth/logout", None).with_header("accept", "application/json");
+        if let Some(origin) = origin {
+            req = req.with_header("origin", origin);
+        }
+        req
+    };
+    assert_eq!(auth.handle(&post(Some("https://app.example.com")), b"").await.status, 204);
+    assert_eq!(auth.handle(&post(Some("HTTPS://APP.EXAMPLE.COM")), b"").await.status, 204);
+    assert_eq!(auth.handle(&post(None), b"").await.status, 204, "a client without Origin (curl) may log out");
+    assert_eq!(auth.handle(&post(Some("http://app.example.com")), b"").await.status, 403, "another scheme");
+    assert_eq!(auth.handle(&post(Some("https://app.example.com.evil")), b"").await.status, 403);
 }
 
 // --- 6. limits on what a provider sends ----------------------------------------------------------
@@ -408,14 +427,71 @@ async fn the_oldest_pending_login_is_the_one_dropped() {
 async fn a_late_logout_token_spares_sessions_made_after_its_iat() {
     let mut r = rig().await;
     r.login().await.outcome.unwrap();
-    // Issued half a minute ago (before this login), delivered only now.
-    let claims = json!({
-        "iss": r.op.issuer(), "aud": r.op.client_id(), "iat": now() - 30, "exp": now() + 120, "jti": "late",
-        "sub": "alice", "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
-    });
-    let res = backchannel(&r.auth, &r.op.sign_jwt_with_type(&claims, "logout+jwt")).await;
+    let token = |iat: u64, jti: &str| {
+        let claims = json!({
+            "iss": r.op.issuer(), "aud": r.op.client_id(), "iat": iat, "exp": now() + 60, "jti": jti,
+            "sub": "alice", "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
+        });
+        r.op.sign_jwt_with_type(&claims, "logout+jwt")
+    };
+    // Issued two minutes ago (before this login, beyond the 60 s clock leeway), delivered now.
+    let res = backchannel(&r.auth, &token(now() - 120, "late")).await;
     assert_eq!(res.status, 200, "{}", res.body);
     assert!(r.session().await.is_some(), "the session is newer than the logout");
+    // Issued now (or by a provider whose clock lags less than the leeway): it ends the session.
+    let res = backchannel(&r.auth, &token(now() - 20, "lagging-clock")).await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert!(r.session().await.is_none(), "a logout within the leeway of the login ends it");
+}
+
+#[tokio::test]
+async fn concurrent_logins_with_a_new_kid_share_the_fetch_in_flight() {
+    let mut r = rig().await;
+    r.login().await.outcome.unwrap();
+    r.op.rotate_keys();
+    // The JWKS is slow and failing: every login waits for the one fetch in flight, none starts
+    // its own after it (a fetch that started after a login arrived answers it).
+    r.op.inject(Fault::JwksDelay(Duration::from_millis(1500)));
+    r.op.inject(Fault::JwksStatus(503));
+    let mut callbacks = Vec::new();
+    for _ in 0..5 {
+        let url = r.start_login("/").await;
+        callbacks.push(r.authorize(&url).await);
+    }
+    let cookie = r.jar.header();
+    let tasks: Vec<_> = callbacks
+        .into_iter()
+        .map(|cb| {
+            let (auth, cookie) = (r.auth.clone(), cookie.clone());
+            tokio::spawn(async move {
+                let req = RequestView::new(Method::Get, cb.path(), cb.query()).with_header("cookie", &cookie);
+                auth.complete_login("oidc", &req, b"").await.outcome.map(|_| ())
+            })
+        })
+        .collect();
+    for task in tasks {
+        let err = task.await.unwrap().unwrap_err();
+        assert_eq!(err.status(), 502, "{err}");
+    }
+    assert!(r.op.jwks_requests() <= 3, "{} fetches for 5 logins", r.op.jwks_requests());
+}
+
+#[tokio::test]
+async fn stale_keys_serve_at_once_while_a_refresh_hangs() {
+    let mut r = rig_with(TestProvider::builder(), |b| {
+        b.jwks(JwksConfig { refetch_cooldown: Duration::ZERO, max_age: Duration::ZERO })
+    })
+    .await;
+    r.login().await.outcome.unwrap();
+    r.op.inject(Fault::JwksDelay(Duration::from_secs(3)));
+    // One login refreshes the old keys (and waits); the others meanwhile are served at once.
+    let mut first = Rig { op: r.op.clone(), auth: r.auth.clone(), jar: Jar::default(), http: common::http() };
+    let slow = tokio::spawn(async move { first.login().await.outcome.map(|_| ()) });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    r.login().await.outcome.expect("the old keys still verify");
+    assert!(started.elapsed() < Duration::from_secs(2), "not queued behind the refresh: {:?}", started.elapsed());
+    slow.await.unwrap().unwrap();
 }
 
 // --- 16. bad paths are a quiet 404 -----------------------------------------------------------------

@@ -8,13 +8,9 @@ use auth_core::{Auth, AuthBuilder, AuthResponse, SessionLookup};
 use rocket::fairing::{self, Fairing, Info, Kind};
 use rocket::http::Status;
 use rocket::request::Outcome;
-use rocket::{Build, Catcher, Data, Ignite, Request, Response, Rocket, catcher};
+use rocket::{Build, Data, Ignite, Orbit, Request, Response, Rocket};
 
 use crate::{AuthRejection, config, convert};
-
-/// The status a refusing guard fails with. Never sent: the fairing's catcher (or, when another
-/// catcher answered, its response hook) replaces the response with auth-core's answer.
-pub(crate) const REFUSED: Status = Status::new(599);
 
 /// Loads the session of every request for the guards ([`AuthUser`](crate::AuthUser),
 /// [`Authorized`](crate::Authorized)) and adds the cookie changes auth-core asks for to every
@@ -43,12 +39,20 @@ pub(crate) const REFUSED: Status = Status::new(599);
 /// # How a refusing guard answers
 /// A Rocket guard can only fail with a status, but auth-core's answer to a missing login is a
 /// whole response (a redirect with `Location`, or 401 JSON with `WWW-Authenticate`). So a
-/// refusing guard keeps that response in the request-local cache and fails with a private status
-/// (599); the fairing registers a catcher for that status at `/`, which sends the kept response.
-/// Should one of your catchers answer instead (a default catcher mounted at a longer base), the
-/// fairing still replaces its response, as long as it keeps the status. Your own 401 and 403
-/// catchers never see these refusals, as in the other adapters. `Option<AuthUser>` and
-/// `Result<AuthUser, _>` are unaffected: their refusal never reaches a catcher.
+/// refusing guard keeps that response in the request-local cache and fails with the status it
+/// stands for (401 without a login, 403 when a policy refuses; Rocket logs
+/// `Outcome: Error(401 Unauthorized)`); whichever catcher then answers, yours or Rocket's default,
+/// the fairing's response hook replaces its response with auth-core's, as in the other adapters.
+/// `Option<AuthUser>` and `Result<AuthUser, _>` are unaffected: their refusal never reaches a
+/// catcher (only a handler of yours that itself answers the same 401 or 403 after such a refusal
+/// gets auth-core's answer instead).
+///
+/// # Checks at launch
+/// Ignition fails, with the fix logged, when `auth_rocket::routes()` is mounted where the
+/// `Auth` does not send browsers (`.mount("/account", auth_rocket::routes())` with the default
+/// prefix `/auth`: give the `Auth` the prefix `/account/auth`, or mount them at `/`). At liftoff,
+/// a loopback `APP_URL` whose port is not the one Rocket listens on (the callback would go to a
+/// dead port) is logged as an error naming both, and Rocket is shut down.
 #[derive(Clone)]
 #[must_use]
 pub struct AuthFairing {
@@ -144,14 +148,17 @@ pub(crate) struct AuthState {
 /// The session lookup of a request; `None` when the fairing did not run.
 struct Loaded(Option<SessionLookup>);
 
-/// The answer a refusing guard left for the catcher.
+/// The answer a refusing guard left for the response hook, with the status it failed with.
 #[derive(Default)]
-struct Refusal(Mutex<Option<AuthResponse>>);
+struct Refusal(Mutex<Option<(Status, AuthResponse)>>);
 
 #[rocket::async_trait]
 impl Fairing for AuthFairing {
     fn info(&self) -> Info {
-        Info { name: "auth_rocket::AuthFairing", kind: Kind::Ignite | Kind::Request | Kind::Response | Kind::Singleton }
+        Info {
+            name: "auth_rocket::AuthFairing",
+            kind: Kind::Ignite | Kind::Liftoff | Kind::Request | Kind::Response | Kind::Singleton,
+        }
     }
 
     async fn on_ignite(&self, rocket: Rocket<Build>) -> fairing::Result {
@@ -165,9 +172,19 @@ impl Fairing for AuthFairing {
                 }
             },
         };
-        let mut catcher = Catcher::new(REFUSED.code, answer_refusal);
-        catcher.name = Some("auth_rocket::refusal".into());
-        Ok(rocket.manage(AuthState { auth }).register("/", vec![catcher]))
+        if let Err(err) = check_mounts(&rocket, &auth) {
+            tracing::error!("auth_rocket::AuthFairing: {err}");
+            return Err(rocket);
+        }
+        Ok(rocket.manage(AuthState { auth }))
+    }
+
+    async fn on_liftoff(&self, rocket: &Rocket<Orbit>) {
+        let Some(state) = rocket.state::<AuthState>() else { return };
+        if let Err(problem) = state.auth.check_listen_port(rocket.config().port, "ROCKET_PORT") {
+            tracing::error!("auth_rocket::AuthFairing: {problem}; shutting down");
+            rocket.shutdown().notify();
+        }
     }
 
     async fn on_request(&self, req: &mut Request<'_>, _data: &mut Data<'_>) {
@@ -178,9 +195,7 @@ impl Fairing for AuthFairing {
     }
 
     async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
-        if res.status() == REFUSED
-            && let Some(refusal) = take_refusal(req)
-        {
+        if let Some(refusal) = take_refusal(req, res.status()) {
             res.remove_header("content-type");
             res.merge(convert::response(refusal));
         }
@@ -202,20 +217,43 @@ pub(crate) fn auth<'a>(req: &'a Request<'_>) -> Option<&'a Auth> {
     req.rocket().state::<AuthState>().map(|state| &state.auth)
 }
 
-/// Keeps auth-core's answer for the catcher and fails the guard.
+/// Keeps auth-core's answer for the response hook and fails the guard with the status the
+/// refusal stands for.
 pub(crate) fn refuse<T>(req: &Request<'_>, answer: AuthResponse, why: AuthRejection) -> Outcome<T, AuthRejection> {
-    *req.local_cache(Refusal::default).0.lock().unwrap_or_else(PoisonError::into_inner) = Some(answer);
-    Outcome::Error((REFUSED, why))
+    let status = if why == AuthRejection::Forbidden { Status::Forbidden } else { Status::Unauthorized };
+    *req.local_cache(Refusal::default).0.lock().unwrap_or_else(PoisonError::into_inner) = Some((status, answer));
+    Outcome::Error((status, why))
 }
 
-fn take_refusal(req: &Request<'_>) -> Option<AuthResponse> {
-    req.local_cache(Refusal::default).0.lock().unwrap_or_else(PoisonError::into_inner).take()
+/// The kept answer, when the response carries the status the guard failed with (a catcher
+/// answered the refusal).
+fn take_refusal(req: &Request<'_>, status: Status) -> Option<AuthResponse> {
+    let mut kept = req.local_cache(Refusal::default).0.lock().unwrap_or_else(PoisonError::into_inner);
+    match kept.take() {
+        Some((refused, answer)) if refused == status => Some(answer),
+        _ => None,
+    }
 }
 
-fn answer_refusal<'r>(_status: Status, req: &'r Request<'_>) -> catcher::BoxFuture<'r> {
-    Box::pin(async move { take_refusal(req).map(convert::response).ok_or(Status::InternalServerError) })
+/// The full path prefixes under which `auth_rocket::routes()` is mounted.
+fn mounted_prefixes(rocket: &Rocket<Build>) -> Vec<String> {
+    let mut prefixes: Vec<String> = rocket
+        .routes()
+        .filter(|r| r.name.as_deref() == Some(crate::routes::ROUTE_NAME))
+        .filter_map(|r| r.uri.origin.path().as_str().strip_suffix("/<rest..>").map(str::to_owned))
+        .collect();
+    prefixes.sort();
+    prefixes.dedup();
+    prefixes
 }
 
+/// Every mount of the auth routes must be where the `Auth` sends browsers.
+fn check_mounts(rocket: &Rocket<Build>, auth: &Auth) -> Result<(), auth_core::Error> {
+    for mounted in mounted_prefixes(rocket) {
+        auth.check_routes_prefix(&mounted, "auth_rocket::routes_at")?;
+    }
+    Ok(())
+}
 /// Logs that the fairing is missing, for a guard or route that finds no [`AuthState`].
 pub(crate) fn missing_fairing(what: &str) {
     tracing::error!(

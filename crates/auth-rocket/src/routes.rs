@@ -21,6 +21,9 @@ const METHODS: [Method; 9] = [
     Method::Connect,
 ];
 
+/// The name of every auth route, by which the fairing finds where they are mounted.
+pub(crate) const ROUTE_NAME: &str = "auth_rocket::routes";
+
 /// The largest callback body read (a `form_post` response); a larger one is read as empty.
 fn body_limit() -> ByteUnit {
     ByteUnit::from(auth_core::FORM_BODY_LIMIT)
@@ -46,6 +49,7 @@ pub fn routes() -> Vec<Route> {
 /// The auth routes under another prefix, to mount at `/`; it must be the one given to
 /// [`AuthBuilder::prefix`](auth_core::AuthBuilder::prefix) (with the mount base in front, if
 /// you mount them elsewhere: `.mount("/app", routes_at("/login"))` needs the prefix `/app/login`).
+/// [`AuthFairing`](crate::AuthFairing) refuses to ignite, naming the fix, when they do not match.
 ///
 /// ```
 /// let rocket = rocket::build().mount("/", auth_rocket::routes_at("/login-prefix"));
@@ -60,7 +64,7 @@ pub fn routes_at(prefix: &str) -> Vec<Route> {
         .into_iter()
         .map(|method| {
             let mut route = Route::new(method, &path, handle);
-            route.name = Some("auth_rocket::routes".into());
+            route.name = Some(ROUTE_NAME.into());
             route
         })
         .collect()

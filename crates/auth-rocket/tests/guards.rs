@@ -272,3 +272,56 @@ async fn from_config_builds_auth_at_ignition() {
     let err = Client::tracked(rocket).await.expect_err("launch fails");
     assert!(matches!(err.kind(), ErrorKind::FailedFairings(_)), "{err}");
 }
+
+#[tokio::test]
+async fn auth_routes_mounted_elsewhere_fail_ignition_or_follow_the_prefix() {
+    let op = TestProvider::start().await.expect("provider");
+    let rocket = rocket::build().mount("/account", auth_rocket::routes()).attach(AuthFairing::new(auth(&op).await));
+    let err = Client::tracked(rocket).await.expect_err("ignition refuses routes that answer under /account/auth");
+    assert!(matches!(err.kind(), ErrorKind::FailedFairings(_)), "{err}");
+
+    // With the prefix the fix names, the routes mounted at /account work.
+    let auth = Auth::builder()
+        .provider(Provider::oidc("oidc", op.issuer(), op.client_id()).with_client_secret(op.client_secret()))
+        .base_url("http://127.0.0.1:8000")
+        .prefix("/account/auth")
+        .session_keys(KeyRing::new(SessionKey::generate()))
+        .build()
+        .await
+        .expect("builds");
+    let rocket = rocket::build().mount("/account", auth_rocket::routes()).attach(AuthFairing::new(auth.clone()));
+    let client = Client::tracked(rocket).await.expect("launches");
+    let res = client.get("/account/auth/oidc/login").dispatch().await;
+    assert_eq!(res.status(), Status::Found);
+    let location = header(&res, "location").expect("location");
+    assert!(
+        location.contains("redirect_uri=http%3A%2F%2F127.0.0.1%3A8000%2Faccount%2Fauth%2Foidc%2Fcallback"),
+        "{location}"
+    );
+
+    // `AuthBuilder::prefix` with `routes()` instead of `routes_at()`: refused too.
+    let rocket = rocket::build().mount("/", auth_rocket::routes()).attach(AuthFairing::new(auth));
+    let err = Client::tracked(rocket).await.expect_err("ignition refuses /auth for an Auth at /account/auth");
+    assert!(matches!(err.kind(), ErrorKind::FailedFairings(_)), "{err}");
+}
+
+#[tokio::test]
+async fn a_refusal_fails_the_guard_with_its_own_status() {
+    // Rocket logs a guard's failure status: 401 (or 403), not a private 599.
+    let op = TestProvider::start().await.expect("provider");
+    let rocket = rocket::build()
+        .mount("/", routes![status_of_me])
+        .mount("/", auth_rocket::routes())
+        .attach(AuthFairing::new(auth(&op).await));
+    let client = Client::tracked(rocket).await.expect("launches");
+    let res = client.get("/status").dispatch().await;
+    assert_eq!(res.into_string().await.as_deref(), Some("401"));
+}
+
+#[get("/status")]
+async fn status_of_me(user: rocket::request::Outcome<AuthUser, auth_rocket::AuthRejection>) -> String {
+    match user {
+        rocket::request::Outcome::Error((status, _)) => status.code.to_string(),
+        _ => "other".into(),
+    }
+}

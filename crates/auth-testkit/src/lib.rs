@@ -81,6 +81,8 @@
 
 mod backchannel;
 mod browser;
+#[cfg(feature = "auth-core")]
+mod dev;
 mod fault;
 mod html;
 mod keys;
@@ -90,6 +92,8 @@ mod server;
 mod util;
 
 pub use browser::{Browser, BrowserError, MAX_REDIRECTS};
+#[cfg(feature = "auth-core")]
+pub use dev::dev_provider_unless_configured;
 pub use fault::{Fault, LogoutTokenFault};
 pub use keys::SigningAlg;
 pub use model::{ClientAuthMethod, TestClient, TestUser};

@@ -143,7 +143,11 @@ impl Auth {
                 // down): a 5xx, so the provider may retry.
                 let (status, code) = match &err {
                     Error::UnknownProvider(_) => (404, "invalid_request"),
-                    Error::ProviderUnavailable { .. } => (503, "temporarily_unavailable"),
+                    // We could not check the token (the JWKS is down, or an unknown key may not
+                    // be fetched yet): the provider should retry, not drop the logout.
+                    Error::ProviderUnavailable { .. } | Error::Provider { .. } | Error::Unreachable { .. } => {
+                        (503, "temporarily_unavailable")
+                    }
                     Error::Store(_) => (500, "server_error"),
                     _ => (400, "invalid_request"),
                 };
@@ -196,9 +200,11 @@ impl Auth {
             (None, None) => return Err(fail(TokenError::LogoutToken("neither sub nor sid"))),
         };
         // The sessions the provider ended are those that existed when it issued the token: a login
-        // made after its `iat` (in another tab, while the token was on its way) survives.
+        // made after its `iat` (plus the clock leeway; in another tab, while the token was on its
+        // way) survives.
+        // The leeway covers a provider whose clock lags ours.
         let now = now();
-        let at = logout.iat.min(now);
+        let at = logout.iat.saturating_add(self.inner.leeway).min(now);
         self.inner.store.end_sessions(&key, at, now.saturating_add(self.inner.session_ttl)).await?;
         tracing::info!(provider, by_sid = logout.sid.is_some(), "back-channel logout");
         Ok(())
