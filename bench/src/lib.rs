@@ -33,16 +33,19 @@ pub struct Fixture {
 
 /// Logs `claims_user()` in through the whole flow and returns the session cookie.
 pub async fn fixture() -> Fixture {
+    fixture_with(|builder| builder).await
+}
+
+/// [`fixture`] with the `Auth` configured further (another session store).
+pub async fn fixture_with(configure: impl FnOnce(auth_core::AuthBuilder) -> auth_core::AuthBuilder) -> Fixture {
     let provider = TestProvider::builder().user(claims_user()).start().await.unwrap();
-    let auth = Auth::builder()
+    let builder = Auth::builder()
         .provider(
             Provider::oidc("oidc", provider.issuer(), provider.client_id())
                 .with_client_secret(provider.client_secret()),
         )
-        .session_keys(KeyRing::new(SessionKey::generate()))
-        .build()
-        .await
-        .unwrap();
+        .session_keys(KeyRing::new(SessionKey::generate()));
+    let auth = configure(builder).build().await.unwrap();
     let login = auth.handle(&RequestView::new(Method::Get, "/auth/oidc/login", None), b"").await;
     let pending: Vec<String> = cookie_pairs(&login.headers);
     let http = reqwest_client();

@@ -12,6 +12,8 @@
 use std::future::Future;
 
 use auth_core::{Auth, KeyRing, Provider, SessionKey};
+use auth_redis::RedisStore;
+pub use auth_redis::test_server::RedisServer;
 pub use auth_testkit::{Browser, Fault, TestProvider, TestProviderBuilder, TestUser};
 use reqwest::Response;
 
@@ -56,6 +58,24 @@ pub struct TestApp {
     /// A browser with an empty cookie jar.
     pub browser: Browser,
     _server: ServerGuard,
+    _redis: Option<RedisServer>,
+}
+
+fn loopback_listener() -> std::net::TcpListener {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    listener.set_nonblocking(true).expect("non-blocking listener");
+    listener
+}
+
+/// The `Auth` every scenario app uses: provider `oidc`, base URL `base`.
+fn builder(provider: &TestProvider, base: &str, keys: KeyRing) -> auth_core::AuthBuilder {
+    Auth::builder()
+        .provider(
+            Provider::oidc("oidc", provider.issuer(), provider.client_id())
+                .with_client_secret(provider.client_secret()),
+        )
+        .base_url(base)
+        .session_keys(keys)
 }
 
 impl TestApp {
@@ -67,21 +87,31 @@ impl TestApp {
     /// Starts the app against a provider built from `provider`.
     pub async fn start_with<F: Framework>(provider: TestProviderBuilder) -> TestApp {
         let provider = provider.start().await.expect("test provider starts");
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
-        listener.set_nonblocking(true).expect("non-blocking listener");
+        let listener = loopback_listener();
         let base = format!("http://{}", listener.local_addr().expect("local address"));
-        let auth = Auth::builder()
-            .provider(
-                Provider::oidc("oidc", provider.issuer(), provider.client_id())
-                    .with_client_secret(provider.client_secret()),
-            )
-            .base_url(&base)
-            .session_keys(KeyRing::new(SessionKey::generate()))
+        let auth = builder(&provider, &base, KeyRing::new(SessionKey::generate()))
             .build()
             .await
             .expect("auth builds against the test provider");
         let server = F::spawn(auth, listener).await;
-        TestApp { base, provider, browser: Browser::new(), _server: server }
+        TestApp { base, provider, browser: Browser::new(), _server: server, _redis: None }
+    }
+
+    /// Starts the app with its sessions in a `redis-server` of its own; `None` (the scenario is
+    /// skipped, with a note) when `redis-server` is not installed, except under `CI=true`.
+    pub async fn start_redis<F: Framework>() -> Option<TestApp> {
+        let redis = RedisServer::start_or_skip()?;
+        let provider = TestProvider::start().await.expect("test provider starts");
+        let listener = loopback_listener();
+        let base = format!("http://{}", listener.local_addr().expect("local address"));
+        let store = RedisStore::connect(&redis.url()).await.expect("the Redis store connects");
+        let auth = builder(&provider, &base, KeyRing::new(SessionKey::generate()))
+            .store(store)
+            .build()
+            .await
+            .expect("auth builds against the test provider");
+        let server = F::spawn(auth, listener).await;
+        Some(TestApp { base, provider, browser: Browser::new(), _server: server, _redis: Some(redis) })
     }
 
     /// The absolute URL of `path`.
@@ -152,6 +182,29 @@ macro_rules! scenarios {
                 $crate::scenario::$name(&app).await;
             }
         )*
+        /// The same scenarios with the sessions in Redis.
+        mod redis_store {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(app) = $crate::TestApp::start_redis::<$framework>().await else { return };
+                    $crate::scenario::$name(&app).await;
+                }
+            )*
+        }
+        /// Two instances of the app behind one URL, sharing one Redis.
+        mod two_instances {
+            use super::*;
+            $crate::multi_instance!($framework;
+                a_login_started_on_a_finishes_on_b,
+                a_logout_on_b_ends_the_session_on_a,
+                a_backchannel_logout_on_a_ends_the_session_on_b,
+                a_callback_used_on_a_is_refused_on_b,
+                a_logged_out_cookie_stays_out_after_restarts,
+                redis_down_is_503_and_back_without_a_restart,
+            );
+        }
     };
 }
 
@@ -537,5 +590,261 @@ pub mod scenario {
             old.set_cookie(&app.base, pair).unwrap();
         }
         assert_eq!(app.api_get(&old, "/me").await.status(), 401, "the replaced session is over");
+    }
+}
+
+/// Two instances of an example app behind one public URL (instance A's), sharing one Redis and
+/// the session keys, as a load balancer would put them; the browser's cookies go to both.
+pub struct Pair {
+    /// The provider both instances log in with.
+    pub provider: TestProvider,
+    /// A browser with an empty cookie jar.
+    pub browser: Browser,
+    /// The shared Redis.
+    pub redis: RedisServer,
+    /// The public base URL (instance A's address).
+    pub base: String,
+    /// Instance B's address.
+    pub b_base: String,
+    key: SessionKey,
+    /// Instance A's address when it is no longer the public URL's (after a restart).
+    a_base: Option<String>,
+    _a: ServerGuard,
+    _b: ServerGuard,
+}
+
+impl std::fmt::Debug for Pair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pair").field("base", &self.base).field("b_base", &self.b_base).finish_non_exhaustive()
+    }
+}
+
+impl Pair {
+    /// Starts the provider, a Redis, and two instances; `None` when `redis-server` is missing
+    /// (not under `CI=true`).
+    pub async fn start<F: Framework>() -> Option<Pair> {
+        let redis = RedisServer::start_or_skip()?;
+        let provider = TestProvider::start().await.expect("test provider starts");
+        let key = SessionKey::generate();
+        let a = loopback_listener();
+        let base = format!("http://{}", a.local_addr().expect("local address"));
+        let b = loopback_listener();
+        let b_base = format!("http://{}", b.local_addr().expect("local address"));
+        let a = Pair::instance::<F>(&provider, &redis, &base, &key, a).await;
+        let b = Pair::instance::<F>(&provider, &redis, &base, &key, b).await;
+        Some(Pair { provider, browser: Browser::new(), redis, base, b_base, key, a_base: None, _a: a, _b: b })
+    }
+
+    async fn instance<F: Framework>(
+        provider: &TestProvider,
+        redis: &RedisServer,
+        base: &str,
+        key: &SessionKey,
+        listener: std::net::TcpListener,
+    ) -> ServerGuard {
+        let store = RedisStore::connect(&redis.url()).await.expect("the Redis store connects");
+        let auth = builder(provider, base, KeyRing::new(key.clone()))
+            .store(store)
+            .build()
+            .await
+            .expect("auth builds against the test provider");
+        F::spawn(auth, listener).await
+    }
+
+    /// Stops both instances and starts two new ones (new processes' worth of state: a new
+    /// `Auth`, new caches), on new ports; the public URL stays.
+    pub async fn restart<F: Framework>(&mut self) {
+        let a = loopback_listener();
+        let b = loopback_listener();
+        let a_base = format!("http://{}", a.local_addr().expect("local address"));
+        self.b_base = format!("http://{}", b.local_addr().expect("local address"));
+        self._a = Pair::instance::<F>(&self.provider, &self.redis, &self.base, &self.key, a).await;
+        self._b = Pair::instance::<F>(&self.provider, &self.redis, &self.base, &self.key, b).await;
+        // The public URL now reaches the new A.
+        self.a_base = Some(a_base);
+    }
+
+    /// `path` on instance A.
+    pub fn on_a(&self, path: &str) -> String {
+        format!("{}{path}", self.a_base.as_deref().unwrap_or(&self.base))
+    }
+
+    /// `path` on instance B.
+    pub fn on_b(&self, path: &str) -> String {
+        format!("{}{path}", self.b_base)
+    }
+
+    /// A GET as an API client.
+    pub async fn api_get(&self, browser: &Browser, url: &str) -> Response {
+        browser.client().get(url).header("accept", "application/json").send().await.expect("request")
+    }
+
+    /// Starts a login on A and has the provider answer: the callback URL, on the public URL.
+    pub async fn callback_url(&self, browser: &Browser) -> String {
+        let res = browser.get(&self.on_a("/auth/oidc/login?next=/me")).await.expect("login");
+        assert_eq!(res.status(), 302, "login redirects to the provider");
+        let authorize = res.headers()["location"].to_str().expect("location").to_owned();
+        let res = browser.get(&authorize).await.expect("authorize");
+        res.headers()["location"].to_str().expect("callback").to_owned()
+    }
+
+    /// The callback URL moved to instance B.
+    pub fn to_b(&self, url: &str) -> String {
+        url.replacen(&self.base, &self.b_base, 1)
+    }
+
+    /// The callback URL moved to instance A (after a restart, A has a new address).
+    pub fn to_a(&self, url: &str) -> String {
+        url.replacen(&self.base, &self.on_a(""), 1)
+    }
+
+    /// A full login through instance A.
+    pub async fn login(&self, browser: &Browser) {
+        let callback = self.callback_url(browser).await;
+        let res = browser.get(&self.to_a(&callback)).await.expect("callback");
+        assert_eq!(res.status(), 303, "the login finishes");
+    }
+}
+
+/// Runs every multi-instance scenario against a [`Framework`].
+#[macro_export]
+macro_rules! multi_instance {
+    ($framework:ty; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let Some(mut pair) = $crate::Pair::start::<$framework>().await else { return };
+                $crate::multi::$name::<$framework>(&mut pair).await;
+            }
+        )*
+    };
+}
+
+/// The scenarios of two instances sharing one Redis.
+pub mod multi {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// Polls `url` as an API client until it answers `status` (at most `within`).
+    async fn eventually(pair: &Pair, browser: &Browser, url: &str, status: u16, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let got = pair.api_get(browser, url).await.status().as_u16();
+            if got == status {
+                return;
+            }
+            assert_ne!(got, 500, "{url}: never a 500");
+            assert!(Instant::now() < deadline, "{url} answers {status} within {within:?} (last: {got})");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// A login started on A (its pending login in the browser, its `state` in Redis) finishes
+    /// on B, and both know the session.
+    pub async fn a_login_started_on_a_finishes_on_b<F: Framework>(pair: &mut Pair) {
+        let callback = pair.callback_url(&pair.browser).await;
+        let res = pair.browser.get(&pair.to_b(&callback)).await.unwrap();
+        assert_eq!(res.status(), 303, "B finishes A's login");
+        assert_eq!(pair.api_get(&pair.browser, &pair.on_b("/me")).await.status(), 200);
+        assert_eq!(pair.api_get(&pair.browser, &pair.on_a("/me")).await.status(), 200);
+    }
+
+    /// A logout on B ends the session on A, whose cache had it.
+    pub async fn a_logout_on_b_ends_the_session_on_a<F: Framework>(pair: &mut Pair) {
+        pair.login(&pair.browser).await;
+        let copy = Browser::new();
+        for pair_text in pair.browser.cookie_header(&pair.base).unwrap_or_default().split("; ") {
+            copy.set_cookie(&pair.base, pair_text).unwrap();
+        }
+        assert_eq!(pair.api_get(&copy, &pair.on_a("/me")).await.status(), 200, "A has it cached");
+        let res = pair.browser.client().post(pair.on_b("/auth/logout")).header("accept", "application/json");
+        assert!(res.send().await.unwrap().status().is_success());
+        eventually(pair, &copy, &pair.on_a("/me"), 401, Duration::from_secs(1)).await;
+    }
+
+    /// A back-channel logout received by A ends the session on B.
+    pub async fn a_backchannel_logout_on_a_ends_the_session_on_b<F: Framework>(pair: &mut Pair) {
+        pair.login(&pair.browser).await;
+        assert_eq!(pair.api_get(&pair.browser, &pair.on_b("/me")).await.status(), 200, "B has it cached");
+        let sid = pair.provider.last_sid().expect("a sid");
+        let token = pair.provider.logout_token(None, Some(&sid));
+        let (status, _) =
+            pair.provider.send_backchannel_logout(&pair.on_a("/auth/oidc/backchannel-logout"), &token).await.unwrap();
+        assert_eq!(status, 200);
+        eventually(pair, &pair.browser, &pair.on_b("/me"), 401, Duration::from_secs(1)).await;
+        // The jti is spent on every instance.
+        let (replay, _) =
+            pair.provider.send_backchannel_logout(&pair.on_b("/auth/oidc/backchannel-logout"), &token).await.unwrap();
+        assert_eq!(replay, 400, "a jti used on A is refused on B");
+    }
+
+    /// A callback used on A, replayed on B (with a copy of the pending login), logs nobody in.
+    pub async fn a_callback_used_on_a_is_refused_on_b<F: Framework>(pair: &mut Pair) {
+        let callback = pair.callback_url(&pair.browser).await;
+        let thief = Browser::new();
+        for pair_text in pair.browser.cookie_header(&pair.base).unwrap_or_default().split("; ") {
+            thief.set_cookie(&pair.base, pair_text).unwrap();
+        }
+        assert_eq!(pair.browser.get(&pair.to_a(&callback)).await.unwrap().status(), 303);
+        let res = thief.get(&pair.to_b(&callback)).await.unwrap();
+        assert_eq!(res.status(), 400, "the state was used on A");
+        assert_eq!(pair.api_get(&thief, &pair.on_b("/me")).await.status(), 401);
+        assert_eq!(pair.provider.token_requests(), 1, "the replay never reached the token endpoint");
+    }
+
+    /// After every instance restarts, a logged-out cookie stays logged out, and a live session
+    /// lives on.
+    pub async fn a_logged_out_cookie_stays_out_after_restarts<F: Framework>(pair: &mut Pair) {
+        pair.login(&pair.browser).await;
+        let before_logout = Browser::new();
+        for pair_text in pair.browser.cookie_header(&pair.base).unwrap_or_default().split("; ") {
+            before_logout.set_cookie(&pair.base, pair_text).unwrap();
+        }
+        let other = Browser::new();
+        pair.login(&other).await;
+        let res = pair.browser.client().post(pair.on_a("/auth/logout")).header("accept", "application/json");
+        assert!(res.send().await.unwrap().status().is_success());
+        pair.restart::<F>().await;
+        for url in [pair.on_a("/me"), pair.on_b("/me")] {
+            assert_eq!(pair.api_get(&before_logout, &url).await.status(), 401, "{url}: logged out for good");
+            assert_eq!(pair.api_get(&other, &url).await.status(), 200, "{url}: the other session survives");
+        }
+    }
+
+    /// Redis stopped: requests that need it get 503 (never a 500, never a panic), public pages
+    /// work; Redis back: logins and sessions work again without a restart.
+    pub async fn redis_down_is_503_and_back_without_a_restart<F: Framework>(pair: &mut Pair) {
+        pair.login(&pair.browser).await;
+        pair.redis.stop();
+        // Once the cache is no longer trusted (its subscription is gone), /me needs Redis.
+        eventually(pair, &pair.browser, &pair.on_a("/me"), 503, Duration::from_secs(5)).await;
+        let res = pair.api_get(&pair.browser, &pair.on_a("/me")).await;
+        assert_eq!(res.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("5"));
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "store_unavailable");
+        let public = pair.browser.client().get(pair.on_a("/")).send().await.unwrap();
+        assert_eq!(public.status(), 200, "public pages still work");
+        // A new login cannot finish without Redis: 503, not 500.
+        let fresh = Browser::new();
+        let callback = pair.callback_url(&fresh).await;
+        assert_eq!(fresh.get(&pair.to_a(&callback)).await.unwrap().status(), 503);
+
+        pair.redis.restart().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let browser = Browser::new();
+            let callback = pair.callback_url(&browser).await;
+            let status = browser.get(&pair.to_b(&callback)).await.unwrap().status().as_u16();
+            assert_ne!(status, 500);
+            if status == 303 {
+                // A's connection comes back on its own (its first command may still find the old
+                // one broken): the session works on A too, without a restart.
+                eventually(pair, &browser, &pair.on_a("/me"), 200, Duration::from_secs(5)).await;
+                break;
+            }
+            assert!(Instant::now() < deadline, "logins work again once Redis is back (last: {status})");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 }

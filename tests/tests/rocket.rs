@@ -24,7 +24,9 @@ impl Framework for Rocket {
             .merge(("shutdown.ctrlc", false));
         let (ready, listening) = tokio::sync::oneshot::channel();
         let ready = Mutex::new(Some(ready));
-        let rocket = example_rocket::rocket(auth, figment)
+        // Two instances behind one URL listen on other ports than the URL's.
+        let fairing = auth_rocket::AuthFairing::new(auth).allow_port_mismatch();
+        let rocket = example_rocket::rocket_with(fairing, figment)
             .attach(AdHoc::on_liftoff("scenario harness: listening", move |_| {
                 let ready = ready.lock().expect("not poisoned").take();
                 Box::pin(async move {

@@ -2,7 +2,8 @@
 //!
 //! - `demo`: run example-axum with the built-in development provider.
 //! - `test`: everything CI checks: formatting, clippy (`-D warnings`), rustdoc (`-D warnings`),
-//!   every test of the workspace, and the end-to-end stage.
+//!   every test of the workspace (installing `redis-server` from Debian when missing, for the
+//!   Redis store's tests), and the end-to-end stage.
 //! - `lint`: formatting, clippy and rustdoc only.
 //! - `e2e`: install the end-to-end tools (the pinned node-oidc-provider; Chromium and chromedriver
 //!   from Debian when missing and running as root) and run the end-to-end tests.
@@ -81,6 +82,7 @@ fn lint() -> Result {
 }
 
 fn tests() -> Result {
+    ensure_redis()?;
     if has("cargo-nextest") {
         cargo(&["nextest", "run", "--workspace", "--exclude", "e2e-tests", "--no-fail-fast"])?;
     } else {
@@ -123,24 +125,38 @@ fn e2e() -> Result {
 /// Chromium and chromedriver from Debian: installed when missing and running as root, else a clear
 /// message (and, under `CI=true`, a failure).
 fn ensure_browser() -> Result {
-    if has("chromium") && has("chromedriver") {
+    ensure_debian(
+        "Chromium",
+        &["chromium", "chromedriver"],
+        &["chromium", "chromium-driver"],
+        "the browser tests are skipped; the form-following end-to-end tests still run",
+    )
+}
+
+/// `redis-server` from Debian, for the Redis store's tests (each test starts its own on a free
+/// loopback port): installed when missing and running as root.
+fn ensure_redis() -> Result {
+    ensure_debian("redis-server", &["redis-server"], &["redis-server"], "the Redis store's tests are skipped")
+}
+
+/// Installs Debian `packages` when one of `binaries` is missing and we are root (with apt); else
+/// says how, and under `CI=true` fails.
+fn ensure_debian(what: &str, binaries: &[&str], packages: &[&str], without: &str) -> Result {
+    if binaries.iter().all(|b| has(b)) {
         return Ok(());
     }
     let root_user = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0");
     if root_user && has("apt-get") {
         run("apt-get", &["update", "-qq"], &project_root(), &[])?;
-        run(
-            "apt-get",
-            &["install", "-y", "-qq", "--no-install-recommends", "chromium", "chromium-driver"],
-            &project_root(),
-            &[("DEBIAN_FRONTEND", "noninteractive")],
-        )?;
+        let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
+        args.extend_from_slice(packages);
+        run("apt-get", &args, &project_root(), &[("DEBIAN_FRONTEND", "noninteractive")])?;
         return Ok(());
     }
-    let message = "Chromium is missing: install it with `sudo apt-get install chromium chromium-driver` \
-                   (the browser tests are skipped; the form-following end-to-end tests still run)";
+    let message =
+        format!("{what} is missing: install it with `sudo apt-get install {}` ({without})", packages.join(" "));
     if std::env::var("CI").is_ok_and(|v| v == "true") {
-        return Err(message.into());
+        return Err(message);
     }
     eprintln!("warning: {message}");
     Ok(())

@@ -132,7 +132,7 @@ impl FromRequest for AuthUser {
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
         ready(state(req).and_then(|state| match state.session {
             Some(session) => Ok(AuthUser(session)),
-            None => Err(AuthRejection(state.auth.unauthenticated(&convert::view(req)))),
+            None => Err(AuthRejection(state.auth.no_session(&convert::view(req), state.unavailable))),
         }))
     }
 }
@@ -145,7 +145,7 @@ impl<P: Policy> FromRequest for Authorized<P> {
         ready(state(req).and_then(|state| {
             state
                 .auth
-                .authorize::<P>(state.session.as_ref(), &convert::view(req))
+                .authorize_lookup::<P>(state.session.as_ref(), state.unavailable, &convert::view(req))
                 .map(|session| Authorized(session, PhantomData))
                 .map_err(AuthRejection)
         }))

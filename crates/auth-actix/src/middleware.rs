@@ -108,7 +108,7 @@ impl AuthMiddleware {
 }
 
 /// What a guarding middleware checks: the refusal to send, if any.
-type Check = fn(&Auth, Option<&Arc<Session>>, &RequestView<'_>) -> Option<AuthResponse>;
+type Check = fn(&Auth, Option<&Arc<Session>>, bool, &RequestView<'_>) -> Option<AuthResponse>;
 
 #[derive(Clone, Copy)]
 pub(crate) struct Requirement {
@@ -122,9 +122,10 @@ impl Requirement {
         &self,
         auth: &Auth,
         session: Option<&Arc<Session>>,
+        unavailable: bool,
         req: &RequestView<'_>,
     ) -> Option<AuthResponse> {
-        (self.check)(auth, session, req)
+        (self.check)(auth, session, unavailable, req)
     }
 }
 
@@ -134,16 +135,22 @@ impl fmt::Debug for Requirement {
     }
 }
 
-fn login_required(auth: &Auth, session: Option<&Arc<Session>>, req: &RequestView<'_>) -> Option<AuthResponse> {
-    session.is_none().then(|| auth.unauthenticated(req))
+fn login_required(
+    auth: &Auth,
+    session: Option<&Arc<Session>>,
+    unavailable: bool,
+    req: &RequestView<'_>,
+) -> Option<AuthResponse> {
+    session.is_none().then(|| auth.no_session(req, unavailable))
 }
 
 fn policy_required<P: Policy>(
     auth: &Auth,
     session: Option<&Arc<Session>>,
+    unavailable: bool,
     req: &RequestView<'_>,
 ) -> Option<AuthResponse> {
-    auth.authorize::<P>(session, req).err()
+    auth.authorize_lookup::<P>(session, unavailable, req).err()
 }
 
 impl<S, B> Transform<S, ServiceRequest> for AuthMiddleware

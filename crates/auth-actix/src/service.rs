@@ -20,6 +20,8 @@ use crate::routes::Served;
 pub(crate) struct AuthState {
     pub(crate) auth: Auth,
     pub(crate) session: Option<Arc<Session>>,
+    /// The session store could not be asked (503 for the guards).
+    pub(crate) unavailable: bool,
 }
 
 /// Middleware service that loads the session, stores it in the request extensions, and adds the
@@ -67,13 +69,14 @@ where
                 Some(state) => (state, Vec::new()),
                 None => {
                     let lookup = auth.session(&convert::view(req.request())).await;
-                    let state = AuthState { auth, session: lookup.session };
+                    let state = AuthState { auth, session: lookup.session, unavailable: lookup.unavailable };
                     req.extensions_mut().insert(state.clone());
                     (state, lookup.set_cookies)
                 }
             };
             let view = convert::view(req.request());
-            let refusal = requirement.and_then(|r| r.refusal(&state.auth, state.session.as_ref(), &view));
+            let refusal =
+                requirement.and_then(|r| r.refusal(&state.auth, state.session.as_ref(), state.unavailable, &view));
             // The outermost middleware explains the app's 404 for a path under the auth prefix.
             let unrouted = if outer_seen {
                 None

@@ -87,9 +87,9 @@ impl<S: Send + Sync> FromRequestParts<S> for AuthUser {
         let state = state(parts)?;
         match &state.session {
             Some(session) => Ok(AuthUser(session.clone())),
-            None => {
-                Err(AuthRejection(Box::new(convert::response(state.auth.unauthenticated(&convert::parts_view(parts))))))
-            }
+            None => Err(AuthRejection(Box::new(convert::response(
+                state.auth.no_session(&convert::parts_view(parts), state.unavailable),
+            )))),
         }
     }
 }
@@ -109,7 +109,7 @@ impl<S: Send + Sync, P: Policy> FromRequestParts<S> for Authorized<P> {
         let state = state(parts)?;
         state
             .auth
-            .authorize::<P>(state.session.as_ref(), &convert::parts_view(parts))
+            .authorize_lookup::<P>(state.session.as_ref(), state.unavailable, &convert::parts_view(parts))
             .map(|session| Authorized(session, PhantomData))
             .map_err(|res| AuthRejection(Box::new(convert::response(res))))
     }

@@ -18,6 +18,8 @@ use crate::routes::Served;
 pub(crate) struct AuthState {
     pub(crate) auth: Auth,
     pub(crate) session: Option<Arc<Session>>,
+    /// The session store could not be asked (503 for the guards).
+    pub(crate) unavailable: bool,
 }
 
 /// Middleware that loads the session, stores it in the request extensions, and adds the cookie
@@ -59,7 +61,11 @@ where
             // Where the app's 404 for a path under the auth prefix would be explained.
             let unrouted =
                 auth.routes_missing(view.path(), "auth_axum::routes()").map(|err| (err, !view.prefers_json()));
-            req.extensions_mut().insert(AuthState { auth: auth.clone(), session: lookup.session });
+            req.extensions_mut().insert(AuthState {
+                auth: auth.clone(),
+                session: lookup.session,
+                unavailable: lookup.unavailable,
+            });
             let mut res = inner.call(req).await?;
             if let Some((err, html)) = unrouted
                 && res.status() == http::StatusCode::NOT_FOUND

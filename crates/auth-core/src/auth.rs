@@ -370,6 +370,13 @@ impl AuthBuilder {
                 ));
             }
         };
+        if self.store.is_cookie_only() {
+            tracing::warn!(
+                "sessions live in cookies and logouts are remembered by this process only: after a restart, a \
+                 logged-out session cookie is accepted again until it expires (at most the session lifetime). Use a \
+                 shared store (AUTH_STORE=redis://…) for logouts that survive restarts and reach every instance"
+            );
+        }
         let host_prefix = if secure { "__Host-" } else { "" };
         Ok(Auth {
             inner: Arc::new(Inner {
@@ -522,8 +529,13 @@ impl fmt::Debug for Auth {
 pub struct SessionLookup {
     /// The session, when the request carries a valid one.
     pub session: Option<Arc<Session>>,
-    /// `Set-Cookie` values to add to the response (for example clearing a stale cookie).
+    /// `Set-Cookie` values to add to the response (for example clearing a stale cookie, or the
+    /// session sealed again under the newest key of the ring).
     pub set_cookies: Vec<String>,
+    /// The request carries a session cookie, but the session store could not be asked about it
+    /// (down, timing out): a route that needs a login answers 503 ([`Auth::no_session`]), a
+    /// public one serves the request as anonymous; the cookie is kept.
+    pub unavailable: bool,
 }
 
 /// A claims policy for guards: "e-mail verified", "member of admin", …
@@ -1231,30 +1243,37 @@ impl Auth {
         let cookie_only = self.inner.store.is_cookie_only();
         let cached = if cookie_only { self.inner.cache.get(value) } else { None };
         let was_cached = cached.is_some();
+        // The store could not be asked: neither a session (it may have ended) nor a cleared
+        // cookie (it may be fine): the guards answer 503.
+        let unavailable = |err: &Error| {
+            tracing::error!(error = %err, source = ?std::error::Error::source(err).map(ToString::to_string), "session store failed");
+            SessionLookup { unavailable: true, ..SessionLookup::default() }
+        };
+        let mut reseal = None;
         let found = match cached {
             Some(hit) => Some(hit),
-            None => match self.inner.keys.open(b"session", value) {
+            None => match self.inner.keys.open_noting_key(b"session", value) {
                 None => None,
-                Some(payload) => match self.inner.store.load(&payload).await {
-                    Ok(found) => found.map(|s| {
-                        let keys: Arc<[String]> = s.revocation_keys().into();
-                        (Arc::new(s), keys)
-                    }),
-                    Err(err) => {
-                        tracing::error!(error = %err, "session store failed");
-                        return SessionLookup::default();
+                Some((payload, old_key)) => match self.inner.store.load(&payload).await {
+                    Ok(found) => {
+                        // Opened with an older key of the ring: sealed again under the newest.
+                        if old_key {
+                            reseal = Some(payload);
+                        }
+                        found.map(|s| {
+                            let keys: Arc<[String]> = s.revocation_keys().into();
+                            (Arc::new(s), keys)
+                        })
                     }
+                    Err(err) => return unavailable(&err),
                 },
             },
         };
         let ended = match &found {
             Some((s, keys)) => match self.inner.store.ended_since(keys, s.created_at).await {
                 Ok(ended) => ended,
-                Err(err) => {
-                    // Fail closed: a session that may have been logged out is not trusted.
-                    tracing::error!(error = %err, "session store failed");
-                    return SessionLookup::default();
-                }
+                // Fail closed: a session that may have been logged out is not trusted.
+                Err(err) => return unavailable(&err),
             },
             None => false,
         };
@@ -1263,10 +1282,32 @@ impl Auth {
                 if cookie_only && !was_cached {
                     self.inner.cache.insert(value, s.clone(), keys);
                 }
-                SessionLookup { session: Some(s), set_cookies: Vec::new() }
+                let set_cookies = reseal
+                    .and_then(|payload| self.inner.keys.seal(b"session", &payload).ok())
+                    .map(|sealed| {
+                        self.cookie(&self.inner.session_cookie, &sealed, s.expires_at.saturating_sub(now), false)
+                    })
+                    .into_iter()
+                    .collect();
+                SessionLookup { session: Some(s), set_cookies, unavailable: false }
             }
-            _ => SessionLookup { session: None, set_cookies: vec![self.expired_cookie(&self.inner.session_cookie)] },
+            _ => SessionLookup {
+                session: None,
+                set_cookies: vec![self.expired_cookie(&self.inner.session_cookie)],
+                unavailable: false,
+            },
         }
+    }
+
+    /// The answer to a request that needs a login and has no session: 503 when the session
+    /// store could not be asked ([`SessionLookup::unavailable`]), else
+    /// [`Auth::unauthenticated`]'s.
+    pub fn no_session(&self, req: &RequestView<'_>, unavailable: bool) -> AuthResponse {
+        if unavailable {
+            let html = req.wants_html() || !req.prefers_json();
+            return self.error_response(&Error::StoreUnavailable, html).with_header("retry-after", "5");
+        }
+        self.unauthenticated(req)
     }
 
     /// The answer to a request that needs a login and has none: a browser navigation is sent to the
@@ -1300,8 +1341,18 @@ impl Auth {
         session: Option<&Arc<Session>>,
         req: &RequestView<'_>,
     ) -> Result<Arc<Session>, AuthResponse> {
+        self.authorize_lookup::<P>(session, false, req)
+    }
+
+    /// [`Auth::authorize`] for a lookup that may have found the store unavailable (503 then).
+    pub fn authorize_lookup<P: Policy>(
+        &self,
+        session: Option<&Arc<Session>>,
+        unavailable: bool,
+        req: &RequestView<'_>,
+    ) -> Result<Arc<Session>, AuthResponse> {
         match session {
-            None => Err(self.unauthenticated(req)),
+            None => Err(self.no_session(req, unavailable)),
             Some(s) if P::allows(s) => Ok(s.clone()),
             Some(_) => Err(self.forbidden(req, P::DESCRIPTION)),
         }

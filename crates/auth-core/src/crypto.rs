@@ -120,18 +120,24 @@ impl KeyRing {
     /// Opens a value sealed by [`KeyRing::seal`] with any key of the ring; `None` when it was
     /// tampered with, sealed for another purpose, or by a key that is not in the ring.
     pub fn open(&self, purpose: &[u8], sealed: &str) -> Option<Vec<u8>> {
+        self.open_noting_key(purpose, sealed).map(|(plain, _)| plain)
+    }
+
+    /// [`KeyRing::open`], saying also whether an older key than the newest opened it (the value
+    /// should then be sealed again under the newest key).
+    pub(crate) fn open_noting_key(&self, purpose: &[u8], sealed: &str) -> Option<(Vec<u8>, bool)> {
         let raw = URL_SAFE_NO_PAD.decode(sealed).ok()?;
         if raw.len() < 1 + NONCE_LEN + TAG_LEN || raw[0] != VERSION {
             return None;
         }
         let nonce: [u8; NONCE_LEN] = raw[1..1 + NONCE_LEN].try_into().ok()?;
         let body = &raw[1 + NONCE_LEN..];
-        for key in &self.keys {
+        for (index, key) in self.keys.iter().enumerate() {
             let mut buf = body.to_vec();
             if let Ok(plain) = key.open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(purpose), &mut buf) {
                 let len = plain.len();
                 buf.truncate(len);
-                return Some(buf);
+                return Some((buf, index > 0));
             }
         }
         None

@@ -174,9 +174,12 @@ pub enum Error {
     /// how to fix it.
     #[error("auth routes misplaced: {0}")]
     RoutesMisplaced(String),
-    /// The session store failed.
+    /// The session store failed (its cause kept as the source).
     #[error("session store error")]
     Store(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The session store could not be asked about a request's session: 503.
+    #[error("the session store is unavailable")]
+    StoreUnavailable,
     /// The request is malformed (bad form body, bad parameter).
     #[error("bad request: {0}")]
     BadRequest(&'static str),
@@ -246,8 +249,8 @@ impl Error {
             | Error::RoutesMisplaced(_)
             | Error::Env { .. }
             | Error::SessionTooLarge { .. }
-            | Error::Store(_)
             | Error::Internal(_) => 500,
+            Error::Store(_) | Error::StoreUnavailable => 503,
         }
     }
 
@@ -274,6 +277,7 @@ impl Error {
             Error::Unreachable { .. } => "provider_unreachable",
             Error::ClientRejected { .. } => "client_credentials_refused",
             Error::RoutesMisplaced(_) => "routes_misplaced",
+            Error::Store(_) | Error::StoreUnavailable => "store_unavailable",
             _ => "internal_error",
         }
     }
@@ -308,6 +312,9 @@ impl Error {
                 format!("The app's credentials for provider `{provider}` were refused: check {setting}.")
             }
             Error::RoutesMisplaced(fix) => format!("The login routes are misconfigured: {fix}."),
+            Error::Store(_) | Error::StoreUnavailable => {
+                "Sessions are unavailable right now. Please try again in a moment.".into()
+            }
             _ => "Internal error.".into(),
         }
     }

@@ -48,6 +48,7 @@ mod provider;
 mod redirect;
 mod session;
 mod state;
+pub mod store_contract;
 
 pub use auth::{Auth, AuthBuilder, EmailVerified, LoggedIn, LoginCompletion, Policy, SessionLookup};
 pub use crypto::{KeyRing, SessionKey};
@@ -58,7 +59,10 @@ pub use jwks::JwksConfig;
 pub use net::HttpConfig;
 pub use provider::{ClaimMapping, ClientAuth, ClientSecret, Profile, Provider};
 pub use redirect::safe_next;
-pub use session::{BoxFuture, Claims, CookieStore, MemoryStore, Secret, Session, SessionStore, Tokens};
+pub use session::{Claims, CookieStore, MemoryStore, Secret, Session, SessionStore, Tokens};
+
+/// The attribute to implement [`SessionStore`] with (re-exported from the `async-trait` crate).
+pub use async_trait::async_trait;
 
 pub use url;
 

@@ -2,8 +2,6 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
@@ -11,9 +9,6 @@ use serde_json::{Map, Value};
 
 use crate::Error;
 use crate::state::Registry;
-
-/// A boxed future, as the dyn-compatible [`SessionStore`] methods return.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A token or other secret string. `Debug` prints `[redacted]`; read it with [`Secret::secret`].
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -239,18 +234,59 @@ impl Session {
 
 /// Where sessions live. The cookie always carries an encrypted payload; the store decides what
 /// that payload is: the whole session ([`CookieStore`]) or a reference to a server-side record
-/// ([`MemoryStore`], Redis, …).
+/// ([`MemoryStore`], `auth_redis::RedisStore`, your database).
 ///
-/// Methods return boxed futures so the trait is usable as `Arc<dyn SessionStore>`.
+/// Implement it with [`async_trait`](crate::async_trait), as for any `dyn`-usable async trait; the
+/// store is used as `Arc<dyn SessionStore>`, shared by every request. Prove an implementation
+/// with `auth_testkit::store_contract` (feature `auth-core`), the tests every built-in store
+/// passes.
+///
+/// ```
+/// use auth_core::{async_trait, Error, Session, SessionStore};
+///
+/// /// Sessions in a database of yours (here: nothing kept, for the sake of the example).
+/// #[derive(Debug)]
+/// struct MyStore;
+///
+/// #[async_trait]
+/// impl SessionStore for MyStore {
+///     async fn save(&self, session: &Session) -> Result<Vec<u8>, Error> {
+///         Ok(session.id().as_bytes().to_vec()) // INSERT … and return the key the cookie carries
+///     }
+///     async fn load(&self, payload: &[u8]) -> Result<Option<Session>, Error> {
+///         Ok(None) // SELECT … WHERE id = payload
+///     }
+///     async fn delete(&self, session: &Session) -> Result<(), Error> {
+///         Ok(())
+///     }
+///     async fn use_once(&self, key: &str, until: u64) -> Result<bool, Error> {
+///         Ok(true) // INSERT … ON CONFLICT DO NOTHING, and say whether it inserted
+///     }
+///     async fn end_sessions(&self, key: &str, at: u64, until: u64) -> Result<(), Error> {
+///         Ok(())
+///     }
+///     async fn ended_since(&self, keys: &[String], created_at: u64) -> Result<bool, Error> {
+///         Ok(false)
+///     }
+/// }
+/// ```
+///
+/// # Failures
+/// A method that cannot reach its storage returns [`Error::Store`] (wrapping the cause): the
+/// request that needed it gets `503 Service Unavailable`, never a session it should not have
+/// (a failing `ended_since` is not "not ended") and never a lost one (the cookie is kept).
+#[async_trait::async_trait]
 pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
-    /// Stores a session; returns the bytes the (encrypted) cookie must carry.
-    fn save<'a>(&'a self, session: &'a Session) -> BoxFuture<'a, Result<Vec<u8>, Error>>;
+    /// Stores a new session (or replaces the one with its id), kept until `session.expires_at()`
+    /// and no longer; returns the bytes the (encrypted) cookie must carry.
+    async fn save(&self, session: &Session) -> Result<Vec<u8>, Error>;
 
-    /// Loads the session a cookie payload stands for; `Ok(None)` when there is none (any more).
-    fn load<'a>(&'a self, payload: &'a [u8]) -> BoxFuture<'a, Result<Option<Session>, Error>>;
+    /// Loads the session a cookie payload stands for; `Ok(None)` when there is none (any more:
+    /// deleted, expired, or a payload of another store).
+    async fn load(&self, payload: &[u8]) -> Result<Option<Session>, Error>;
 
-    /// Deletes the server-side record of a session, if any.
-    fn delete<'a>(&'a self, session: &'a Session) -> BoxFuture<'a, Result<(), Error>>;
+    /// Deletes the server-side record of a session, if any; deleting an unknown one is `Ok`.
+    async fn delete(&self, session: &Session) -> Result<(), Error>;
 
     /// Whether the payload is the whole session, so its size is bounded by the cookie limit.
     fn is_cookie_only(&self) -> bool {
@@ -258,19 +294,22 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     }
 
     /// Marks a one-time value (a login's `state`, a logout token's `jti`) as used until `until`
-    /// (Unix seconds); `Ok(false)` when it already was. A store shared by several instances makes
-    /// replays fail on all of them.
-    fn use_once<'a>(&'a self, key: &'a str, until: u64) -> BoxFuture<'a, Result<bool, Error>>;
+    /// (Unix seconds); `Ok(false)` when it already was. Atomic: of two concurrent calls with one
+    /// key, exactly one gets `true`; a store shared by several instances makes replays fail on
+    /// all of them. The record may be forgotten after `until`.
+    async fn use_once(&self, key: &str, until: u64) -> Result<bool, Error>;
 
     /// Records that the sessions matching `key` (`id:{iss}|{sub}|{session id}`, `sid:{iss}|{sid}`,
-    /// `sub:{iss}|{sub}`) created at or before `at` are over; the record is kept until `until`.
-    /// This is how a logout reaches sessions that live only in cookies. A store short of room may
+    /// `sub:{iss}|{sub}`) created at or before `at` are over; the record is kept until `until`
+    /// (Unix seconds), and a later record of the same key keeps the latest `at` and `until`. This
+    /// is how a logout reaches sessions that live only in cookies. A store short of room may
     /// replace one user's `id:` records by their `sub:` record at the latest `at` (ending that
     /// user's other sessions too), never drop a record that still guards a session.
-    fn end_sessions<'a>(&'a self, key: &'a str, at: u64, until: u64) -> BoxFuture<'a, Result<(), Error>>;
+    async fn end_sessions(&self, key: &str, at: u64, until: u64) -> Result<(), Error>;
 
-    /// Whether any of `keys` was ended at or after `created_at`.
-    fn ended_since<'a>(&'a self, keys: &'a [String], created_at: u64) -> BoxFuture<'a, Result<bool, Error>>;
+    /// Whether any of `keys` was ended at or after `created_at`. Called on every request that
+    /// carries a session: keep it cheap.
+    async fn ended_since(&self, keys: &[String], created_at: u64) -> Result<bool, Error>;
 }
 
 /// Sessions kept entirely in the encrypted cookie: no server state, any instance can read them.
@@ -293,36 +332,35 @@ impl CookieStore {
     }
 }
 
+#[async_trait::async_trait]
 impl SessionStore for CookieStore {
-    fn save<'a>(&'a self, session: &'a Session) -> BoxFuture<'a, Result<Vec<u8>, Error>> {
-        Box::pin(async move { crate::codec::encode(session) })
+    async fn save(&self, session: &Session) -> Result<Vec<u8>, Error> {
+        crate::codec::encode(session)
     }
 
-    fn load<'a>(&'a self, payload: &'a [u8]) -> BoxFuture<'a, Result<Option<Session>, Error>> {
-        Box::pin(async move { Ok(crate::codec::decode(payload)) })
+    async fn load(&self, payload: &[u8]) -> Result<Option<Session>, Error> {
+        Ok(crate::codec::decode(payload))
     }
 
-    fn delete<'a>(&'a self, _session: &'a Session) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async { Ok(()) })
+    async fn delete(&self, _session: &Session) -> Result<(), Error> {
+        Ok(())
     }
 
     fn is_cookie_only(&self) -> bool {
         true
     }
 
-    fn use_once<'a>(&'a self, key: &'a str, until: u64) -> BoxFuture<'a, Result<bool, Error>> {
-        Box::pin(async move { Ok(self.registry.use_once(key, until)) })
+    async fn use_once(&self, key: &str, until: u64) -> Result<bool, Error> {
+        Ok(self.registry.use_once(key, until))
     }
 
-    fn end_sessions<'a>(&'a self, key: &'a str, at: u64, until: u64) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async move {
-            self.registry.end_sessions(key, at, until);
-            Ok(())
-        })
+    async fn end_sessions(&self, key: &str, at: u64, until: u64) -> Result<(), Error> {
+        self.registry.end_sessions(key, at, until);
+        Ok(())
     }
 
-    fn ended_since<'a>(&'a self, keys: &'a [String], created_at: u64) -> BoxFuture<'a, Result<bool, Error>> {
-        Box::pin(async move { Ok(self.registry.ended_since(keys, created_at)) })
+    async fn ended_since(&self, keys: &[String], created_at: u64) -> Result<bool, Error> {
+        Ok(self.registry.ended_since(keys, created_at))
     }
 }
 
@@ -405,62 +443,55 @@ impl MemoryStore {
     }
 }
 
+#[async_trait::async_trait]
 impl SessionStore for MemoryStore {
-    fn save<'a>(&'a self, session: &'a Session) -> BoxFuture<'a, Result<Vec<u8>, Error>> {
-        Box::pin(async move {
-            let mut map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-            map.remove(&session.id);
-            let user = session.user_key();
-            while map.by_user.get(&user).is_some_and(|ids| ids.len() >= Self::SESSIONS_PER_USER) {
-                let oldest = map.by_user.get(&user).and_then(|ids| ids.first().cloned()).unwrap_or_default();
-                map.remove(&oldest);
+    async fn save(&self, session: &Session) -> Result<Vec<u8>, Error> {
+        let mut map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(&session.id);
+        let user = session.user_key();
+        while map.by_user.get(&user).is_some_and(|ids| ids.len() >= Self::SESSIONS_PER_USER) {
+            let oldest = map.by_user.get(&user).and_then(|ids| ids.first().cloned()).unwrap_or_default();
+            map.remove(&oldest);
+        }
+        if map.by_id.len() >= self.capacity {
+            let now = crate::now();
+            let expired: Vec<String> =
+                map.by_id.values().filter(|s| s.expires_at <= now).map(|s| s.id.clone()).collect();
+            for id in expired {
+                map.remove(&id);
             }
-            if map.by_id.len() >= self.capacity {
-                let now = crate::now();
-                let expired: Vec<String> =
-                    map.by_id.values().filter(|s| s.expires_at <= now).map(|s| s.id.clone()).collect();
-                for id in expired {
-                    map.remove(&id);
-                }
-                if map.by_id.len() >= self.capacity
-                    && let Some(soonest) = map.by_id.values().min_by_key(|s| s.expires_at).map(|s| s.id.clone())
-                {
-                    map.remove(&soonest);
-                }
+            if map.by_id.len() >= self.capacity
+                && let Some(soonest) = map.by_id.values().min_by_key(|s| s.expires_at).map(|s| s.id.clone())
+            {
+                map.remove(&soonest);
             }
-            map.by_user.entry(user).or_default().push(session.id.clone());
-            map.by_id.insert(session.id.clone(), session.clone());
-            Ok(session.id.as_bytes().to_vec())
-        })
+        }
+        map.by_user.entry(user).or_default().push(session.id.clone());
+        map.by_id.insert(session.id.clone(), session.clone());
+        Ok(session.id.as_bytes().to_vec())
     }
 
-    fn load<'a>(&'a self, payload: &'a [u8]) -> BoxFuture<'a, Result<Option<Session>, Error>> {
-        Box::pin(async move {
-            let id = std::str::from_utf8(payload).unwrap_or_default();
-            Ok(self.sessions.lock().unwrap_or_else(|e| e.into_inner()).by_id.get(id).cloned())
-        })
+    async fn load(&self, payload: &[u8]) -> Result<Option<Session>, Error> {
+        let id = std::str::from_utf8(payload).unwrap_or_default();
+        Ok(self.sessions.lock().unwrap_or_else(|e| e.into_inner()).by_id.get(id).cloned())
     }
 
-    fn delete<'a>(&'a self, session: &'a Session) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async move {
-            self.sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(&session.id);
-            Ok(())
-        })
+    async fn delete(&self, session: &Session) -> Result<(), Error> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner()).remove(&session.id);
+        Ok(())
     }
 
-    fn use_once<'a>(&'a self, key: &'a str, until: u64) -> BoxFuture<'a, Result<bool, Error>> {
-        Box::pin(async move { Ok(self.registry.use_once(key, until)) })
+    async fn use_once(&self, key: &str, until: u64) -> Result<bool, Error> {
+        Ok(self.registry.use_once(key, until))
     }
 
-    fn end_sessions<'a>(&'a self, key: &'a str, at: u64, until: u64) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async move {
-            self.registry.end_sessions(key, at, until);
-            Ok(())
-        })
+    async fn end_sessions(&self, key: &str, at: u64, until: u64) -> Result<(), Error> {
+        self.registry.end_sessions(key, at, until);
+        Ok(())
     }
 
-    fn ended_since<'a>(&'a self, keys: &'a [String], created_at: u64) -> BoxFuture<'a, Result<bool, Error>> {
-        Box::pin(async move { Ok(self.registry.ended_since(keys, created_at)) })
+    async fn ended_since(&self, keys: &[String], created_at: u64) -> Result<bool, Error> {
+        Ok(self.registry.ended_since(keys, created_at))
     }
 }
 
@@ -496,6 +527,12 @@ mod tests {
             created_at: 1,
             expires_at,
         }
+    }
+
+    #[tokio::test]
+    async fn the_built_in_stores_keep_the_contract() {
+        crate::store_contract::check(&CookieStore::new()).await;
+        crate::store_contract::check(&MemoryStore::new()).await;
     }
 
     #[tokio::test]

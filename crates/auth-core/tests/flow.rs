@@ -342,11 +342,23 @@ async fn key_ring_rotation_keeps_sessions() {
     let old = SessionKey::generate();
     let mut r = rig_with(TestProvider::builder(), |b| b.session_keys(KeyRing::new(old.clone()))).await;
     r.login().await.outcome.unwrap();
-    let rotated =
-        builder_for(&r.op).session_keys(KeyRing::new(SessionKey::generate()).with_old_key(old)).build().await.unwrap();
+    let new = SessionKey::generate();
+    let rotated = builder_for(&r.op).session_keys(KeyRing::new(new.clone()).with_old_key(old)).build().await.unwrap();
     let cookie = r.jar.header();
     let req = RequestView::new(Method::Get, "/me", None).with_header("cookie", &cookie);
-    assert!(rotated.session(&req).await.session.is_some(), "the old key still opens");
+    let lookup = rotated.session(&req).await;
+    let sub = lookup.session.as_ref().expect("the old key still opens").sub().to_owned();
+    // The cookie is sealed again under the new key: once the old key is dropped, it still opens.
+    let resealed = lookup.set_cookies.first().expect("a resealed cookie");
+    assert!(resealed.starts_with("auth_session=") && !resealed.contains("Max-Age=0"), "{resealed}");
+    let mut jar = Jar::default();
+    jar.absorb([resealed]);
+    let only_new = builder_for(&r.op).session_keys(KeyRing::new(new)).build().await.unwrap();
+    let cookie = jar.header();
+    let req_new = RequestView::new(Method::Get, "/me", None).with_header("cookie", &cookie);
+    let lookup = only_new.session(&req_new).await;
+    assert_eq!(lookup.session.map(|s| s.sub().to_owned()), Some(sub), "the resealed cookie needs only the new key");
+    assert!(lookup.set_cookies.is_empty(), "a cookie under the newest key is not resealed again");
     let dropped = builder_for(&r.op).session_keys(KeyRing::new(SessionKey::generate())).build().await.unwrap();
     let lookup = dropped.session(&req).await;
     assert!(lookup.session.is_none(), "a key removed from the ring opens nothing");

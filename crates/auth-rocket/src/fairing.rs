@@ -57,6 +57,7 @@ use crate::{AuthRejection, config, convert};
 #[must_use]
 pub struct AuthFairing {
     source: Source,
+    port_check: bool,
 }
 
 type Customize = dyn Fn(AuthBuilder) -> AuthBuilder + Send + Sync;
@@ -79,7 +80,7 @@ impl fmt::Debug for AuthFairing {
 impl AuthFairing {
     /// A fairing for this [`Auth`].
     pub fn new(auth: Auth) -> Self {
-        AuthFairing { source: Source::Auth(auth) }
+        AuthFairing { source: Source::Auth(auth), port_check: true }
     }
 
     /// A fairing that builds its [`Auth`] at ignition from the `auth` table of Rocket's
@@ -136,7 +137,14 @@ impl AuthFairing {
     /// let fairing = auth_rocket::AuthFairing::from_config_with(|builder| builder.store(MemoryStore::new()));
     /// ```
     pub fn from_config_with(customize: impl Fn(AuthBuilder) -> AuthBuilder + Send + Sync + 'static) -> Self {
-        AuthFairing { source: Source::Config(Arc::new(customize)) }
+        AuthFairing { source: Source::Config(Arc::new(customize)), port_check: true }
+    }
+
+    /// Skips the liftoff check that a loopback `APP_URL` names Rocket's own port: for an app
+    /// behind a local proxy or load balancer on another port.
+    pub fn allow_port_mismatch(mut self) -> Self {
+        self.port_check = false;
+        self
     }
 }
 
@@ -181,6 +189,9 @@ impl Fairing for AuthFairing {
 
     async fn on_liftoff(&self, rocket: &Rocket<Orbit>) {
         let Some(state) = rocket.state::<AuthState>() else { return };
+        if !self.port_check {
+            return;
+        }
         if let Err(problem) = state.auth.check_listen_port(rocket.config().port, "ROCKET_PORT") {
             tracing::error!("auth_rocket::AuthFairing: {problem}; shutting down");
             rocket.shutdown().notify();
@@ -220,7 +231,11 @@ pub(crate) fn auth<'a>(req: &'a Request<'_>) -> Option<&'a Auth> {
 /// Keeps auth-core's answer for the response hook and fails the guard with the status the
 /// refusal stands for.
 pub(crate) fn refuse<T>(req: &Request<'_>, answer: AuthResponse, why: AuthRejection) -> Outcome<T, AuthRejection> {
-    let status = if why == AuthRejection::Forbidden { Status::Forbidden } else { Status::Unauthorized };
+    let status = match why {
+        AuthRejection::Forbidden => Status::Forbidden,
+        AuthRejection::StoreUnavailable => Status::ServiceUnavailable,
+        _ => Status::Unauthorized,
+    };
     *req.local_cache(Refusal::default).0.lock().unwrap_or_else(PoisonError::into_inner) = Some((status, answer));
     Outcome::Error((status, why))
 }

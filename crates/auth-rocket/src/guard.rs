@@ -112,6 +112,8 @@ pub enum AuthRejection {
     Forbidden,
     /// [`AuthFairing`](crate::AuthFairing) is not attached: 500.
     FairingMissing,
+    /// The session store could not be asked about the request's session: 503.
+    StoreUnavailable,
 }
 
 fn missing<T>(guard: &str) -> Outcome<T, AuthRejection> {
@@ -129,6 +131,9 @@ impl<'r> FromRequest<'r> for AuthUser {
         };
         match &lookup.session {
             Some(session) => Outcome::Success(AuthUser(session.clone())),
+            None if lookup.unavailable => {
+                fairing::refuse(req, auth.no_session(&convert::view(req), true), AuthRejection::StoreUnavailable)
+            }
             None => fairing::refuse(req, auth.unauthenticated(&convert::view(req)), AuthRejection::Unauthenticated),
         }
     }
@@ -142,11 +147,14 @@ impl<'r, P: Policy> FromRequest<'r> for Authorized<P> {
         let Some((auth, lookup)) = fairing::context(req) else {
             return missing("Authorized");
         };
-        match auth.authorize::<P>(lookup.session.as_ref(), &convert::view(req)) {
+        match auth.authorize_lookup::<P>(lookup.session.as_ref(), lookup.unavailable, &convert::view(req)) {
             Ok(session) => Outcome::Success(Authorized(session, PhantomData)),
             Err(answer) => {
-                let why =
-                    if lookup.session.is_some() { AuthRejection::Forbidden } else { AuthRejection::Unauthenticated };
+                let why = match (&lookup.session, lookup.unavailable) {
+                    (Some(_), _) => AuthRejection::Forbidden,
+                    (None, true) => AuthRejection::StoreUnavailable,
+                    (None, false) => AuthRejection::Unauthenticated,
+                };
                 fairing::refuse(req, answer, why)
             }
         }

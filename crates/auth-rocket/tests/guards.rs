@@ -325,3 +325,17 @@ async fn status_of_me(user: rocket::request::Outcome<AuthUser, auth_rocket::Auth
         _ => "other".into(),
     }
 }
+
+#[tokio::test]
+async fn a_loopback_app_url_on_another_port_stops_the_launch() {
+    let op = TestProvider::start().await.expect("provider");
+    // The Auth says port 8000; Rocket is told to listen elsewhere.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let figment = rocket::Config::figment()
+        .merge(("port", port))
+        .merge(("log_level", rocket::config::LogLevel::Off))
+        .merge(("shutdown.ctrlc", false));
+    let rocket = rocket::custom(figment).mount("/", auth_rocket::routes()).attach(AuthFairing::new(auth(&op).await));
+    let launched = tokio::time::timeout(std::time::Duration::from_secs(10), rocket.launch()).await;
+    assert!(matches!(launched, Ok(Ok(_))), "Rocket shut itself down at liftoff");
+}

@@ -28,10 +28,16 @@ impl Policy for Admin {
 /// The whole app for an [`Auth`], configured by `figment` (address, port, log level…; start from
 /// [`rocket::Config::figment()`] for Rocket's usual sources).
 pub fn rocket(auth: Auth, figment: Figment) -> Rocket<Build> {
+    rocket_with(AuthFairing::new(auth), figment)
+}
+
+/// [`rocket()`] with a fairing of your own (for example behind a proxy:
+/// [`AuthFairing::allow_port_mismatch`]).
+pub fn rocket_with(fairing: AuthFairing, figment: Figment) -> Rocket<Build> {
     rocket::custom(figment)
         .mount("/", rocket::routes![home, me, admin])
         .mount("/", auth_rocket::routes())
-        .attach(AuthFairing::new(auth))
+        .attach(fairing)
 }
 
 #[rocket::get("/")]

@@ -148,7 +148,7 @@ impl Auth {
                     Error::ProviderUnavailable { .. } | Error::Provider { .. } | Error::Unreachable { .. } => {
                         (503, "temporarily_unavailable")
                     }
-                    Error::Store(_) => (500, "server_error"),
+                    Error::Store(_) => (503, "temporarily_unavailable"),
                     _ => (400, "invalid_request"),
                 };
                 AuthResponse::json(status, &serde_json::json!({ "error": code })).no_store()

@@ -1,0 +1,549 @@
+//! The Redis (or Valkey) [`SessionStore`] for auth-core: sessions, single-use values and ended
+//! sessions shared by every instance of an app, and surviving restarts.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), auth_core::Error> {
+//! use auth_core::{Auth, Provider};
+//! use auth_redis::RedisStore;
+//!
+//! let store = RedisStore::connect("redis://127.0.0.1:6379/0").await?;
+//! let auth = Auth::builder()
+//!     .provider(Provider::from_env("oidc")?)
+//!     .store(store)
+//!     .build()
+//!     .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # What lives where
+//! - **Sessions** under `{prefix}{<session id>}:session`, as JSON, with a TTL equal to their
+//!   remaining lifetime; the cookie carries only the random session id, sealed by auth-core.
+//! - **Single-use values** (a login's `state`, a logout token's `jti`) under
+//!   `{prefix}{<key>}:once`, written with `SET NX PX`: a value used on one instance is refused on
+//!   every other, atomically.
+//! - **Ended sessions** (logouts, back-channel logouts) under `{prefix}{<key>}:ended`: the time
+//!   of the latest end, kept as long as a session it ends may live. A logout received by one
+//!   instance ends the session on all of them, and survives restarts of all of them.
+//!
+//! Every key has a TTL; nothing grows without bound. Keys are hash-tagged (the braces), so that
+//! each logical record maps to one slot of a Redis Cluster.
+//!
+//! # Zero round trips on the hot path
+//! A request whose session this instance has seen is answered from an in-process cache: the
+//! session by id, and what is known of the records that could end it. Every end of a session
+//! and every delete is published on the channel `{prefix}events`, to which every instance
+//! subscribes and applies to its cache. The cache is trusted only while that subscription is
+//! alive (a ping every second checks it): after a disconnect it is dropped and rebuilt from
+//! Redis, so a missed message can never keep a dead session alive.
+//!
+//! # Redis down
+//! Every command has a time limit ([`RedisStoreBuilder::command_timeout`], default 500 ms); a
+//! request that needs Redis then gets 503 (auth-core's `StoreUnavailable`), requests answered
+//! from the cache keep working, and the store reconnects by itself when Redis is back.
+
+#[cfg(feature = "test-server")]
+pub mod test_server;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use auth_core::{Error, Session, SessionStore};
+use futures_util::StreamExt;
+use redis::AsyncCommands;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+/// How many sessions the in-process cache holds by default.
+const DEFAULT_CACHE_SESSIONS: usize = 10_000;
+/// How many ended-record answers the in-process cache holds by default.
+const DEFAULT_CACHE_RECORDS: usize = 100_000;
+/// How often the subscription is checked with a ping.
+const PING_EVERY: Duration = Duration::from_secs(1);
+/// The longest a cached answer is used without asking Redis again: bounds what an event lost
+/// on its way (an instance that wrote to Redis but failed to publish) can leave stale.
+const CACHE_MAX_AGE: Duration = Duration::from_secs(30);
+
+/// Builds a [`RedisStore`].
+///
+/// ```no_run
+/// # async fn run() -> Result<(), auth_core::Error> {
+/// use std::time::Duration;
+/// let store = auth_redis::RedisStore::builder("redis://127.0.0.1:6379/0")
+///     .prefix("myapp:auth:")
+///     .command_timeout(Duration::from_millis(300))
+///     .connect()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct RedisStoreBuilder {
+    url: String,
+    prefix: String,
+    connect_timeout: Duration,
+    command_timeout: Duration,
+    cache_sessions: usize,
+    cache_records: usize,
+}
+
+impl RedisStoreBuilder {
+    /// The prefix of every key and of the channel (default `auth:`).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How long to wait for a connection (default 1 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The most one command may take, waiting for a reconnect included (default 500 ms); past it
+    /// the request that needed it gets 503.
+    pub fn command_timeout(mut self, timeout: Duration) -> Self {
+        self.command_timeout = timeout;
+        self
+    }
+
+    /// How many sessions the in-process cache keeps (default 10,000; 0 turns the cache off:
+    /// every request then asks Redis).
+    pub fn cache_sessions(mut self, entries: usize) -> Self {
+        self.cache_sessions = entries;
+        if entries == 0 {
+            self.cache_records = 0;
+        }
+        self
+    }
+
+    /// Connects (and starts the subscription that keeps the cache true).
+    ///
+    /// Redis being down at start is not an error: the store connects when it is back, and
+    /// until then the requests that need it answer 503.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a URL that is not a Redis URL.
+    pub async fn connect(self) -> Result<RedisStore, Error> {
+        let client = redis::Client::open(self.url.as_str())
+            .map_err(|e| Error::Config(format!("the Redis URL is not valid: {e}")))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.command_timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(1));
+        let eager = tokio::time::timeout(
+            self.connect_timeout.saturating_mul(3),
+            client.get_connection_manager_with_config(config.clone()),
+        )
+        .await;
+        let conn = match eager {
+            Ok(Ok(conn)) => conn,
+            // Redis down at start must not stop the app: connect on first use, and until then
+            // the requests that need Redis answer 503.
+            failed => {
+                let why = match failed {
+                    Ok(Err(err)) => err.to_string(),
+                    _ => "timed out".into(),
+                };
+                tracing::warn!(error = %why, "auth-redis: Redis is not reachable at start; requests that need it answer 503 until it is");
+                client.get_connection_manager_lazy(config).map_err(store_error)?
+            }
+        };
+        let inner = Arc::new(Inner {
+            conn,
+            channel: format!("{}events", self.prefix),
+            prefix: self.prefix,
+            command_timeout: self.command_timeout,
+            cache: Mutex::new(Cache::new(self.cache_sessions, self.cache_records)),
+            subscribed: AtomicBool::new(false),
+            events: AtomicU64::new(0),
+        });
+        tokio::spawn(subscribe(Arc::downgrade(&inner), client, self.connect_timeout));
+        Ok(RedisStore { inner })
+    }
+}
+
+/// Sessions, single-use values and ended sessions in Redis (see the [crate] docs).
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.inner.prefix)
+            .field("subscribed", &self.inner.subscribed.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    conn: ConnectionManager,
+    prefix: String,
+    channel: String,
+    command_timeout: Duration,
+    cache: Mutex<Cache>,
+    /// The subscription is alive: the cache may be trusted.
+    subscribed: AtomicBool,
+    /// Events applied so far: a cache fill that raced with one is dropped.
+    events: AtomicU64,
+}
+
+/// What this instance knows, valid while the subscription lives.
+struct Cache {
+    sessions: HashMap<String, (Session, Instant)>,
+    /// Ended-session records: `Some(at)` ended at `at`, `None` known not to exist; and when
+    /// this was learnt.
+    records: HashMap<String, (Option<u64>, Instant)>,
+    max_sessions: usize,
+    max_records: usize,
+}
+
+impl Cache {
+    fn new(max_sessions: usize, max_records: usize) -> Self {
+        Cache { sessions: HashMap::new(), records: HashMap::new(), max_sessions, max_records }
+    }
+
+    fn clear(&mut self) {
+        self.sessions.clear();
+        self.records.clear();
+    }
+
+    fn put_session(&mut self, session: Session) {
+        if self.max_sessions == 0 {
+            return;
+        }
+        if self.sessions.len() >= self.max_sessions {
+            self.sessions.clear();
+        }
+        self.sessions.insert(session.id().to_owned(), (session, Instant::now()));
+    }
+
+    fn session(&self, id: &str) -> Option<&Session> {
+        self.sessions.get(id).filter(|(_, at)| at.elapsed() < CACHE_MAX_AGE).map(|(s, _)| s)
+    }
+
+    fn record(&self, key: &str) -> Option<Option<u64>> {
+        self.records.get(key).filter(|(_, at)| at.elapsed() < CACHE_MAX_AGE).map(|(r, _)| *r)
+    }
+
+    /// The latest end time known for `key` (0 when none), whatever its age.
+    fn known_end(&self, key: &str) -> u64 {
+        self.records.get(key).and_then(|(r, _)| *r).unwrap_or(0)
+    }
+
+    fn put_record(&mut self, key: String, at: Option<u64>) {
+        if self.max_records == 0 {
+            return;
+        }
+        if self.records.len() >= self.max_records {
+            self.records.clear();
+        }
+        self.records.insert(key, (at, Instant::now()));
+    }
+}
+
+impl RedisStore {
+    /// Connects with the defaults.
+    ///
+    /// # Errors
+    /// As [`RedisStoreBuilder::connect`].
+    pub async fn connect(url: &str) -> Result<RedisStore, Error> {
+        RedisStore::builder(url).connect().await
+    }
+
+    /// A builder, to change the prefix, the timeouts or the cache.
+    pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        RedisStoreBuilder {
+            url: url.into(),
+            prefix: "auth:".into(),
+            connect_timeout: Duration::from_secs(1),
+            command_timeout: Duration::from_millis(500),
+            cache_sessions: DEFAULT_CACHE_SESSIONS,
+            cache_records: DEFAULT_CACHE_RECORDS,
+        }
+    }
+
+    /// Whether the subscription that keeps the cache true is alive (for health checks).
+    pub fn is_subscribed(&self) -> bool {
+        self.inner.subscribed.load(Ordering::SeqCst)
+    }
+
+    fn key(&self, name: &str, kind: &str) -> String {
+        format!("{}{{{name}}}:{kind}", self.inner.prefix)
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.inner.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs a command with the time limit.
+    async fn run<T>(
+        &self,
+        what: &'static str,
+        command: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, Error> {
+        match tokio::time::timeout(self.inner.command_timeout, command).await {
+            Ok(result) => result.map_err(store_error),
+            Err(_) => Err(store_error(TimedOut(what))),
+        }
+    }
+
+    /// Announces an event to every instance (this one included, through its subscription).
+    async fn publish(&self, event: String) -> Result<(), Error> {
+        let mut conn = self.inner.conn.clone();
+        self.run("PUBLISH", conn.publish::<_, _, usize>(&self.inner.channel, event)).await.map(drop)
+    }
+
+    /// Whether the cache may answer: the subscription is alive.
+    fn trusted(&self) -> bool {
+        self.inner.subscribed.load(Ordering::SeqCst)
+    }
+}
+
+/// Milliseconds from now until `until` (Unix seconds), at least one second.
+fn ttl_ms(until: u64) -> u64 {
+    until.saturating_sub(auth_core_now()).max(1).saturating_mul(1000)
+}
+
+fn auth_core_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Keeps the later end time and the longer TTL of an ended-session record, atomically.
+const END_SCRIPT: &str = r"
+local current = tonumber(redis.call('GET', KEYS[1]) or '-1')
+local at = tonumber(ARGV[1])
+if at > current then redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL') end
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 1
+";
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    async fn save(&self, session: &Session) -> Result<Vec<u8>, Error> {
+        let json = serde_json::to_vec(session).map_err(|_| Error::Internal("session serialization"))?;
+        let key = self.key(session.id(), "session");
+        let mut conn = self.inner.conn.clone();
+        let ttl = ttl_ms(session.expires_at());
+        self.run("SET", conn.pset_ex::<_, _, ()>(&key, json, ttl)).await?;
+        // Another instance may hold an older copy (a refresh updates a session in place).
+        self.publish(format!("d\t{}", session.id())).await?;
+        Ok(session.id().as_bytes().to_vec())
+    }
+
+    async fn load(&self, payload: &[u8]) -> Result<Option<Session>, Error> {
+        let Ok(id) = std::str::from_utf8(payload) else { return Ok(None) };
+        if self.trusted()
+            && let Some(session) = self.cache().session(id)
+        {
+            return Ok(Some(session.clone()));
+        }
+        let events = self.inner.events.load(Ordering::SeqCst);
+        let mut conn = self.inner.conn.clone();
+        let json: Option<Vec<u8>> = self.run("GET", conn.get(self.key(id, "session"))).await?;
+        let session = json.and_then(|bytes| serde_json::from_slice::<Session>(&bytes).ok()).filter(|s| s.id() == id);
+        if let Some(session) = &session
+            && self.trusted()
+            && self.inner.events.load(Ordering::SeqCst) == events
+        {
+            self.cache().put_session(session.clone());
+        }
+        Ok(session)
+    }
+
+    async fn delete(&self, session: &Session) -> Result<(), Error> {
+        let mut conn = self.inner.conn.clone();
+        self.run("DEL", conn.del::<_, usize>(self.key(session.id(), "session"))).await?;
+        self.cache().sessions.remove(session.id());
+        self.publish(format!("d\t{}", session.id())).await
+    }
+
+    async fn use_once(&self, key: &str, until: u64) -> Result<bool, Error> {
+        let mut conn = self.inner.conn.clone();
+        let cmd = redis::cmd("SET").arg(self.key(key, "once")).arg(1).arg("NX").arg("PX").arg(ttl_ms(until)).to_owned();
+        self.run("SET NX", async move { cmd.query_async::<Option<String>>(&mut conn).await }).await.map(|r| r.is_some())
+    }
+
+    async fn end_sessions(&self, key: &str, at: u64, until: u64) -> Result<(), Error> {
+        let mut conn = self.inner.conn.clone();
+        let script = redis::Script::new(END_SCRIPT);
+        let mut invocation = script.key(self.key(key, "ended"));
+        invocation.arg(at).arg(ttl_ms(until));
+        self.run("EVALSHA", async move { invocation.invoke_async::<i64>(&mut conn).await }).await?;
+        {
+            let mut cache = self.cache();
+            let known = cache.known_end(key);
+            cache.put_record(key.to_owned(), Some(known.max(at)));
+        }
+        self.publish(format!("e\t{at}\t{key}")).await
+    }
+
+    async fn ended_since(&self, keys: &[String], created_at: u64) -> Result<bool, Error> {
+        let ended = |at: &Option<u64>| at.is_some_and(|at| at >= created_at);
+        if self.trusted() {
+            let cache = self.cache();
+            let known: Option<Vec<Option<u64>>> = keys.iter().map(|k| cache.record(k)).collect();
+            if let Some(known) = known {
+                return Ok(known.iter().any(ended));
+            }
+        }
+        let events = self.inner.events.load(Ordering::SeqCst);
+        let redis_keys: Vec<String> = keys.iter().map(|k| self.key(k, "ended")).collect();
+        let mut conn = self.inner.conn.clone();
+        let values: Vec<Option<u64>> = if redis_keys.is_empty() {
+            Vec::new()
+        } else {
+            self.run("MGET", async move { redis::cmd("MGET").arg(&redis_keys).query_async(&mut conn).await }).await?
+        };
+        if self.trusted() && self.inner.events.load(Ordering::SeqCst) == events {
+            let mut cache = self.cache();
+            for (key, at) in keys.iter().zip(&values) {
+                cache.put_record(key.clone(), *at);
+            }
+        }
+        Ok(values.iter().any(ended))
+    }
+}
+
+/// Applies one event of the channel to the cache.
+fn apply(inner: &Inner, payload: &str) {
+    inner.events.fetch_add(1, Ordering::SeqCst);
+    let mut cache = inner.cache.lock().unwrap_or_else(|e| e.into_inner());
+    let mut parts = payload.splitn(3, '\t');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some("d"), Some(id), None) => {
+            cache.sessions.remove(id);
+        }
+        (Some("e"), Some(at), Some(key)) => {
+            if let Ok(at) = at.parse::<u64>() {
+                let known = cache.known_end(key);
+                cache.put_record(key.to_owned(), Some(known.max(at)));
+            }
+        }
+        // Unknown events (a newer version's): nothing cached can be trusted to be current.
+        _ => cache.clear(),
+    }
+}
+
+/// Keeps the subscription alive for as long as the store lives: (re)subscribes with backoff,
+/// pings it every second, and drops the cache whenever it is not known to be alive.
+async fn subscribe(inner: Weak<Inner>, client: redis::Client, connect_timeout: Duration) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let Some(channel) = inner.upgrade().map(|i| i.channel.clone()) else { return };
+        let connected = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            redis::RedisResult::Ok(pubsub)
+        };
+        match tokio::time::timeout(connect_timeout, connected).await {
+            Ok(Ok(pubsub)) => {
+                backoff = Duration::from_millis(100);
+                let (mut sink, mut stream) = pubsub.split();
+                {
+                    let Some(inner) = inner.upgrade() else { return };
+                    // Whatever happened while unsubscribed is unknown: start from Redis again.
+                    inner.cache.lock().unwrap_or_else(|e| e.into_inner()).clear();
+                    inner.subscribed.store(true, Ordering::SeqCst);
+                    tracing::debug!(channel, "auth-redis: subscribed; the session cache is live");
+                }
+                let mut ping = tokio::time::interval(PING_EVERY);
+                loop {
+                    tokio::select! {
+                        message = stream.next() => match message {
+                            Some(message) => {
+                                let Some(inner) = inner.upgrade() else { return };
+                                if let Ok(payload) = message.get_payload::<String>() {
+                                    apply(&inner, &payload);
+                                }
+                            }
+                            None => break,
+                        },
+                        _ = ping.tick() => {
+                            let alive = tokio::time::timeout(connect_timeout, sink.ping::<redis::Value>()).await;
+                            if !matches!(alive, Ok(Ok(_))) {
+                                break;
+                            }
+                            if inner.strong_count() == 0 {
+                                return;
+                            }
+                        }
+                    }
+                }
+                if let Some(inner) = inner.upgrade() {
+                    inner.subscribed.store(false, Ordering::SeqCst);
+                    inner.cache.lock().unwrap_or_else(|e| e.into_inner()).clear();
+                    tracing::warn!(
+                        "auth-redis: the subscription dropped; sessions are read from Redis until it is back"
+                    );
+                }
+            }
+            Ok(Err(err)) => tracing::warn!(error = %err, "auth-redis: cannot subscribe; retrying"),
+            Err(_) => tracing::warn!("auth-redis: subscribing timed out; retrying"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// A command that ran out of time.
+#[derive(Debug)]
+struct TimedOut(&'static str);
+
+impl fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Redis did not answer {} in time", self.0)
+    }
+}
+
+impl std::error::Error for TimedOut {}
+
+fn store_error(err: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::Store(Box::new(err))
+}
+
+/// The store `AUTH_STORE` names, for apps following the examples' conventions:
+/// `redis://…` or `rediss://…` (a [`RedisStore`]), `memory` (auth-core's `MemoryStore`), or
+/// unset (the cookie store: the builder is returned as it is).
+///
+/// ```no_run
+/// # async fn run() -> Result<(), auth_core::Error> {
+/// let builder = auth_redis::store_from_env(auth_core::Auth::builder().from_env()?).await?;
+/// # Ok(()) }
+/// ```
+///
+/// # Errors
+/// [`Error::Env`] for any other value; as [`RedisStoreBuilder::connect`] for a Redis URL.
+pub async fn store_from_env(builder: auth_core::AuthBuilder) -> Result<auth_core::AuthBuilder, Error> {
+    store_from_env_with(builder, |k| std::env::var(k).ok()).await
+}
+
+/// [`store_from_env`] with any lookup function.
+///
+/// # Errors
+/// As [`store_from_env`].
+pub async fn store_from_env_with(
+    builder: auth_core::AuthBuilder,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<auth_core::AuthBuilder, Error> {
+    let Some(value) = env("AUTH_STORE").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) else {
+        return Ok(builder);
+    };
+    if value == "memory" {
+        return Ok(builder.store(auth_core::MemoryStore::new()));
+    }
+    if value.starts_with("redis://") || value.starts_with("rediss://") {
+        let prefix = env("AUTH_STORE_PREFIX").filter(|p| !p.is_empty()).unwrap_or_else(|| "auth:".into());
+        let store = RedisStore::builder(&value).prefix(prefix).connect().await?;
+        tracing::info!("sessions in Redis (AUTH_STORE)");
+        return Ok(builder.store(store));
+    }
+    Err(Error::Env {
+        name: "AUTH_STORE".into(), problem: "must be redis://host:port/db, rediss://…, or memory".into()
+    })
+}
