@@ -172,6 +172,11 @@ macro_rules! scenarios {
             non_canonical_auth_paths_are_404,
             control_characters_in_state_are_400,
             method_not_allowed_says_what_is,
+            bearer_jwt_access_token_is_accepted,
+            bearer_header_problems_get_rfc6750_answers,
+            bad_bearer_tokens_are_invalid_token,
+            bearer_scope_is_required,
+            opaque_tokens_are_introspected,
         );
     };
     (@each $framework:ty; $($name:ident),* $(,)?) => {
@@ -374,6 +379,150 @@ pub mod scenario {
             assert_eq!(res.status(), 405, "{allow}");
             assert_eq!(res.headers().get("allow").and_then(|v| v.to_str().ok()), Some(allow));
         }
+    }
+
+    async fn api(app: &TestApp, path: &str, authorization: Option<&str>) -> Response {
+        let mut req = Browser::new().client().get(app.url(path)).header("accept", "application/json");
+        if let Some(value) = authorization {
+            req = req.header("authorization", value);
+        }
+        req.send().await.expect("request")
+    }
+
+    fn www_authenticate(res: &Response) -> String {
+        res.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+    }
+
+    fn now() -> u64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("a clock").as_secs()
+    }
+
+    /// A JWT access token (RFC 9068) of the provider, for this app's audience: 200 JSON.
+    pub async fn bearer_jwt_access_token_is_accepted(app: &TestApp) {
+        let token = app.provider.mint_jwt_access_token(&app.base, "read write");
+        let res = api(app, "/api/whoami", Some(&format!("Bearer {token}"))).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()["content-type"], "application/json");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["sub"], app.provider.user().sub.as_str());
+        assert_eq!(body["scope"], "read write");
+        assert_eq!(body["client_id"], app.provider.client_id());
+    }
+
+    /// No token: 401 with a bare challenge; a malformed header: 400 `invalid_request`; a token in
+    /// the query string is not looked at.
+    pub async fn bearer_header_problems_get_rfc6750_answers(app: &TestApp) {
+        let res = api(app, "/api/whoami", None).await;
+        assert_eq!(res.status(), 401);
+        assert_eq!(www_authenticate(&res), format!("Bearer realm=\"{}\"", app.base));
+        let res = api(app, "/api/whoami", Some("Basic dXNlcjpwYXNz")).await;
+        assert_eq!(res.status(), 401, "another scheme is no bearer token");
+        let res = api(app, "/api/whoami", Some("Bearer two words")).await;
+        assert_eq!(res.status(), 400);
+        assert!(www_authenticate(&res).contains("error=\"invalid_request\""), "{}", www_authenticate(&res));
+        let token = app.provider.mint_jwt_access_token(&app.base, "read");
+        let res = api(app, &format!("/api/whoami?access_token={token}"), None).await;
+        assert_eq!(res.status(), 401, "never from the query string");
+    }
+
+    /// Expired, another audience or issuer, `alg: none`, HS256, untyped, an ID token: 401
+    /// `invalid_token`, the reason never in the header.
+    pub async fn bad_bearer_tokens_are_invalid_token(app: &TestApp) {
+        let op = &app.provider;
+        let claims = |extra: serde_json::Value| {
+            let mut claims = serde_json::json!({
+                "iss": op.issuer(), "sub": "alice", "aud": app.base, "client_id": op.client_id(),
+                "scope": "read", "iat": now(), "exp": now() + 300, "jti": format!("j{}", now()),
+            });
+            for (k, v) in extra.as_object().unwrap() {
+                claims[k] = v.clone();
+            }
+            claims
+        };
+        let b64 = |v: &serde_json::Value| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+        };
+        let hs256 = jsonwebtoken::encode(
+            &jsonwebtoken::Header {
+                typ: Some("at+jwt".into()),
+                ..jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256)
+            },
+            &claims(serde_json::json!({})),
+            &jsonwebtoken::EncodingKey::from_secret(op.client_secret().as_bytes()),
+        )
+        .unwrap();
+        let cases = [
+            (
+                "expired",
+                op.sign_jwt_with_type(&claims(serde_json::json!({"iat": now() - 7200, "exp": now() - 3600})), "at+jwt"),
+            ),
+            (
+                "another audience",
+                op.sign_jwt_with_type(&claims(serde_json::json!({"aud": "https://other.example"})), "at+jwt"),
+            ),
+            (
+                "another issuer",
+                op.sign_jwt_with_type(&claims(serde_json::json!({"iss": "https://evil.example"})), "at+jwt"),
+            ),
+            ("typ JWT", op.sign_jwt_with_type(&claims(serde_json::json!({})), "JWT")),
+            ("an ID token", op.sign_jwt(&claims(serde_json::json!({"aud": op.client_id(), "nonce": "n"})))),
+            (
+                "alg none",
+                format!(
+                    "{}.{}.",
+                    b64(&serde_json::json!({"alg": "none", "typ": "at+jwt"})),
+                    b64(&claims(serde_json::json!({})))
+                ),
+            ),
+            ("HS256 with the client secret", hs256),
+        ];
+        for (what, token) in cases {
+            let res = api(app, "/api/whoami", Some(&format!("Bearer {token}"))).await;
+            assert_eq!(res.status(), 401, "{what}");
+            let challenge = www_authenticate(&res);
+            assert_eq!(challenge, format!("Bearer realm=\"{}\", error=\"invalid_token\"", app.base), "{what}");
+            let body: serde_json::Value = res.json().await.unwrap();
+            assert_eq!(body["error"], "invalid_token", "{what}");
+        }
+    }
+
+    /// `/api/admin` needs the scope `admin`: 403 `insufficient_scope` naming it, else 200.
+    pub async fn bearer_scope_is_required(app: &TestApp) {
+        let reader = app.provider.mint_jwt_access_token(&app.base, "read");
+        let res = api(app, "/api/admin", Some(&format!("Bearer {reader}"))).await;
+        assert_eq!(res.status(), 403);
+        assert_eq!(
+            www_authenticate(&res),
+            format!("Bearer realm=\"{}\", error=\"insufficient_scope\", scope=\"admin\"", app.base)
+        );
+        let admin = app.provider.mint_jwt_access_token(&app.base, "read admin");
+        assert_eq!(api(app, "/api/admin", Some(&format!("Bearer {admin}"))).await.status(), 200);
+    }
+
+    /// Opaque tokens go to introspection, once per token while it is valid; inactive ones are
+    /// 401; introspection down is 503, never 200 and never 401.
+    pub async fn opaque_tokens_are_introspected(app: &TestApp) {
+        let token = app.provider.mint_access_token_for(&app.base, "read");
+        let auth = format!("Bearer {token}");
+        let res = api(app, "/api/whoami", Some(&auth)).await;
+        assert_eq!(res.status(), 200);
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["scope"], "read");
+        let asked = app.provider.introspect_requests();
+        assert_eq!(api(app, "/api/whoami", Some(&auth)).await.status(), 200);
+        assert_eq!(app.provider.introspect_requests(), asked, "a known token is not introspected again");
+        let other = app.provider.mint_access_token_for("https://other.example", "read");
+        assert_eq!(api(app, "/api/whoami", Some(&format!("Bearer {other}"))).await.status(), 401, "another audience");
+        let res = api(app, "/api/whoami", Some("Bearer no-such-token")).await;
+        assert_eq!(res.status(), 401, "inactive");
+        assert!(www_authenticate(&res).contains("invalid_token"));
+        app.provider.inject(Fault::IntrospectionStatus(500));
+        let fresh = app.provider.mint_access_token_for(&app.base, "read");
+        let res = api(app, "/api/whoami", Some(&format!("Bearer {fresh}"))).await;
+        assert_eq!(res.status(), 503, "the provider could not say");
+        app.provider.clear_faults();
+        assert_eq!(api(app, "/api/whoami", Some(&format!("Bearer {fresh}"))).await.status(), 200);
     }
 
     /// RP-initiated logout: the provider's end-session endpoint with `id_token_hint` and

@@ -78,7 +78,7 @@ impl<P> Deref for Authorized<P> {
 /// assert_eq!(rejection.error_response().status(), 403);
 /// ```
 #[derive(Debug, Clone)]
-pub struct AuthRejection(AuthResponse);
+pub struct AuthRejection(pub(crate) AuthResponse);
 
 impl AuthRejection {
     /// The response auth-core decided on.

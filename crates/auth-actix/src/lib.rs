@@ -44,6 +44,7 @@
 //! Errors of extractors are [`AuthRejection`]s, an [`actix_web::ResponseError`] carrying the
 //! response auth-core decided on.
 
+mod bearer;
 mod convert;
 mod extract;
 mod middleware;
@@ -51,7 +52,8 @@ mod routes;
 mod service;
 
 pub use auth_core;
-pub use auth_core::{Auth, Claims, EmailVerified, Policy, Session};
+pub use auth_core::{Auth, Bearer, Claims, EmailVerified, Policy, Scope, Session};
+pub use bearer::{BearerUser, Principal, RequireScope};
 pub use extract::{AuthRejection, AuthUser, Authorized};
 pub use middleware::AuthMiddleware;
 pub use routes::{routes, routes_at};

@@ -60,7 +60,7 @@ impl<P> Deref for Authorized<P> {
 /// Why an extractor refused: the response to send (redirect, 401, 403, or a 500 naming the
 /// missing layer).
 #[derive(Debug)]
-pub struct AuthRejection(Box<Response>);
+pub struct AuthRejection(pub(crate) Box<Response>);
 
 impl IntoResponse for AuthRejection {
     fn into_response(self) -> Response {
@@ -76,7 +76,7 @@ pub(crate) fn missing_layer() -> AuthRejection {
     ))
 }
 
-fn state(parts: &Parts) -> Result<&AuthState, AuthRejection> {
+pub(crate) fn state(parts: &Parts) -> Result<&AuthState, AuthRejection> {
     parts.extensions.get::<AuthState>().ok_or_else(missing_layer)
 }
 

@@ -6,7 +6,9 @@
 //! - [`routes()`] answers `GET /auth/{provider}/login`, `GET|POST /auth/{provider}/callback` and
 //!   `POST /auth/logout`;
 //! - [`AuthUser`] requires a login (a browser is redirected to the provider, an API client gets
-//!   401), `Option<AuthUser>` does not, and [`Authorized<P>`] applies a [`Policy`] (403).
+//!   401), `Option<AuthUser>` does not, and [`Authorized<P>`] applies a [`Policy`] (403);
+//! - for APIs, [`BearerUser`] requires a bearer access token (RFC 6750), [`RequireScope<S>`] a
+//!   scope, and [`Principal`] takes a bearer token or a session.
 //!
 //! The adapter only translates: every decision (cookies, statuses, redirects) is auth-core's.
 //!
@@ -26,6 +28,7 @@
 //! # Ok(()) }
 //! ```
 
+mod bearer;
 mod convert;
 mod extract;
 mod layer;
@@ -33,7 +36,8 @@ mod routes;
 mod service;
 
 pub use auth_core;
-pub use auth_core::{Auth, Claims, EmailVerified, Policy, Session};
+pub use auth_core::{Auth, Bearer, Claims, EmailVerified, Policy, Scope, Session};
+pub use bearer::{BearerUser, Principal, RequireScope};
 pub use extract::{AuthRejection, AuthUser, Authorized};
 pub use layer::AuthLayer;
 pub use routes::{routes, routes_at};

@@ -1,6 +1,9 @@
 //! [`Auth`]: the registry of providers and every decision of the login flow.
 
+mod bearer;
 mod logout;
+
+pub use bearer::{Bearer, Principal, Scope};
 
 use std::fmt;
 use std::sync::Arc;
@@ -81,6 +84,8 @@ pub struct AuthBuilder {
     default_provider: Option<String>,
     cookie_name: String,
     allow_random_key: bool,
+    api_audience: Option<String>,
+    bearer_provider: Option<String>,
 }
 
 impl fmt::Debug for AuthBuilder {
@@ -109,6 +114,8 @@ impl AuthBuilder {
             default_provider: None,
             cookie_name: "auth".into(),
             allow_random_key: false,
+            api_audience: None,
+            bearer_provider: None,
         }
     }
 
@@ -135,6 +142,9 @@ impl AuthBuilder {
             url::Url::parse(url.trim())
                 .map_err(|e| Error::Env { name: "APP_URL".into(), problem: format!("is not a URL ({e})") })?;
             self = self.base_url(url.trim());
+        }
+        if let Some(audience) = env("API_AUDIENCE").filter(|v| !v.trim().is_empty()) {
+            self.api_audience = Some(audience.trim().to_owned());
         }
         if let Some(text) = env("AUTH_SESSION_KEY").filter(|v| !v.trim().is_empty()) {
             let keys = KeyRing::from_text(&text)
@@ -225,6 +235,19 @@ impl AuthBuilder {
     /// [`AuthBuilder::allow_random_session_key`] is called.
     pub fn session_keys(mut self, keys: KeyRing) -> Self {
         self.keys = Some(keys);
+        self
+    }
+
+    /// The audience a bearer access token must carry to be accepted by this API (`API_AUDIENCE`;
+    /// default: the base URL).
+    pub fn api_audience(mut self, audience: impl Into<String>) -> Self {
+        self.api_audience = Some(audience.into());
+        self
+    }
+
+    /// The provider whose access tokens the API accepts (default: the default provider).
+    pub fn bearer_provider(mut self, name: impl Into<String>) -> Self {
+        self.bearer_provider = Some(name.into());
         self
     }
 
@@ -351,6 +374,11 @@ impl AuthBuilder {
             Some(name) => return Err(Error::config(format!("default provider `{name}` is not registered"))),
             None => providers[0].name.clone(),
         };
+        let bearer_provider = match self.bearer_provider {
+            Some(name) if providers.iter().any(|p| p.name == name) => name,
+            Some(name) => return Err(Error::config(format!("bearer provider `{name}` is not registered"))),
+            None => default_provider.clone(),
+        };
         let keys = match self.keys {
             Some(keys) => keys,
             // Rocket's rule for its `secret_key`: a random key silently logs everyone out at every
@@ -378,6 +406,7 @@ impl AuthBuilder {
             );
         }
         let host_prefix = if secure { "__Host-" } else { "" };
+        let api_audience = self.api_audience.unwrap_or_else(|| self.base_url.clone());
         Ok(Auth {
             inner: Arc::new(Inner {
                 session_cookie: format!("{host_prefix}{}_session", self.cookie_name),
@@ -396,6 +425,9 @@ impl AuthBuilder {
                 leeway: self.leeway.as_secs(),
                 cache: SessionCache::new(SESSION_CACHE_ENTRIES, SESSION_CACHE_BYTES),
                 login_order: std::sync::atomic::AtomicU64::new(0),
+                api_audience,
+                bearer_provider,
+                bearer_cache: bearer::BearerCache::default(),
             }),
         })
     }
@@ -506,6 +538,11 @@ struct Inner {
     cache: SessionCache,
     /// The last creation order handed to a pending login.
     login_order: std::sync::atomic::AtomicU64,
+    /// What a bearer token's `aud` must name.
+    api_audience: String,
+    /// The provider whose access tokens are accepted.
+    bearer_provider: String,
+    bearer_cache: bearer::BearerCache,
 }
 
 /// The library's state, shared by every request: cheap to clone.

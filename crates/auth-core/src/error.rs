@@ -177,6 +177,23 @@ pub enum Error {
     /// The session store failed (its cause kept as the source).
     #[error("session store error")]
     Store(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// No `Authorization: Bearer` token (RFC 6750 §3.1: 401 without an error code).
+    #[error("no bearer token")]
+    BearerMissing,
+    /// The `Authorization` header is not a valid bearer header: 400 `invalid_request`.
+    #[error("malformed bearer Authorization header")]
+    BearerMalformed,
+    /// The bearer token was refused (expired, another audience, bad signature, …): 401
+    /// `invalid_token`; the reason is logged, never sent.
+    #[error("bearer token refused: {0}")]
+    BearerInvalid(String),
+    /// The token lacks the scope a route requires: 403 `insufficient_scope`.
+    #[error("the token lacks the scope `{0}`")]
+    InsufficientScope(String),
+    /// The provider could not say whether a bearer token is valid (JWKS or introspection down):
+    /// 503, never 200 and never 401.
+    #[error("bearer tokens cannot be checked right now")]
+    BearerUnavailable,
     /// The session store could not be asked about a request's session: 503.
     #[error("the session store is unavailable")]
     StoreUnavailable,
@@ -234,7 +251,10 @@ impl Error {
             | Error::TokenRejected { .. } => 400,
             Error::Authorization { code } if code == "access_denied" => 403,
             Error::Authorization { .. } => 400,
-            Error::Unauthenticated => 401,
+            Error::Unauthenticated | Error::BearerMissing | Error::BearerInvalid(_) => 401,
+            Error::BearerMalformed => 400,
+            Error::InsufficientScope(_) => 403,
+            Error::BearerUnavailable => 503,
             Error::Forbidden(_) => 403,
             Error::UnknownProvider(_) | Error::NotFound => 404,
             Error::MethodNotAllowed { .. } => 405,
@@ -265,6 +285,11 @@ impl Error {
             Error::TokenRejected { .. } => "invalid_grant",
             Error::BadRequest(_) => "bad_request",
             Error::Unauthenticated => "unauthenticated",
+            Error::BearerMissing => "unauthenticated",
+            Error::BearerMalformed => "invalid_request",
+            Error::BearerInvalid(_) => "invalid_token",
+            Error::InsufficientScope(_) => "insufficient_scope",
+            Error::BearerUnavailable => "temporarily_unavailable",
             Error::Forbidden(_) => "forbidden",
             Error::UnknownProvider(_) => "unknown_provider",
             Error::NotFound => "not_found",
@@ -294,6 +319,11 @@ impl Error {
             Error::TokenRejected { .. } => "The login could not be completed: the provider refused the authorization code (expired or already used). Please log in again.".into(),
             Error::BadRequest(what) => format!("Bad request: {what}."),
             Error::Unauthenticated => "You need to log in.".into(),
+            Error::BearerMissing => "A bearer access token is required.".into(),
+            Error::BearerMalformed => "The Authorization header is not a valid bearer token header.".into(),
+            Error::BearerInvalid(_) => "The access token is not valid.".into(),
+            Error::InsufficientScope(scope) => format!("The access token lacks the scope `{scope}`."),
+            Error::BearerUnavailable => "Access tokens cannot be checked right now. Please try again.".into(),
             Error::Forbidden(why) => format!("Access denied: {why}."),
             Error::UnknownProvider(_) => "Unknown login provider.".into(),
             Error::NotFound => "Not found.".into(),

@@ -50,7 +50,9 @@ mod session;
 mod state;
 pub mod store_contract;
 
-pub use auth::{Auth, AuthBuilder, EmailVerified, LoggedIn, LoginCompletion, Policy, SessionLookup};
+pub use auth::{
+    Auth, AuthBuilder, Bearer, EmailVerified, LoggedIn, LoginCompletion, Policy, Principal, Scope, SessionLookup,
+};
 pub use crypto::{KeyRing, SessionKey};
 pub use discovery::ProviderMetadata;
 pub use error::{Error, Report, TokenError};

@@ -149,6 +149,7 @@ pub struct Provider {
     pub(crate) issuer_aliases: Vec<String>,
     /// The prefix of the environment variables it was read from (`OIDC`), to name them in errors.
     pub(crate) env_prefix: Option<String>,
+    pub(crate) untyped_access_tokens: bool,
 }
 
 impl Provider {
@@ -175,6 +176,7 @@ impl Provider {
             id_token_alg: None,
             issuer_aliases: Vec::new(),
             env_prefix: None,
+            untyped_access_tokens: false,
         }
     }
 
@@ -501,6 +503,15 @@ impl Provider {
     #[must_use]
     pub fn with_id_token_signing_alg(mut self, alg: impl Into<String>) -> Self {
         self.id_token_alg = Some(alg.into());
+        self
+    }
+
+    /// Accepts JWT access tokens without the RFC 9068 type `at+jwt` (for providers that issue
+    /// `typ: JWT`: Keycloak, Auth0, Entra ID). ID tokens are still refused (they carry a `nonce`,
+    /// and another audience).
+    #[must_use]
+    pub fn with_untyped_access_tokens(mut self) -> Self {
+        self.untyped_access_tokens = true;
         self
     }
 

@@ -231,11 +231,8 @@ pub(crate) fn auth<'a>(req: &'a Request<'_>) -> Option<&'a Auth> {
 /// Keeps auth-core's answer for the response hook and fails the guard with the status the
 /// refusal stands for.
 pub(crate) fn refuse<T>(req: &Request<'_>, answer: AuthResponse, why: AuthRejection) -> Outcome<T, AuthRejection> {
-    let status = match why {
-        AuthRejection::Forbidden => Status::Forbidden,
-        AuthRejection::StoreUnavailable => Status::ServiceUnavailable,
-        _ => Status::Unauthorized,
-    };
+    // The status the answer stands for; a redirect to the login stands for 401.
+    let status = if (400..600).contains(&answer.status) { Status::new(answer.status) } else { Status::Unauthorized };
     *req.local_cache(Refusal::default).0.lock().unwrap_or_else(PoisonError::into_inner) = Some((status, answer));
     Outcome::Error((status, why))
 }

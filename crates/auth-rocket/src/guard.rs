@@ -114,6 +114,9 @@ pub enum AuthRejection {
     FairingMissing,
     /// The session store could not be asked about the request's session: 503.
     StoreUnavailable,
+    /// The bearer token was missing, malformed, invalid, short of a scope, or could not be
+    /// checked (401, 400, 401, 403, 503, with RFC 6750's `WWW-Authenticate`).
+    BearerRefused,
 }
 
 fn missing<T>(guard: &str) -> Outcome<T, AuthRejection> {

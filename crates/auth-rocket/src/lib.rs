@@ -52,6 +52,7 @@
 //! a request that carries no `Cookie` header is given the cookies of Rocket's jar, where a tracked
 //! client keeps those the app set (see `tests/guards.rs` for a whole login in-process).
 
+mod bearer;
 mod config;
 mod convert;
 mod fairing;
@@ -59,7 +60,8 @@ mod guard;
 mod routes;
 
 pub use auth_core;
-pub use auth_core::{Auth, Claims, EmailVerified, Policy, Session};
+pub use auth_core::{Auth, Bearer, Claims, EmailVerified, Policy, Scope, Session};
+pub use bearer::{BearerUser, Principal, RequireScope};
 pub use fairing::AuthFairing;
 pub use guard::{AuthRejection, AuthUser, Authorized};
 pub use routes::{routes, routes_at};

@@ -111,6 +111,10 @@ pub enum Fault {
     /// The ID token from the refresh grant has another `sub` (OIDC Core §12.2).
     RefreshIdTokenSubChanged,
 
+    // --- introspection ---------------------------------------------------------------------
+    /// The introspection endpoint answers with this HTTP status and a JSON error.
+    IntrospectionStatus(u16),
+
     // --- UserInfo -------------------------------------------------------------------------
     /// The UserInfo response's `sub` differs from the ID token's (OIDC Core §5.3.2).
     UserinfoSubMismatch,

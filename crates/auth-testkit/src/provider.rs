@@ -489,6 +489,25 @@ impl TestProvider {
     /// login with `scope`: `/userinfo` and `/introspect` accept it. For tests of APIs that take
     /// bearer tokens.
     pub fn mint_access_token(&self, scope: &str) -> String {
+        self.mint_opaque(scope, None)
+    }
+
+    /// An opaque access token for the resource `audience` (RFC 8707): as
+    /// [`mint_access_token`](Self::mint_access_token), and introspected with that `aud`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let op = auth_testkit::TestProvider::start().await?;
+    /// let token = op.mint_access_token_for("https://api.example.com", "read");
+    /// assert_ne!(token, op.mint_access_token_for("https://api.example.com", "read"));
+    /// # Ok(()) }
+    /// ```
+    pub fn mint_access_token_for(&self, audience: &str, scope: &str) -> String {
+        self.mint_opaque(scope, Some(audience.to_owned()))
+    }
+
+    fn mint_opaque(&self, scope: &str, audience: Option<String>) -> String {
         let mut st = self.shared.lock();
         let token = random_token(32);
         let grant = Grant {
@@ -501,7 +520,7 @@ impl TestProvider {
         };
         st.access_tokens.insert(
             token.clone(),
-            TokenGrant { grant, expires_at: now() + self.shared.config.token_ttl.as_secs(), revoked: false },
+            TokenGrant { grant, expires_at: now() + self.shared.config.token_ttl.as_secs(), revoked: false, audience },
         );
         token
     }

@@ -210,6 +210,8 @@ pub(crate) struct TokenGrant {
     pub(crate) grant: Grant,
     pub(crate) expires_at: u64,
     pub(crate) revoked: bool,
+    /// The resource the token is for (its introspected `aud`), when it was minted for one.
+    pub(crate) audience: Option<String>,
 }
 
 impl Shared {
@@ -1017,10 +1019,14 @@ fn issue(
         let id_token = id_token(s, st, client, grant, nonce, &access_token, rogue, refresh)?;
         body["id_token"] = Value::String(id_token);
     }
-    st.access_tokens
-        .insert(access_token.clone(), TokenGrant { grant: grant.clone(), expires_at: now + ttl, revoked: false });
-    st.refresh_tokens
-        .insert(refresh_token.clone(), TokenGrant { grant: grant.clone(), expires_at: u64::MAX, revoked: false });
+    st.access_tokens.insert(
+        access_token.clone(),
+        TokenGrant { grant: grant.clone(), expires_at: now + ttl, revoked: false, audience: None },
+    );
+    st.refresh_tokens.insert(
+        refresh_token.clone(),
+        TokenGrant { grant: grant.clone(), expires_at: u64::MAX, revoked: false, audience: None },
+    );
     Ok(Issued { body, tokens: vec![access_token, refresh_token] })
 }
 
@@ -1178,22 +1184,32 @@ async fn revoke(AxumState(s): S, headers: HeaderMap, body: Bytes) -> Response {
 
 async fn introspect(AxumState(s): S, headers: HeaderMap, body: Bytes) -> Response {
     s.counters.introspect.fetch_add(1, Ordering::SeqCst);
+    let injected = s.lock().faults.iter().find_map(|f| match f {
+        Fault::IntrospectionStatus(code) => Some(*code),
+        _ => None,
+    });
+    if let Some(status) = injected {
+        return OAuthError::injected(status).into_response();
+    }
     let result = form_params(&headers, &body).and_then(|params| {
         authenticate_client(&s, &headers, &params)?;
         let token = params.get("token").ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
         let st = s.lock();
         let now = now();
         if let Some(t) = st.access_tokens.get(token).filter(|t| !t.revoked && t.expires_at > now) {
-            return Ok(json!({
+            let mut answer = json!({
                 "active": true,
                 "scope": t.grant.scope,
                 "client_id": t.grant.client_id,
                 "sub": t.grant.user.sub,
-                "aud": t.grant.client_id,
                 "iss": s.issuer,
                 "exp": t.expires_at,
                 "token_type": "Bearer",
-            }));
+            });
+            if let Some(audience) = &t.audience {
+                answer["aud"] = json!(audience);
+            }
+            return Ok(answer);
         }
         if let Some(t) = st.refresh_tokens.get(token).filter(|t| !t.revoked) {
             return Ok(json!({

@@ -5,13 +5,16 @@
 //! - `GET /me`: the user's claims as JSON; a browser without a session is sent to the login, an API
 //!   client gets 401.
 //! - `GET /admin`: only for users whose `groups` claim contains `admin` (403 otherwise).
+//! - `GET /api/whoami`: a bearer access token only (RFC 6750); JSON with `sub`, `scope` and
+//!   `client_id`. `GET /api/admin`: the same, with the scope `admin` required (403
+//!   `insufficient_scope`).
 //! - `/auth/...`: login, callback, logout (from `auth_actix::routes`).
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::web::{self, Html, Json};
 use actix_web::{App, Error, Route, guard};
-use auth_actix::{AuthMiddleware, AuthUser, Authorized, Policy, Session};
+use auth_actix::{AuthMiddleware, AuthUser, Authorized, BearerUser, Policy, RequireScope, Scope, Session};
 use auth_core::{Auth, html_escape};
 
 /// The policy of `/admin`: the `groups` claim contains `admin`.
@@ -23,6 +26,14 @@ impl Policy for Admin {
     fn allows(session: &Session) -> bool {
         session.claims().contains("groups", "admin")
     }
+}
+
+/// The scope `/api/admin` requires.
+#[derive(Debug)]
+pub struct AdminScope;
+
+impl Scope for AdminScope {
+    const NAME: &'static str = "admin";
 }
 
 /// The whole app for an [`Auth`]; call it in `HttpServer::new`'s factory (once per worker):
@@ -42,6 +53,8 @@ pub fn app(
         .service(web::resource("/").route(get().to(home)))
         .service(web::resource("/me").route(get().to(me)))
         .service(web::resource("/admin").route(get().to(admin)))
+        .service(web::resource("/api/whoami").route(get().to(whoami)))
+        .service(web::resource("/api/admin").route(get().to(api_admin)))
         .configure(auth_actix::routes)
         .wrap(AuthMiddleware::new(auth))
 }
@@ -72,4 +85,12 @@ async fn me(user: AuthUser) -> Json<serde_json::Value> {
 
 async fn admin(user: Authorized<Admin>) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "admin": true, "sub": user.sub() }))
+}
+
+async fn whoami(token: BearerUser) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "sub": token.sub(), "scope": token.scopes().join(" "), "client_id": token.client_id() }))
+}
+
+async fn api_admin(token: RequireScope<AdminScope>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "admin": true, "sub": token.sub() }))
 }

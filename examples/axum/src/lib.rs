@@ -5,9 +5,12 @@
 //! - `GET /me`: the user's claims as JSON; a browser without a session is sent to the login, an API
 //!   client gets 401.
 //! - `GET /admin`: only for users whose `groups` claim contains `admin` (403 otherwise).
+//! - `GET /api/whoami`: a bearer access token only (RFC 6750); JSON with `sub`, `scope` and
+//!   `client_id`. `GET /api/admin`: the same, with the scope `admin` required (403
+//!   `insufficient_scope`).
 //! - `/auth/...`: login, callback, logout (from `auth_axum::routes()`).
 
-use auth_axum::{AuthLayer, AuthUser, Authorized, Policy, Session};
+use auth_axum::{AuthLayer, AuthUser, Authorized, BearerUser, Policy, RequireScope, Scope, Session};
 use auth_core::{Auth, html_escape};
 use axum::response::Html;
 use axum::routing::get;
@@ -24,12 +27,22 @@ impl Policy for Admin {
     }
 }
 
+/// The scope `/api/admin` requires.
+#[derive(Debug)]
+pub struct AdminScope;
+
+impl Scope for AdminScope {
+    const NAME: &'static str = "admin";
+}
+
 /// The whole app for an [`Auth`].
 pub fn app(auth: Auth) -> Router {
     Router::new()
         .route("/", get(home))
         .route("/me", get(me))
         .route("/admin", get(admin))
+        .route("/api/whoami", get(whoami))
+        .route("/api/admin", get(api_admin))
         .merge(auth_axum::routes())
         .layer(AuthLayer::new(auth))
 }
@@ -54,4 +67,12 @@ async fn me(user: AuthUser) -> Json<serde_json::Value> {
 
 async fn admin(user: Authorized<Admin>) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "admin": true, "sub": user.sub() }))
+}
+
+async fn whoami(token: BearerUser) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "sub": token.sub(), "scope": token.scopes().join(" "), "client_id": token.client_id() }))
+}
+
+async fn api_admin(token: RequireScope<AdminScope>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "admin": true, "sub": token.sub() }))
 }

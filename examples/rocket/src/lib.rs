@@ -5,10 +5,13 @@
 //! - `GET /me`: the user's claims as JSON; a browser without a session is sent to the login, an API
 //!   client gets 401.
 //! - `GET /admin`: only for users whose `groups` claim contains `admin` (403 otherwise).
+//! - `GET /api/whoami`: a bearer access token only (RFC 6750); JSON with `sub`, `scope` and
+//!   `client_id`. `GET /api/admin`: the same, with the scope `admin` required (403
+//!   `insufficient_scope`).
 //! - `/auth/...`: login, callback, logout (from `auth_rocket::routes()`).
 
 use auth_core::{Auth, html_escape};
-use auth_rocket::{AuthFairing, AuthUser, Authorized, Policy, Session};
+use auth_rocket::{AuthFairing, AuthUser, Authorized, BearerUser, Policy, RequireScope, Scope, Session};
 use rocket::figment::Figment;
 use rocket::response::content::RawHtml;
 use rocket::serde::json::{Json, Value, json};
@@ -25,6 +28,14 @@ impl Policy for Admin {
     }
 }
 
+/// The scope `/api/admin` requires.
+#[derive(Debug)]
+pub struct AdminScope;
+
+impl Scope for AdminScope {
+    const NAME: &'static str = "admin";
+}
+
 /// The whole app for an [`Auth`], configured by `figment` (address, port, log level…; start from
 /// [`rocket::Config::figment()`] for Rocket's usual sources).
 pub fn rocket(auth: Auth, figment: Figment) -> Rocket<Build> {
@@ -35,7 +46,7 @@ pub fn rocket(auth: Auth, figment: Figment) -> Rocket<Build> {
 /// [`AuthFairing::allow_port_mismatch`]).
 pub fn rocket_with(fairing: AuthFairing, figment: Figment) -> Rocket<Build> {
     rocket::custom(figment)
-        .mount("/", rocket::routes![home, me, admin])
+        .mount("/", rocket::routes![home, me, admin, whoami, api_admin])
         .mount("/", auth_rocket::routes())
         .attach(fairing)
 }
@@ -63,4 +74,14 @@ async fn me(user: AuthUser) -> Json<Value> {
 #[rocket::get("/admin")]
 async fn admin(user: Authorized<Admin>) -> Json<Value> {
     Json(json!({ "admin": true, "sub": user.sub() }))
+}
+
+#[rocket::get("/api/whoami")]
+async fn whoami(token: BearerUser) -> Json<Value> {
+    Json(json!({ "sub": token.sub(), "scope": token.scopes().join(" "), "client_id": token.client_id() }))
+}
+
+#[rocket::get("/api/admin")]
+async fn api_admin(token: RequireScope<AdminScope>) -> Json<Value> {
+    Json(json!({ "admin": true, "sub": token.sub() }))
 }

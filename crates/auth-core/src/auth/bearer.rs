@@ -1,0 +1,366 @@
+//! Resource-server mode: bearer access tokens for APIs (RFC 6750), as JWTs (RFC 9068) verified
+//! through the provider's JWKS, or opaque tokens checked by introspection (RFC 7662).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use jsonwebtoken::Algorithm;
+use serde_json::{Map, Value};
+
+use super::{Auth, ProviderRuntime};
+use crate::http::{AuthResponse, RequestView};
+use crate::id_token;
+use crate::jwks::Trust;
+use crate::session::Session;
+use crate::{Error, TokenError, now};
+
+/// How long an introspection result may be reused at most (however long the token lives).
+const INTROSPECTION_MAX_CACHE: u64 = 300;
+/// How long an inactive token's introspection result is reused.
+const INACTIVE_CACHE: u64 = 10;
+/// How many verified (or refused-as-inactive) tokens are remembered.
+const BEARER_CACHE_ENTRIES: usize = 10_000;
+
+/// A scope a route requires, for the adapters' `RequireScope<S>` guards.
+///
+/// ```
+/// struct Admin;
+/// impl auth_core::Scope for Admin {
+///     const NAME: &'static str = "admin";
+/// }
+/// ```
+pub trait Scope: Send + Sync + 'static {
+    /// The scope's name, as the token's `scope` lists it.
+    const NAME: &'static str;
+}
+
+/// A verified bearer access token: who it speaks for, for which client, with which scopes.
+///
+/// `Debug` shows its claims, never the token itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bearer {
+    claims: Map<String, Value>,
+    expires_at: u64,
+    jwt: bool,
+}
+
+impl Bearer {
+    /// The subject (`sub`), when the token has one (a client-credentials token may not).
+    pub fn sub(&self) -> Option<&str> {
+        self.claims.get("sub").and_then(Value::as_str)
+    }
+
+    /// The client the token was issued to (`client_id`, or `azp`).
+    pub fn client_id(&self) -> Option<&str> {
+        self.claims.get("client_id").or_else(|| self.claims.get("azp")).and_then(Value::as_str)
+    }
+
+    /// The granted scopes: the space-delimited `scope` (RFC 6749 §3.3), or `scp` as Entra ID
+    /// sends it (a string or an array).
+    pub fn scopes(&self) -> Vec<&str> {
+        let mut scopes = Vec::new();
+        for name in ["scope", "scp"] {
+            match self.claims.get(name) {
+                Some(Value::String(s)) => scopes.extend(s.split(' ').filter(|s| !s.is_empty())),
+                Some(Value::Array(items)) => scopes.extend(items.iter().filter_map(Value::as_str)),
+                _ => {}
+            }
+        }
+        scopes
+    }
+
+    /// Whether `scope` was granted.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes().contains(&scope)
+    }
+
+    /// Every claim (of the JWT, or of the introspection response).
+    pub fn claims(&self) -> &Map<String, Value> {
+        &self.claims
+    }
+
+    /// When the token expires (Unix seconds).
+    pub fn expires_at(&self) -> u64 {
+        self.expires_at
+    }
+
+    /// Whether it was a JWT (else an opaque token, introspected).
+    pub fn is_jwt(&self) -> bool {
+        self.jwt
+    }
+}
+
+/// Who a request speaks for: a browser's session or an API client's bearer token.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Principal {
+    /// A logged-in session (cookie).
+    Session(Arc<Session>),
+    /// A verified bearer token.
+    Bearer(Arc<Bearer>),
+}
+
+impl Principal {
+    /// The subject, either way.
+    pub fn sub(&self) -> Option<&str> {
+        match self {
+            Principal::Session(s) => Some(s.sub()),
+            Principal::Bearer(b) => b.sub(),
+        }
+    }
+}
+
+/// Verified tokens by a hash of the whole token, each until its own expiry (bounded; when full,
+/// it starts over). `None`: an opaque token the provider said is not active (briefly).
+#[derive(Debug, Default)]
+pub(crate) struct BearerCache {
+    map: Mutex<HashMap<TokenHash, Cached>>,
+}
+
+/// SHA-256 of a whole token.
+type TokenHash = [u8; 32];
+/// A verified token (`None`: inactive), and until when it may be reused (Unix seconds).
+type Cached = (Option<Arc<Bearer>>, u64);
+
+impl BearerCache {
+    fn get(&self, key: &[u8; 32], now: u64) -> Option<Option<Arc<Bearer>>> {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(key).filter(|(_, until)| *until > now).map(|(b, _)| b.clone())
+    }
+
+    fn put(&self, key: [u8; 32], bearer: Option<Arc<Bearer>>, until: u64) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= BEARER_CACHE_ENTRIES {
+            map.clear();
+        }
+        map.insert(key, (bearer, until));
+    }
+}
+
+/// The token of an `Authorization: Bearer` header: `None` without a bearer header (another
+/// scheme counts as none), `Err` for a malformed one (RFC 6750 §2.1 `b64token`).
+fn bearer_token(header: Option<&str>) -> Option<Result<&str, Error>> {
+    let header = header?.trim();
+    let (scheme, token) = header.split_once(' ').unwrap_or((header, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = token.trim_start_matches(' ');
+    let body = token.trim_end_matches('=');
+    let valid = !body.is_empty()
+        && body.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'));
+    Some(if valid { Ok(token) } else { Err(Error::BearerMalformed) })
+}
+
+impl Auth {
+    /// Verifies the request's `Authorization: Bearer` access token (RFC 6750 §2.1; never from
+    /// the query string or a form body): a JWT (RFC 9068) through the provider's JWKS, or an
+    /// opaque token by introspection (RFC 7662), either remembered until its expiry.
+    ///
+    /// Errors: [`Error::BearerMissing`] (401), [`Error::BearerMalformed`] (400),
+    /// [`Error::BearerInvalid`] (401), [`Error::BearerUnavailable`] (503: the provider could not
+    /// say); [`Auth::bearer_refusal`] turns them into the RFC 6750 answer.
+    pub async fn bearer(&self, req: &RequestView<'_>) -> Result<Arc<Bearer>, Error> {
+        let token = bearer_token(req.authorization()).ok_or(Error::BearerMissing)??;
+        let now = now();
+        let key: [u8; 32] =
+            crate::crypto::sha256(token.as_bytes()).try_into().map_err(|_| Error::Internal("sha256"))?;
+        if let Some(hit) = self.inner.bearer_cache.get(&key, now) {
+            return hit.ok_or_else(|| Error::BearerInvalid("the token is not active".into()));
+        }
+        let p = self.provider(&self.inner.bearer_provider)?;
+        let outcome = if token.split('.').count() == 3 {
+            self.verify_access_jwt(&p, token).await
+        } else {
+            self.introspect(&p, token).await
+        };
+        match outcome {
+            Ok(bearer) => {
+                let bearer = Arc::new(bearer);
+                let until = if bearer.jwt {
+                    bearer.expires_at
+                } else {
+                    bearer.expires_at.min(now.saturating_add(INTROSPECTION_MAX_CACHE))
+                };
+                self.inner.bearer_cache.put(key, Some(bearer.clone()), until);
+                Ok(bearer)
+            }
+            Err(Error::BearerInvalid(reason)) if reason == INACTIVE => {
+                self.inner.bearer_cache.put(key, None, now.saturating_add(INACTIVE_CACHE));
+                Err(Error::BearerInvalid(reason))
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// [`Auth::bearer`], then the scope `scope` required (403 `insufficient_scope`).
+    pub async fn bearer_with_scope(&self, req: &RequestView<'_>, scope: &str) -> Result<Arc<Bearer>, Error> {
+        let bearer = self.bearer(req).await?;
+        if bearer.has_scope(scope) { Ok(bearer) } else { Err(Error::InsufficientScope(scope.to_owned())) }
+    }
+
+    /// The session or, when the request carries an `Authorization` header, the bearer token:
+    /// for routes that serve browsers and API clients alike. The refusal is the session's
+    /// (302/401/503) or the bearer's (RFC 6750).
+    pub async fn principal(
+        &self,
+        req: &RequestView<'_>,
+        session: Option<&Arc<Session>>,
+        unavailable: bool,
+    ) -> Result<Principal, AuthResponse> {
+        if req.authorization().is_some() {
+            return self.bearer(req).await.map(Principal::Bearer).map_err(|e| self.bearer_refusal(&e));
+        }
+        match session {
+            Some(session) => Ok(Principal::Session(session.clone())),
+            None => Err(self.no_session(req, unavailable)),
+        }
+    }
+
+    /// The RFC 6750 §3 answer to a refused bearer request: `WWW-Authenticate: Bearer realm=…`
+    /// (with `error="invalid_request"`, `"invalid_token"` or `"insufficient_scope"` and its
+    /// `scope`), a JSON body, `no-store`. The reason a token was refused goes to the log, not to
+    /// the header.
+    pub fn bearer_refusal(&self, err: &Error) -> AuthResponse {
+        let realm = format!("Bearer realm=\"{}\"", self.inner.base_url);
+        let challenge = match err {
+            Error::BearerMissing => realm,
+            Error::BearerMalformed => format!("{realm}, error=\"invalid_request\""),
+            Error::BearerInvalid(reason) => {
+                tracing::info!(reason = %reason, "bearer token refused");
+                format!("{realm}, error=\"invalid_token\"")
+            }
+            Error::InsufficientScope(scope) => {
+                format!("{realm}, error=\"insufficient_scope\", scope=\"{scope}\"")
+            }
+            other => return self.error_response(other, false).with_header("retry-after", "5"),
+        };
+        self.error_response(err, false).with_header("www-authenticate", challenge)
+    }
+
+    /// RFC 9068 §4: a JWT access token of the provider, for this API.
+    async fn verify_access_jwt(&self, p: &ProviderRuntime, token: &str) -> Result<Bearer, Error> {
+        let invalid = |why: String| Error::BearerInvalid(why);
+        // Asymmetric algorithms only: an HMAC token would be keyed with our own client secret.
+        let algs: Vec<Algorithm> = p
+            .algs
+            .iter()
+            .copied()
+            .filter(|a| !matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512))
+            .collect();
+        let header = id_token::header(token, &algs).map_err(|e| invalid(e.to_string()))?;
+        let typed = header
+            .typ
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt"));
+        if !typed && !p.config.untyped_access_tokens {
+            return Err(invalid(format!("the token type is {:?}, not at+jwt", header.typ)));
+        }
+        let claims = self.verify_jws(p, token, &header, Trust::Anyone).await.map_err(|e| match e {
+            Error::Token { source, .. } => invalid(source.to_string()),
+            Error::Provider { .. } | Error::Unreachable { .. } => Error::BearerUnavailable,
+            other => other,
+        })?;
+        let now = now();
+        let leeway = self.inner.leeway;
+        if claims.contains_key("nonce") {
+            return Err(invalid("an ID token is not an access token".into()));
+        }
+        if claims.get("iss").and_then(Value::as_str) != Some(p.meta.issuer.as_str()) {
+            return Err(invalid(TokenError::WrongIssuer.to_string()));
+        }
+        self.check_audience(&claims)?;
+        let exp = claims.get("exp").and_then(Value::as_u64).ok_or_else(|| invalid("no exp".into()))?;
+        if exp.saturating_add(leeway) <= now {
+            return Err(invalid(TokenError::Expired.to_string()));
+        }
+        for (claim, rule) in [("nbf", TokenError::NotYetValid), ("iat", TokenError::IssuedInFuture)] {
+            if claims.get(claim).and_then(Value::as_u64).is_some_and(|t| t > now.saturating_add(leeway)) {
+                return Err(invalid(rule.to_string()));
+            }
+        }
+        Ok(Bearer { claims, expires_at: exp, jwt: true })
+    }
+
+    /// The token's `aud` must name this API.
+    fn check_audience(&self, claims: &Map<String, Value>) -> Result<(), Error> {
+        let audience = &self.inner.api_audience;
+        let ok = match claims.get("aud") {
+            Some(Value::String(a)) => a == audience,
+            Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(audience)),
+            _ => false,
+        };
+        if ok { Ok(()) } else { Err(Error::BearerInvalid(format!("the audience is not {audience}"))) }
+    }
+
+    /// RFC 7662: asks the provider's introspection endpoint, with the client's credentials.
+    async fn introspect(&self, p: &ProviderRuntime, token: &str) -> Result<Bearer, Error> {
+        let endpoint = p.meta.introspection_endpoint.as_ref().ok_or_else(|| {
+            Error::BearerInvalid("an opaque token, and the provider has no introspection endpoint".into())
+        })?;
+        let form = [("token", token), ("token_type_hint", "access_token")];
+        let reply = self.post_authenticated(p, endpoint, &form, "introspection").await.map_err(|err| {
+            tracing::warn!(error = %err, "introspection failed");
+            Error::BearerUnavailable
+        })?;
+        if !(200..300).contains(&reply.status) {
+            tracing::warn!(status = reply.status, "the introspection endpoint refused");
+            return Err(Error::BearerUnavailable);
+        }
+        let Value::Object(claims) = reply.body else {
+            tracing::warn!("the introspection response is not a JSON object");
+            return Err(Error::BearerUnavailable);
+        };
+        if claims.get("active").and_then(Value::as_bool) != Some(true) {
+            return Err(Error::BearerInvalid(INACTIVE.into()));
+        }
+        let now = now();
+        let exp = claims.get("exp").and_then(Value::as_u64);
+        if exp.is_some_and(|exp| exp.saturating_add(self.inner.leeway) <= now) {
+            return Err(Error::BearerInvalid(TokenError::Expired.to_string()));
+        }
+        if claims.contains_key("aud") {
+            self.check_audience(&claims)?;
+        }
+        if let Some(iss) = claims.get("iss")
+            && iss.as_str() != Some(p.meta.issuer.as_str())
+        {
+            return Err(Error::BearerInvalid(TokenError::WrongIssuer.to_string()));
+        }
+        let expires_at = exp.unwrap_or_else(|| now.saturating_add(INTROSPECTION_MAX_CACHE));
+        Ok(Bearer { claims, expires_at, jwt: false })
+    }
+}
+
+/// The reason of an introspected token that is not active (cached briefly).
+const INACTIVE: &str = "the token is not active";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_authorization_header() {
+        assert!(bearer_token(None).is_none());
+        assert!(bearer_token(Some("Basic dXNlcjpwYXNz")).is_none(), "another scheme is no bearer token");
+        assert_eq!(bearer_token(Some("Bearer abc.def-ghi_~+/==")).unwrap().unwrap(), "abc.def-ghi_~+/==");
+        assert_eq!(bearer_token(Some("bearer abc")).unwrap().unwrap(), "abc", "the scheme is case-insensitive");
+        for bad in ["Bearer", "Bearer ", "Bearer a b", "Bearer a,b", "Bearer ==", "Bearer a\"b"] {
+            assert!(matches!(bearer_token(Some(bad)), Some(Err(Error::BearerMalformed))), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn scopes_from_scope_or_scp() {
+        let b = |claims: Value| Bearer {
+            claims: claims.as_object().cloned().unwrap_or_default(),
+            expires_at: 0,
+            jwt: true,
+        };
+        assert_eq!(b(serde_json::json!({"scope": "read  write"})).scopes(), ["read", "write"]);
+        assert!(b(serde_json::json!({"scp": ["admin"]})).has_scope("admin"));
+        assert!(!b(serde_json::json!({"scope": "read admin-lite"})).has_scope("admin"));
+        let full = b(serde_json::json!({"sub": "u", "azp": "app"}));
+        assert_eq!((full.sub(), full.client_id()), (Some("u"), Some("app")));
+    }
+}

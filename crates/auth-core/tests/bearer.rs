@@ -1,0 +1,98 @@
+//! Resource-server mode in the core: key rotation, the token cache, floods of unknown keys, and
+//! the session-or-token principal. (Every adapter's RFC 6750 answers: the scenario suite.)
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use auth_core::{Error, JwksConfig, Method, Principal, RequestView};
+use auth_testkit::TestProvider;
+use common::{rig, rig_with};
+
+fn with_token(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+async fn check(auth: &auth_core::Auth, token: &str) -> Result<std::sync::Arc<auth_core::Bearer>, Error> {
+    let header = with_token(token);
+    auth.bearer(&RequestView::new(Method::Get, "/api/whoami", None).with_header("authorization", &header)).await
+}
+
+#[tokio::test]
+async fn a_rotation_refetches_the_keys_under_the_cooldown() {
+    let quick = JwksConfig { refetch_cooldown: Duration::ZERO, ..JwksConfig::default() };
+    let r = rig_with(TestProvider::builder(), |b| b.jwks(quick)).await;
+    let base = "http://127.0.0.1:3000";
+    check(&r.auth, &r.op.mint_jwt_access_token(base, "read")).await.unwrap();
+    r.op.rotate_keys();
+    let bearer = check(&r.auth, &r.op.mint_jwt_access_token(base, "read")).await.expect("the new key is fetched");
+    assert_eq!(bearer.scopes(), ["read"]);
+    assert_eq!(r.op.jwks_requests(), 2);
+
+    // With the default 30 s cooldown, a new kid right after a fetch cannot be told from a forged
+    // one yet: 503 (retry), not 401.
+    let r = rig().await;
+    check(&r.auth, &r.op.mint_jwt_access_token(base, "read")).await.unwrap();
+    r.op.rotate_keys();
+    let err = check(&r.auth, &r.op.mint_jwt_access_token(base, "read")).await.unwrap_err();
+    assert!(matches!(err, Error::BearerUnavailable), "{err:?}");
+    assert_eq!(err.status(), 503);
+}
+
+#[tokio::test]
+async fn a_thousand_concurrent_unknown_kids_make_one_fetch() {
+    let r = rig().await;
+    let forged: Vec<String> = (0..1000)
+        .map(|i| {
+            use base64::Engine as _;
+            let enc = |v: serde_json::Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+            let header = enc(serde_json::json!({"alg": "RS256", "typ": "at+jwt", "kid": format!("forged-{i}")}));
+            format!("{header}.{}.{}", enc(serde_json::json!({"sub": "x"})), enc(serde_json::json!("sig")))
+        })
+        .collect();
+    let tasks: Vec<_> = forged
+        .into_iter()
+        .map(|token| {
+            let auth = r.auth.clone();
+            tokio::spawn(async move { check(&auth, &token).await.is_err() })
+        })
+        .collect();
+    for task in tasks {
+        assert!(task.await.unwrap(), "a forged token is refused");
+    }
+    assert_eq!(r.op.jwks_requests(), 1, "one JWKS fetch for 1,000 unknown kids");
+}
+
+#[tokio::test]
+async fn a_cached_token_is_not_served_past_its_exp() {
+    let r =
+        rig_with(TestProvider::builder().token_ttl(Duration::from_secs(1)), |b| b.clock_leeway(Duration::ZERO)).await;
+    let token = r.op.mint_jwt_access_token("http://127.0.0.1:3000", "read");
+    check(&r.auth, &token).await.unwrap();
+    check(&r.auth, &token).await.unwrap();
+    assert_eq!(r.op.jwks_requests(), 1, "verified once, then from the cache");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let err = check(&r.auth, &token).await.unwrap_err();
+    assert!(matches!(err, Error::BearerInvalid(_)), "expired: {err:?}");
+}
+
+#[tokio::test]
+async fn a_principal_is_the_bearer_token_or_the_session() {
+    let mut r = rig().await;
+    r.login().await.outcome.unwrap();
+    let session = r.session().await.unwrap();
+    let cookie = r.jar.header();
+    let req = RequestView::new(Method::Get, "/me", None).with_header("cookie", &cookie);
+    let principal = r.auth.principal(&req, Some(&session), false).await.unwrap();
+    assert!(matches!(principal, Principal::Session(_)));
+    let token = with_token(&r.op.mint_jwt_access_token("http://127.0.0.1:3000", "read"));
+    let req = req.with_header("authorization", &token);
+    let principal = r.auth.principal(&req, Some(&session), false).await.unwrap();
+    assert!(matches!(&principal, Principal::Bearer(b) if b.has_scope("read")), "the header wins");
+    let bad = RequestView::new(Method::Get, "/me", None).with_header("authorization", "Bearer nope nope");
+    assert_eq!(r.auth.principal(&bad, Some(&session), false).await.unwrap_err().status, 400);
+    let none = RequestView::new(Method::Get, "/me", None).with_header("accept", "application/json");
+    assert_eq!(r.auth.principal(&none, None, false).await.unwrap_err().status, 401);
+    assert_eq!(r.auth.principal(&none, None, true).await.unwrap_err().status, 503, "the store was down");
+}
