@@ -177,6 +177,7 @@ macro_rules! scenarios {
             bad_bearer_tokens_are_invalid_token,
             bearer_scope_is_required,
             opaque_tokens_are_introspected,
+            a_login_over_a_stale_cookie_keeps_the_new_session,
         );
     };
     (@each $framework:ty; $($name:ident),* $(,)?) => {
@@ -523,6 +524,20 @@ pub mod scenario {
         assert_eq!(res.status(), 503, "the provider could not say");
         app.provider.clear_faults();
         assert_eq!(api(app, "/api/whoami", Some(&format!("Bearer {fresh}"))).await.status(), 200);
+    }
+
+    /// A browser with a stale session cookie logs in: the new session cookie is not undone by
+    /// the clearing of the stale one.
+    pub async fn a_login_over_a_stale_cookie_keeps_the_new_session(app: &TestApp) {
+        let callback = callback_url(app, &app.browser, "/me").await;
+        // The stale cookie is there when the callback arrives (another tab, an old session).
+        app.browser.set_cookie(&app.base, "auth_session=stale-or-tampered-value").unwrap();
+        let res = app.browser.get(&callback).await.unwrap();
+        assert_eq!(res.status(), 303);
+        let session_cookies: Vec<String> =
+            set_cookies(&res).into_iter().filter(|c| c.starts_with("auth_session=")).collect();
+        assert_eq!(session_cookies.len(), 1, "one session cookie, the new one: {session_cookies:?}");
+        assert_eq!(app.api_get(&app.browser, "/me").await.status(), 200, "the new session stays");
     }
 
     /// RP-initiated logout: the provider's end-session endpoint with `id_token_hint` and

@@ -40,8 +40,14 @@ fn main() -> ExitCode {
     }
 }
 
+/// The workspace root: the parent of xtask's manifest directory, as `cargo run` says it at run
+/// time. The compile-time value comes second: with a target directory shared by several
+/// checkouts (CI keeps one across clones), `target/debug/xtask` may be another checkout's build,
+/// and would test that checkout instead.
 fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    let manifest_dir =
+        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest_dir.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
 fn run(program: &str, args: &[&str], dir: &Path, envs: &[(&str, &str)]) -> Result {

@@ -16,8 +16,11 @@ pub(crate) fn view(req: &HttpRequest) -> RequestView<'_> {
     )
 }
 
-/// Appends `Set-Cookie` values to a response's headers.
+/// Appends the lookup's `Set-Cookie` values to a response's headers, but for the cookies it sets
+/// itself.
 pub(crate) fn append_cookies(headers: &mut HeaderMap, cookies: Vec<String>) {
+    let own = headers.get_all(header::SET_COOKIE).filter_map(|v| v.to_str().ok());
+    let cookies = auth_core::cookies_not_set_by(own, cookies);
     for cookie in cookies {
         if let Ok(value) = HeaderValue::try_from(cookie) {
             headers.append(header::SET_COOKIE, value);

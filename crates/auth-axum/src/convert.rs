@@ -22,8 +22,10 @@ pub(crate) fn parts_view(parts: &Parts) -> RequestView<'_> {
     view(&parts.method, uri, &parts.headers)
 }
 
-/// Appends `Set-Cookie` values to a response.
+/// Appends the lookup's `Set-Cookie` values to a response, but for the cookies it sets itself.
 pub(crate) fn append_cookies(res: &mut Response, cookies: Vec<String>) {
+    let own = res.headers().get_all(http::header::SET_COOKIE).iter().filter_map(|v| v.to_str().ok());
+    let cookies = auth_core::cookies_not_set_by(own, cookies);
     for cookie in cookies {
         if let Ok(value) = HeaderValue::try_from(cookie) {
             res.headers_mut().append(http::header::SET_COOKIE, value);

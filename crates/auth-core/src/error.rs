@@ -18,6 +18,10 @@ pub enum TokenError {
     /// No key of the provider's JWKS matches the token's `kid` (even after a refetch).
     #[error("no key of the provider matches the token (kid {0:?})")]
     UnknownKey(Option<String>),
+    /// No key of the provider matches the token's `kid`, and the JWKS may not be refetched yet
+    /// (the cooldown, for tokens anyone can send): it may be a key the provider just rotated in.
+    #[error("no key of the provider matches the token (kid {0:?}), and the keys may not be refetched yet")]
+    UnknownKeyCoolingDown(Option<String>),
     /// The signature does not verify.
     #[error("the signature does not verify")]
     BadSignature,

@@ -287,6 +287,25 @@ fn error_page(status: u16, message: &str) -> String {
     )
 }
 
+/// The `Set-Cookie` values of a session lookup ([`SessionLookup::set_cookies`](crate::SessionLookup))
+/// that a response does not set itself: when the response sets a cookie of the same name (a login
+/// starting a new session, a logout clearing it), the response's wins. Adapters call this before
+/// appending the lookup's cookies to a response.
+///
+/// ```
+/// let response = ["auth_session=new; Path=/; HttpOnly"];
+/// let lookup = vec!["auth_session=; Max-Age=0".to_string(), "other=1".to_string()];
+/// assert_eq!(auth_core::cookies_not_set_by(response, lookup), ["other=1"]);
+/// ```
+pub fn cookies_not_set_by<'a>(response: impl IntoIterator<Item = &'a str>, lookup: Vec<String>) -> Vec<String> {
+    if lookup.is_empty() {
+        return lookup;
+    }
+    let name = |c: &str| c.split_once('=').map_or(c, |(n, _)| n).trim().to_owned();
+    let set: Vec<String> = response.into_iter().map(name).collect();
+    lookup.into_iter().filter(|c| !set.contains(&name(c))).collect()
+}
+
 /// Escapes text for HTML element content and attribute values.
 pub fn html_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

@@ -182,10 +182,7 @@ impl JwksCache {
                 Refresh::Fetched => Err(crate::TokenError::UnknownKey(kid.map(str::to_owned)).into()),
                 // Not known yet, and not ours to fetch now: a key the provider may have just
                 // rotated in cannot be told from a forged one until the cooldown ends.
-                Refresh::CoolingDown => Err(Error::Provider {
-                    endpoint: "jwks",
-                    reason: format!("no key for kid {kid:?}, and the JWKS may not be refetched yet (cooldown)"),
-                }),
+                Refresh::CoolingDown => Err(crate::TokenError::UnknownKeyCoolingDown(kid.map(str::to_owned)).into()),
             },
         }
     }

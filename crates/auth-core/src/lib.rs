@@ -56,7 +56,7 @@ pub use auth::{
 pub use crypto::{KeyRing, SessionKey};
 pub use discovery::ProviderMetadata;
 pub use error::{Error, Report, TokenError};
-pub use http::{AuthResponse, Method, RequestView, html_escape};
+pub use http::{AuthResponse, Method, RequestView, cookies_not_set_by, html_escape};
 pub use jwks::JwksConfig;
 pub use net::HttpConfig;
 pub use provider::{ClaimMapping, ClientAuth, ClientSecret, Profile, Provider};

@@ -238,7 +238,7 @@ impl Session {
 ///
 /// Implement it with [`async_trait`](crate::async_trait), as for any `dyn`-usable async trait; the
 /// store is used as `Arc<dyn SessionStore>`, shared by every request. Prove an implementation
-/// with `auth_testkit::store_contract` (feature `auth-core`), the tests every built-in store
+/// with [`store_contract::check`](crate::store_contract::check), the tests every built-in store
 /// passes.
 ///
 /// ```

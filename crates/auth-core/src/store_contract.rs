@@ -17,8 +17,14 @@ use std::sync::Arc;
 use crate::crypto::random_token;
 use crate::session::{Claims, Secret, Session, SessionStore, Tokens};
 
-/// A session for the checks: user `sub`, ending in an hour.
-fn sample(sub: &str) -> Session {
+/// A session for store tests: user `sub` at `https://op.contract.test`, a random id, ending in an
+/// hour.
+///
+/// ```
+/// let session = auth_core::store_contract::sample("alice");
+/// assert_eq!(session.sub(), "alice");
+/// ```
+pub fn sample(sub: &str) -> Session {
     let now = crate::now();
     Session {
         id: random_token(32),

@@ -31,13 +31,57 @@ async fn a_rotation_refetches_the_keys_under_the_cooldown() {
     assert_eq!(r.op.jwks_requests(), 2);
 
     // With the default 30 s cooldown, a new kid right after a fetch cannot be told from a forged
-    // one yet: 503 (retry), not 401.
+    // one yet: refused (401), and no fetch made for it.
     let r = rig().await;
     check(&r.auth, &r.op.mint_jwt_access_token(base, "read")).await.unwrap();
     r.op.rotate_keys();
     let err = check(&r.auth, &r.op.mint_jwt_access_token(base, "read")).await.unwrap_err();
-    assert!(matches!(err, Error::BearerUnavailable), "{err:?}");
-    assert_eq!(err.status(), 503);
+    assert!(matches!(err, Error::BearerInvalid(_)), "{err:?}");
+    assert_eq!(err.status(), 401);
+    assert_eq!(r.op.jwks_requests(), 1);
+}
+
+#[tokio::test]
+async fn introspection_accepts_only_access_tokens_for_this_api() {
+    let mut r = rig().await;
+    r.login().await.outcome.unwrap();
+    let session = r.session().await.unwrap();
+    let refresh = session.tokens().refresh_token.clone().unwrap();
+    let err = check(&r.auth, refresh.secret()).await.unwrap_err();
+    assert!(matches!(err, Error::BearerInvalid(_)), "a refresh token is no access token: {err:?}");
+    let own = session.tokens().access_token.clone();
+    let err = check(&r.auth, own.secret()).await.unwrap_err();
+    assert!(matches!(err, Error::BearerInvalid(_)), "the login client's token names no audience of this API: {err:?}");
+    check(&r.auth, &r.op.mint_access_token_for("http://127.0.0.1:3000", "read")).await.expect("one for this API");
+}
+
+#[tokio::test]
+async fn untyped_access_tokens_still_refuse_id_and_logout_tokens() {
+    let op = TestProvider::start().await.unwrap();
+    let auth = auth_core::Auth::builder()
+        .provider(common::provider_for(&op).with_untyped_access_tokens())
+        .session_keys(auth_core::KeyRing::new(auth_core::SessionKey::generate()))
+        .build()
+        .await
+        .unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let claims = |extra: serde_json::Value| {
+        let mut c = serde_json::json!({"iss": op.issuer(), "sub": "alice", "aud": "http://127.0.0.1:3000",
+            "client_id": op.client_id(), "iat": now, "exp": now + 300, "jti": format!("{extra}")});
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        c
+    };
+    check(&auth, &op.sign_jwt_with_type(&claims(serde_json::json!({})), "JWT")).await.expect("typ JWT, opted in");
+    for (what, token) in [
+        ("an ID token without nonce", op.sign_jwt_with_type(&claims(serde_json::json!({"at_hash": "x"})), "JWT")),
+        ("a logout token", op.sign_jwt_with_type(&claims(serde_json::json!({"events": {}})), "logout+jwt")),
+        ("typed as a logout token", op.sign_jwt_with_type(&claims(serde_json::json!({"x": 1})), "logout+jwt")),
+    ] {
+        let err = check(&auth, &token).await.unwrap_err();
+        assert!(matches!(err, Error::BearerInvalid(_)), "{what}: {err:?}");
+    }
 }
 
 #[tokio::test]

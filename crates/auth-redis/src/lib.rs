@@ -25,8 +25,10 @@
 //!   of the latest end, kept as long as a session it ends may live. A logout received by one
 //!   instance ends the session on all of them, and survives restarts of all of them.
 //!
-//! Every key has a TTL; nothing grows without bound. Keys are hash-tagged (the braces), so that
-//! each logical record maps to one slot of a Redis Cluster.
+//! Every key has a TTL; nothing grows without bound. Run Redis with `maxmemory-policy noeviction`
+//! (its default): an evicted ended-session record would bring a logged-out session back. Keys are
+//! hash-tagged (the braces), but Redis Cluster is not supported yet (one request reads several
+//! records at once, across slots); use a single primary, with replicas for failover.
 //!
 //! # Zero round trips on the hot path
 //! A request whose session this instance has seen is answered from an in-process cache: the
@@ -46,7 +48,7 @@ pub mod test_server;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -78,7 +80,7 @@ const CACHE_MAX_AGE: Duration = Duration::from_secs(30);
 ///     .await?;
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use]
 pub struct RedisStoreBuilder {
     url: String,
@@ -87,6 +89,17 @@ pub struct RedisStoreBuilder {
     command_timeout: Duration,
     cache_sessions: usize,
     cache_records: usize,
+}
+
+impl fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may carry a password.
+        f.debug_struct("RedisStoreBuilder")
+            .field("url", &"[redacted]")
+            .field("prefix", &self.prefix)
+            .field("command_timeout", &self.command_timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RedisStoreBuilder {
@@ -127,6 +140,11 @@ impl RedisStoreBuilder {
     /// # Errors
     /// [`Error::Config`] for a URL that is not a Redis URL.
     pub async fn connect(self) -> Result<RedisStore, Error> {
+        if self.url.starts_with("rediss://") {
+            return Err(Error::Config(
+                "TLS to Redis (rediss://) is not supported yet: use redis:// on a private network".into(),
+            ));
+        }
         let client = redis::Client::open(self.url.as_str())
             .map_err(|e| Error::Config(format!("the Redis URL is not valid: {e}")))?;
         let config = ConnectionManagerConfig::new()
@@ -159,7 +177,6 @@ impl RedisStoreBuilder {
             command_timeout: self.command_timeout,
             cache: Mutex::new(Cache::new(self.cache_sessions, self.cache_records)),
             subscribed: AtomicBool::new(false),
-            events: AtomicU64::new(0),
         });
         tokio::spawn(subscribe(Arc::downgrade(&inner), client, self.connect_timeout));
         Ok(RedisStore { inner })
@@ -189,12 +206,13 @@ struct Inner {
     cache: Mutex<Cache>,
     /// The subscription is alive: the cache may be trusted.
     subscribed: AtomicBool,
-    /// Events applied so far: a cache fill that raced with one is dropped.
-    events: AtomicU64,
 }
 
 /// What this instance knows, valid while the subscription lives.
 struct Cache {
+    /// Bumped by every event applied and every (re)subscription or disconnect: a fill that
+    /// read Redis before a change does not write its stale answer after it.
+    epoch: u64,
     sessions: HashMap<String, (Session, Instant)>,
     /// Ended-session records: `Some(at)` ended at `at`, `None` known not to exist; and when
     /// this was learnt.
@@ -205,10 +223,11 @@ struct Cache {
 
 impl Cache {
     fn new(max_sessions: usize, max_records: usize) -> Self {
-        Cache { sessions: HashMap::new(), records: HashMap::new(), max_sessions, max_records }
+        Cache { epoch: 0, sessions: HashMap::new(), records: HashMap::new(), max_sessions, max_records }
     }
 
     fn clear(&mut self) {
+        self.epoch += 1;
         self.sessions.clear();
         self.records.clear();
     }
@@ -293,10 +312,21 @@ impl RedisStore {
         }
     }
 
-    /// Announces an event to every instance (this one included, through its subscription).
-    async fn publish(&self, event: String) -> Result<(), Error> {
-        let mut conn = self.inner.conn.clone();
-        self.run("PUBLISH", conn.publish::<_, _, usize>(&self.inner.channel, event)).await.map(drop)
+    /// Announces an event to every instance (this one included, through its subscription). The
+    /// change is in Redis already, so a failed announcement is retried once and then logged, not
+    /// returned: other instances then learn it when their cached answer ages out
+    /// (`CACHE_MAX_AGE`) or their subscription drops.
+    async fn publish(&self, event: String) {
+        for attempt in 0..2 {
+            let mut conn = self.inner.conn.clone();
+            match self.run("PUBLISH", conn.publish::<_, _, usize>(&self.inner.channel, &event)).await {
+                Ok(_) => return,
+                Err(err) if attempt == 1 => {
+                    tracing::warn!(error = %err, "auth-redis: could not announce a change; other instances learn it within 30 s");
+                }
+                Err(_) => {}
+            }
+        }
     }
 
     /// Whether the cache may answer: the subscription is alive.
@@ -332,7 +362,7 @@ impl SessionStore for RedisStore {
         let ttl = ttl_ms(session.expires_at());
         self.run("SET", conn.pset_ex::<_, _, ()>(&key, json, ttl)).await?;
         // Another instance may hold an older copy (a refresh updates a session in place).
-        self.publish(format!("d\t{}", session.id())).await?;
+        self.publish(format!("d\t{}", session.id())).await;
         Ok(session.id().as_bytes().to_vec())
     }
 
@@ -343,15 +373,18 @@ impl SessionStore for RedisStore {
         {
             return Ok(Some(session.clone()));
         }
-        let events = self.inner.events.load(Ordering::SeqCst);
+        let epoch = self.cache().epoch;
         let mut conn = self.inner.conn.clone();
         let json: Option<Vec<u8>> = self.run("GET", conn.get(self.key(id, "session"))).await?;
         let session = json.and_then(|bytes| serde_json::from_slice::<Session>(&bytes).ok()).filter(|s| s.id() == id);
         if let Some(session) = &session
             && self.trusted()
-            && self.inner.events.load(Ordering::SeqCst) == events
         {
-            self.cache().put_session(session.clone());
+            // Only if nothing changed since the read, checked under the same lock as the events.
+            let mut cache = self.cache();
+            if cache.epoch == epoch {
+                cache.put_session(session.clone());
+            }
         }
         Ok(session)
     }
@@ -360,7 +393,8 @@ impl SessionStore for RedisStore {
         let mut conn = self.inner.conn.clone();
         self.run("DEL", conn.del::<_, usize>(self.key(session.id(), "session"))).await?;
         self.cache().sessions.remove(session.id());
-        self.publish(format!("d\t{}", session.id())).await
+        self.publish(format!("d\t{}", session.id())).await;
+        Ok(())
     }
 
     async fn use_once(&self, key: &str, until: u64) -> Result<bool, Error> {
@@ -380,7 +414,8 @@ impl SessionStore for RedisStore {
             let known = cache.known_end(key);
             cache.put_record(key.to_owned(), Some(known.max(at)));
         }
-        self.publish(format!("e\t{at}\t{key}")).await
+        self.publish(format!("e\t{at}\t{key}")).await;
+        Ok(())
     }
 
     async fn ended_since(&self, keys: &[String], created_at: u64) -> Result<bool, Error> {
@@ -392,7 +427,7 @@ impl SessionStore for RedisStore {
                 return Ok(known.iter().any(ended));
             }
         }
-        let events = self.inner.events.load(Ordering::SeqCst);
+        let epoch = self.cache().epoch;
         let redis_keys: Vec<String> = keys.iter().map(|k| self.key(k, "ended")).collect();
         let mut conn = self.inner.conn.clone();
         let values: Vec<Option<u64>> = if redis_keys.is_empty() {
@@ -400,10 +435,12 @@ impl SessionStore for RedisStore {
         } else {
             self.run("MGET", async move { redis::cmd("MGET").arg(&redis_keys).query_async(&mut conn).await }).await?
         };
-        if self.trusted() && self.inner.events.load(Ordering::SeqCst) == events {
+        if self.trusted() {
             let mut cache = self.cache();
-            for (key, at) in keys.iter().zip(&values) {
-                cache.put_record(key.clone(), *at);
+            if cache.epoch == epoch {
+                for (key, at) in keys.iter().zip(&values) {
+                    cache.put_record(key.clone(), *at);
+                }
             }
         }
         Ok(values.iter().any(ended))
@@ -412,8 +449,8 @@ impl SessionStore for RedisStore {
 
 /// Applies one event of the channel to the cache.
 fn apply(inner: &Inner, payload: &str) {
-    inner.events.fetch_add(1, Ordering::SeqCst);
     let mut cache = inner.cache.lock().unwrap_or_else(|e| e.into_inner());
+    cache.epoch += 1;
     let mut parts = payload.splitn(3, '\t');
     match (parts.next(), parts.next(), parts.next()) {
         (Some("d"), Some(id), None) => {
@@ -508,7 +545,7 @@ fn store_error(err: impl std::error::Error + Send + Sync + 'static) -> Error {
 }
 
 /// The store `AUTH_STORE` names, for apps following the examples' conventions:
-/// `redis://…` or `rediss://…` (a [`RedisStore`]), `memory` (auth-core's `MemoryStore`), or
+/// `redis://…` (a [`RedisStore`]), `memory` (auth-core's `MemoryStore`), or
 /// unset (the cookie store: the builder is returned as it is).
 ///
 /// ```no_run
@@ -537,13 +574,11 @@ pub async fn store_from_env_with(
     if value == "memory" {
         return Ok(builder.store(auth_core::MemoryStore::new()));
     }
-    if value.starts_with("redis://") || value.starts_with("rediss://") {
+    if value.starts_with("redis://") {
         let prefix = env("AUTH_STORE_PREFIX").filter(|p| !p.is_empty()).unwrap_or_else(|| "auth:".into());
         let store = RedisStore::builder(&value).prefix(prefix).connect().await?;
         tracing::info!("sessions in Redis (AUTH_STORE)");
         return Ok(builder.store(store));
     }
-    Err(Error::Env {
-        name: "AUTH_STORE".into(), problem: "must be redis://host:port/db, rediss://…, or memory".into()
-    })
+    Err(Error::Env { name: "AUTH_STORE".into(), problem: "must be redis://host:port/db or memory".into() })
 }

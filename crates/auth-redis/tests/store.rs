@@ -38,12 +38,15 @@ async fn every_key_has_a_ttl_and_the_prefix() {
     let store = RedisStore::builder(server.url()).prefix("app1:").connect().await.unwrap();
     wait_subscribed(&store).await;
     auth_core::store_contract::check(&store).await;
+    store.save(&auth_core::store_contract::sample("alice")).await.unwrap();
     store.use_once("state:abc", now() + 60).await.unwrap();
     store.end_sessions("sub:https://op|alice", now(), now() + 60).await.unwrap();
     let client = redis::Client::open(server.url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let keys: Vec<String> = redis::cmd("KEYS").arg("*").query_async(&mut conn).await.unwrap();
-    assert!(!keys.is_empty());
+    for kind in [":session", ":once", ":ended"] {
+        assert!(keys.iter().any(|k| k.ends_with(kind)), "a {kind} key among {keys:?}");
+    }
     for key in keys {
         assert!(key.starts_with("app1:"), "{key} has the prefix");
         let ttl: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut conn).await.unwrap();

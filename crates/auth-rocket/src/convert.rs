@@ -56,10 +56,11 @@ pub(crate) fn response<'r>(res: AuthResponse) -> Response<'r> {
     out
 }
 
-/// Appends `Set-Cookie` values to a response.
+/// Appends the lookup's `Set-Cookie` values to a response, but for the cookies it sets itself.
 pub(crate) fn append_cookies(res: &mut Response<'_>, cookies: &[String]) {
+    let cookies = auth_core::cookies_not_set_by(res.headers().get("set-cookie"), cookies.to_vec());
     for cookie in cookies {
-        adjoin(res, "set-cookie", cookie.clone());
+        adjoin(res, "set-cookie", cookie);
     }
 }
 

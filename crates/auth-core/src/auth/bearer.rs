@@ -115,6 +115,9 @@ impl Principal {
 #[derive(Debug, Default)]
 pub(crate) struct BearerCache {
     map: Mutex<HashMap<TokenHash, Cached>>,
+    /// Inactive tokens, apart: anyone can send random ones, and they must not push the valid
+    /// ones out.
+    inactive: Mutex<HashMap<TokenHash, u64>>,
 }
 
 /// SHA-256 of a whole token.
@@ -124,14 +127,32 @@ type Cached = (Option<Arc<Bearer>>, u64);
 
 impl BearerCache {
     fn get(&self, key: &[u8; 32], now: u64) -> Option<Option<Arc<Bearer>>> {
+        let inactive = self.inactive.lock().unwrap_or_else(|e| e.into_inner());
+        if inactive.get(key).is_some_and(|until| *until > now) {
+            return Some(None);
+        }
+        drop(inactive);
         let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         map.get(key).filter(|(_, until)| *until > now).map(|(b, _)| b.clone())
     }
 
     fn put(&self, key: [u8; 32], bearer: Option<Arc<Bearer>>, until: u64) {
+        if bearer.is_none() {
+            let mut inactive = self.inactive.lock().unwrap_or_else(|e| e.into_inner());
+            if inactive.len() >= BEARER_CACHE_ENTRIES {
+                inactive.clear();
+            }
+            inactive.insert(key, until);
+            return;
+        }
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() >= BEARER_CACHE_ENTRIES {
-            map.clear();
+            // Expired entries go first; only a cache full of live tokens starts over.
+            let now = now();
+            map.retain(|_, (_, until)| *until > now);
+            if map.len() >= BEARER_CACHE_ENTRIES {
+                map.clear();
+            }
         }
         map.insert(key, (bearer, until));
     }
@@ -233,7 +254,8 @@ impl Auth {
             Error::InsufficientScope(scope) => {
                 format!("{realm}, error=\"insufficient_scope\", scope=\"{scope}\"")
             }
-            other => return self.error_response(other, false).with_header("retry-after", "5"),
+            other if other.status() == 503 => return self.error_response(other, false).with_header("retry-after", "5"),
+            other => return self.error_response(other, false),
         };
         self.error_response(err, false).with_header("www-authenticate", challenge)
     }
@@ -253,7 +275,9 @@ impl Auth {
             .typ
             .as_deref()
             .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt"));
-        if !typed && !p.config.untyped_access_tokens {
+        let generic = header.typ.as_deref().is_none_or(|t| t.eq_ignore_ascii_case("JWT"));
+        let accepted = typed || (p.config.untyped_access_tokens && generic);
+        if !accepted {
             return Err(invalid(format!("the token type is {:?}, not at+jwt", header.typ)));
         }
         let claims = self.verify_jws(p, token, &header, Trust::Anyone).await.map_err(|e| match e {
@@ -263,8 +287,9 @@ impl Auth {
         })?;
         let now = now();
         let leeway = self.inner.leeway;
-        if claims.contains_key("nonce") {
-            return Err(invalid("an ID token is not an access token".into()));
+        // An ID token or a logout token is no access token, whatever its type says.
+        if ["nonce", "at_hash", "c_hash", "events"].iter().any(|c| claims.contains_key(*c)) {
+            return Err(invalid("an ID token (or logout token) is not an access token".into()));
         }
         if claims.get("iss").and_then(Value::as_str) != Some(p.meta.issuer.as_str()) {
             return Err(invalid(TokenError::WrongIssuer.to_string()));
@@ -314,14 +339,21 @@ impl Auth {
         if claims.get("active").and_then(Value::as_bool) != Some(true) {
             return Err(Error::BearerInvalid(INACTIVE.into()));
         }
+        // An access token for this API, not a refresh token, and not a token for another API or
+        // for the app's own login client (which carries no audience of this API).
+        if let Some(kind) = claims.get("token_type").and_then(Value::as_str)
+            && !kind.eq_ignore_ascii_case("bearer")
+            && !kind.eq_ignore_ascii_case("access_token")
+            && !kind.eq_ignore_ascii_case("dpop")
+        {
+            return Err(Error::BearerInvalid(format!("the token is a {kind}, not an access token")));
+        }
         let now = now();
         let exp = claims.get("exp").and_then(Value::as_u64);
         if exp.is_some_and(|exp| exp.saturating_add(self.inner.leeway) <= now) {
             return Err(Error::BearerInvalid(TokenError::Expired.to_string()));
         }
-        if claims.contains_key("aud") {
-            self.check_audience(&claims)?;
-        }
+        self.check_audience(&claims)?;
         if let Some(iss) = claims.get("iss")
             && iss.as_str() != Some(p.meta.issuer.as_str())
         {

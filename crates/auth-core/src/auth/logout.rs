@@ -171,6 +171,10 @@ impl Auth {
         }
         // Anyone can post here: an unknown kid refetches the JWKS only as the cooldown allows.
         let claims = self.verify_jws(&p, token, &header, Trust::Anyone).await.map_err(|e| match e {
+            // Maybe a key the provider just rotated in: not ours to judge yet, so a 503 (retry).
+            Error::Token { source: TokenError::UnknownKeyCoolingDown(_), .. } => {
+                Error::Provider { endpoint: "jwks", reason: "an unknown key, within the JWKS cooldown".into() }
+            }
             Error::Token { source, .. } => fail(source),
             other => other,
         })?;
