@@ -1,0 +1,93 @@
+//! Calls to the provider's token endpoint (and its siblings) with the client's authentication.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{Auth, ProviderRuntime};
+use crate::Error;
+use crate::error::sanitize_code;
+use crate::provider::{ClientAuth, Provider};
+
+#[derive(Deserialize)]
+pub(super) struct TokenResponse {
+    pub(super) access_token: String,
+    #[serde(default)]
+    pub(super) token_type: Option<String>,
+    #[serde(default)]
+    pub(super) expires_in: Option<Value>,
+    #[serde(default)]
+    pub(super) refresh_token: Option<String>,
+    #[serde(default)]
+    pub(super) id_token: Option<String>,
+    #[serde(default)]
+    pub(super) scope: Option<String>,
+}
+
+impl Auth {
+    /// POSTs a form to a provider endpoint with the provider's client authentication.
+    pub(super) async fn post_authenticated(
+        &self,
+        p: &ProviderRuntime,
+        url: &str,
+        form: &[(&str, &str)],
+        endpoint: &'static str,
+    ) -> Result<crate::net::FormReply, Error> {
+        let cfg = &p.config;
+        let secret = cfg.client_secret.as_ref().map(|s| s.secret());
+        let mut fields: Vec<(&str, &str)> = form.to_vec();
+        let basic = match (cfg.client_auth, secret) {
+            (ClientAuth::SecretBasic, Some(secret)) => Some((cfg.client_id.as_str(), secret)),
+            (ClientAuth::SecretPost, Some(secret)) => {
+                fields.push(("client_id", &cfg.client_id));
+                fields.push(("client_secret", secret));
+                None
+            }
+            _ => {
+                fields.push(("client_id", &cfg.client_id));
+                None
+            }
+        };
+        self.inner.http.post_form(url, &fields, basic, endpoint).await
+    }
+
+    /// Calls the token endpoint with the provider's client authentication.
+    pub(super) async fn token_request(
+        &self,
+        p: &ProviderRuntime,
+        form: &[(&str, &str)],
+    ) -> Result<TokenResponse, Error> {
+        let reply = self.post_authenticated(p, &p.meta.token_endpoint, form, "token").await?;
+        if !(200..300).contains(&reply.status) {
+            let code = reply.body.get("error").and_then(Value::as_str).map(sanitize_code);
+            return Err(match code {
+                Some(code) if code == "invalid_grant" || code == "invalid_request" => Error::TokenRejected { code },
+                // The provider refused our own credentials: the app's configuration, not the
+                // provider's fault (RFC 6749 §5.2).
+                Some(code) if code == "invalid_client" || code == "unauthorized_client" => {
+                    client_rejected(&p.config, &code)
+                }
+                None if reply.status == 401 => client_rejected(&p.config, "HTTP 401"),
+                Some(code) => Error::Provider { endpoint: "token", reason: format!("OAuth error {code}") },
+                None => Error::Provider { endpoint: "token", reason: format!("HTTP status {}", reply.status) },
+            });
+        }
+        let tokens: TokenResponse = serde_json::from_value(reply.body)
+            .map_err(|_| Error::Provider { endpoint: "token", reason: "the token response is not valid".into() })?;
+        if tokens.token_type.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("bearer")) {
+            return Err(Error::Provider { endpoint: "token", reason: "the token type is not Bearer".into() });
+        }
+        Ok(tokens)
+    }
+}
+
+/// The error for a token endpoint that refused the app's client credentials: names the setting
+/// to check.
+fn client_rejected(cfg: &Provider, code: &str) -> Error {
+    let setting = match (cfg.client_auth, &cfg.client_secret) {
+        (ClientAuth::None, _) | (_, None) => {
+            format!("{} (and whether the client is registered as public)", cfg.setting("CLIENT_ID", "the client id"))
+        }
+        _ => cfg.setting("CLIENT_SECRET", "the client secret"),
+    };
+    Error::ClientRejected { provider: cfg.name.clone(), setting, code: code.to_owned() }
+}
