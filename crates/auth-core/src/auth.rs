@@ -84,6 +84,27 @@ struct ProviderRuntime {
     redirect_uri: String,
 }
 
+impl ProviderRuntime {
+    /// What this provider's tokens (ID tokens, logout tokens) are checked against, for a token
+    /// without login-specific expectations (no nonce, access token, `max_age` or `acr`): the
+    /// callback adds those.
+    fn expected(&self, leeway: u64) -> crate::id_token::Expected<'_> {
+        crate::id_token::Expected {
+            issuer: &self.meta.issuer,
+            issuer_template: self.config.multi_tenant_issuer,
+            issuer_aliases: &self.config.issuer_aliases,
+            client_id: &self.config.client_id,
+            trusted_audiences: &self.config.trusted_audiences,
+            nonce: None,
+            access_token: None,
+            max_age: None,
+            acr_values: &[],
+            leeway,
+            now: crate::now(),
+        }
+    }
+}
+
 struct Inner {
     providers: Vec<Arc<ProviderSlot>>,
     default_provider: String,

@@ -227,17 +227,11 @@ impl Auth {
         let header = id_token::header(token, &p.algs)?;
         let claims = self.verify_jws(p, token, &header, Trust::TokenEndpoint).await?;
         let expected = Expected {
-            issuer: &p.meta.issuer,
-            issuer_template: p.config.multi_tenant_issuer,
-            issuer_aliases: &p.config.issuer_aliases,
-            client_id: &p.config.client_id,
-            trusted_audiences: &p.config.trusted_audiences,
             nonce,
             access_token,
             max_age: p.config.max_age,
             acr_values: &p.config.acr_values,
-            leeway: self.inner.leeway,
-            now: now(),
+            ..p.expected(self.inner.leeway)
         };
         id_token::check_claims(&claims, header.alg, &expected)?;
         Ok(claims)

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::{Auth, ProviderRuntime};
 use crate::crypto::{constant_time_eq, random_token};
 use crate::http::{AuthResponse, RequestView};
-use crate::id_token::{self, Expected};
+use crate::id_token::{self};
 use crate::jwks::Trust;
 use crate::session::Session;
 use crate::{Error, TokenError, now};
@@ -178,19 +178,7 @@ impl Auth {
             Error::Token { source, .. } => fail(source),
             other => other,
         })?;
-        let expected = Expected {
-            issuer: &p.meta.issuer,
-            issuer_template: p.config.multi_tenant_issuer,
-            issuer_aliases: &p.config.issuer_aliases,
-            client_id: &p.config.client_id,
-            trusted_audiences: &p.config.trusted_audiences,
-            nonce: None,
-            access_token: None,
-            max_age: None,
-            acr_values: &[],
-            leeway: self.inner.leeway,
-            now: now(),
-        };
+        let expected = p.expected(self.inner.leeway);
         let logout = id_token::check_logout_claims(&claims, &expected).map_err(fail)?;
         // §2.6 item 10: refuse replays of a jti.
         let jti_key = format!("jti:{}|{}", logout.iss, logout.jti);
