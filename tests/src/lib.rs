@@ -100,8 +100,13 @@ impl TestApp {
     /// Starts the app with its sessions in a `redis-server` of its own; `None` (the scenario is
     /// skipped, with a note) when `redis-server` is not installed, except under `CI=true`.
     pub async fn start_redis<F: Framework>() -> Option<TestApp> {
+        TestApp::start_redis_with::<F>(TestProvider::builder()).await
+    }
+
+    /// [`TestApp::start_redis`] against a provider built from `provider`.
+    pub async fn start_redis_with<F: Framework>(provider: TestProviderBuilder) -> Option<TestApp> {
         let redis = RedisServer::start_or_skip()?;
-        let provider = TestProvider::start().await.expect("test provider starts");
+        let provider = provider.start().await.expect("test provider starts");
         let listener = loopback_listener();
         let base = format!("http://{}", listener.local_addr().expect("local address"));
         let store = RedisStore::connect(&redis.url()).await.expect("the Redis store connects");
@@ -178,7 +183,42 @@ macro_rules! scenarios {
             bearer_scope_is_required,
             opaque_tokens_are_introspected,
             a_login_over_a_stale_cookie_keeps_the_new_session,
+            userinfo_route_answers_with_the_providers_json,
         );
+        /// Scenarios whose provider issues 2-second access tokens: refreshes.
+        mod short_tokens {
+            use super::*;
+            $crate::scenarios!(@short $framework;
+                expired_tokens_are_refreshed_before_the_handler_runs,
+                concurrent_requests_share_one_refresh,
+                a_refused_refresh_logs_the_user_out,
+                a_refresh_endpoint_that_is_down_keeps_the_session,
+                a_refreshed_id_token_for_another_user_logs_out,
+            );
+        }
+    };
+    (@short $framework:ty; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let app = $crate::TestApp::start_with::<$framework>($crate::short_tokens()).await;
+                $crate::refresh::$name(&app).await;
+            }
+        )*
+        /// The same with the sessions in Redis.
+        mod redis_store {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(app) = $crate::TestApp::start_redis_with::<$framework>($crate::short_tokens()).await
+                    else {
+                        return;
+                    };
+                    $crate::refresh::$name(&app).await;
+                }
+            )*
+        }
     };
     (@each $framework:ty; $($name:ident),* $(,)?) => {
         $(
@@ -210,6 +250,13 @@ macro_rules! scenarios {
                 a_logged_out_cookie_stays_out_after_restarts,
                 redis_down_is_503_and_back_without_a_restart,
             );
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn fifty_requests_on_two_instances_make_one_refresh() {
+                let Some(mut pair) = $crate::Pair::start_with::<$framework>($crate::short_tokens()).await else {
+                    return;
+                };
+                $crate::multi::fifty_requests_on_two_instances_make_one_refresh::<$framework>(&mut pair).await;
+            }
         }
     };
 }
@@ -255,6 +302,29 @@ pub mod scenario {
         assert!(res.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
         let body: serde_json::Value = res.json().await.expect("JSON body");
         assert_eq!(body["error"], "unauthenticated");
+    }
+
+    /// `GET /me/userinfo`: the provider's JSON with the session's token; 502 with a message when
+    /// the provider fails; the guard's answers without a session.
+    pub async fn userinfo_route_answers_with_the_providers_json(app: &TestApp) {
+        assert_eq!(app.api_get(&app.browser, "/me/userinfo").await.status(), 401);
+        assert_eq!(app.nav_get(&app.browser, "/me/userinfo").await.status(), 302);
+        app.login(&app.browser).await;
+        let before = app.provider.userinfo_requests();
+        let res = app.api_get(&app.browser, "/me/userinfo").await;
+        assert_eq!(res.status(), 200);
+        let info: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(info["sub"], "alice");
+        assert_eq!(info["email"], "alice@example.test");
+        assert_eq!(app.provider.userinfo_requests(), before + 1, "asked now, not from the session");
+        app.provider.inject(Fault::UserinfoStatus(500));
+        let res = app.api_get(&app.browser, "/me/userinfo").await;
+        assert_eq!(res.status(), 502);
+        assert!(res.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "provider_error");
+        assert!(body["message"].as_str().unwrap().contains("userinfo"), "{body}");
+        assert_eq!(app.api_get(&app.browser, "/me").await.status(), 200, "the session is fine");
     }
 
     /// The whole flow: login → provider → callback → `/me` with the user's claims.
@@ -757,6 +827,94 @@ pub mod scenario {
     }
 }
 
+/// A provider whose access tokens live two seconds, for the refresh scenarios (long enough that a
+/// refreshed token is not due again within a request on a loaded machine).
+pub fn short_tokens() -> TestProviderBuilder {
+    TestProvider::builder().token_ttl(std::time::Duration::from_secs(2))
+}
+
+/// The scenarios of refreshed tokens (the provider's access tokens live two seconds).
+pub mod refresh {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Logs the app's browser in and waits for its access token to expire.
+    async fn logged_in_and_expired(app: &TestApp) {
+        assert!(app.login(&app.browser).await.status().is_success());
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+    }
+
+    /// A request with an expired access token is answered after a refresh: `/me/userinfo`
+    /// works with the new token, the provider saw one refresh grant, and the next requests need
+    /// none.
+    pub async fn expired_tokens_are_refreshed_before_the_handler_runs(app: &TestApp) {
+        logged_in_and_expired(app).await;
+        let res = app.api_get(&app.browser, "/me/userinfo").await;
+        assert_eq!(res.status(), 200);
+        let info: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(info["sub"], "alice", "the provider's userinfo, with the refreshed token");
+        assert_eq!(app.provider.refresh_requests(), 1);
+        for path in ["/me", "/me/userinfo", "/"] {
+            assert_eq!(app.api_get(&app.browser, path).await.status(), 200, "{path}");
+        }
+        assert_eq!(app.provider.refresh_requests(), 1, "the new token is fresh: no more refreshes");
+    }
+
+    /// 50 concurrent requests with the same expired session: one refresh grant, 50 answers.
+    pub async fn concurrent_requests_share_one_refresh(app: &TestApp) {
+        logged_in_and_expired(app).await;
+        app.provider.inject(Fault::TokenEndpointDelay(Duration::from_millis(300)));
+        let requests = (0..50).map(|_| app.api_get(&app.browser, "/me"));
+        let statuses: Vec<u16> =
+            futures_util::future::join_all(requests).await.iter().map(|r| r.status().as_u16()).collect();
+        assert!(statuses.iter().all(|s| *s == 200), "nobody is logged out by the race: {statuses:?}");
+        assert_eq!(app.provider.refresh_requests(), 1, "one refresh for 50 requests");
+        app.provider.clear_faults();
+        assert_eq!(app.api_get(&app.browser, "/me/userinfo").await.status(), 200);
+        assert_eq!(app.provider.refresh_requests(), 1);
+    }
+
+    /// The provider refuses the refresh (`invalid_grant`): the session ends; a browser is sent
+    /// to the login, an API client gets 401.
+    pub async fn a_refused_refresh_logs_the_user_out(app: &TestApp) {
+        app.provider.inject(Fault::RefreshDenied);
+        logged_in_and_expired(app).await;
+        let res = app.nav_get(&app.browser, "/me").await;
+        assert_eq!(res.status(), 302, "to the login");
+        assert!(res.headers()["location"].to_str().unwrap().starts_with("/auth/oidc/login"));
+        assert_eq!(app.api_get(&app.browser, "/me").await.status(), 401);
+        assert_eq!(app.provider.refresh_requests(), 1, "the ended session is not refreshed again");
+    }
+
+    /// The token endpoint answers 503: the session still serves (`/me` 200), `/me/userinfo`
+    /// says the provider failed (502), and the refresh is not retried on every request.
+    pub async fn a_refresh_endpoint_that_is_down_keeps_the_session(app: &TestApp) {
+        logged_in_and_expired(app).await;
+        app.provider.inject(Fault::TokenEndpointStatus(503));
+        for _ in 0..3 {
+            assert_eq!(app.api_get(&app.browser, "/me").await.status(), 200, "served from the session");
+        }
+        let res = app.api_get(&app.browser, "/me/userinfo").await;
+        assert_eq!(res.status(), 502);
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "provider_error");
+        assert!(body["message"].as_str().unwrap().contains("could not renew it"), "{body}");
+        assert_eq!(app.provider.refresh_requests(), 1, "retried only after a backoff");
+        app.provider.clear_faults();
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        assert_eq!(app.api_get(&app.browser, "/me/userinfo").await.status(), 200, "back once it is up");
+        assert_eq!(app.provider.refresh_requests(), 2);
+    }
+
+    /// A refreshed ID token with another `sub` (OIDC Core §12.2) ends the session.
+    pub async fn a_refreshed_id_token_for_another_user_logs_out(app: &TestApp) {
+        app.provider.inject(Fault::RefreshIdTokenSubChanged);
+        logged_in_and_expired(app).await;
+        assert_eq!(app.api_get(&app.browser, "/me").await.status(), 401);
+    }
+}
+
 /// Two instances of an example app behind one public URL (instance A's), sharing one Redis and
 /// the session keys, as a load balancer would put them; the browser's cookies go to both.
 pub struct Pair {
@@ -787,8 +945,13 @@ impl Pair {
     /// Starts the provider, a Redis, and two instances; `None` when `redis-server` is missing
     /// (not under `CI=true`).
     pub async fn start<F: Framework>() -> Option<Pair> {
+        Pair::start_with::<F>(TestProvider::builder()).await
+    }
+
+    /// [`Pair::start`] against a provider built from `provider`.
+    pub async fn start_with<F: Framework>(provider: TestProviderBuilder) -> Option<Pair> {
         let redis = RedisServer::start_or_skip()?;
-        let provider = TestProvider::start().await.expect("test provider starts");
+        let provider = provider.start().await.expect("test provider starts");
         let key = SessionKey::generate();
         let a = loopback_listener();
         let base = format!("http://{}", a.local_addr().expect("local address"));
@@ -974,6 +1137,28 @@ pub mod multi {
             assert_eq!(pair.api_get(&before_logout, &url).await.status(), 401, "{url}: logged out for good");
             assert_eq!(pair.api_get(&other, &url).await.status(), 200, "{url}: the other session survives");
         }
+    }
+
+    /// 50 concurrent requests with one expired session, spread over both instances: one refresh
+    /// grant in all (the instance that loses Redis's lock waits for the winner's tokens), and
+    /// every request succeeds.
+    pub async fn fifty_requests_on_two_instances_make_one_refresh<F: Framework>(pair: &mut Pair) {
+        pair.login(&pair.browser).await;
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        pair.provider.inject(Fault::TokenEndpointDelay(Duration::from_millis(300)));
+        let pair: &Pair = pair;
+        let requests = (0..50).map(|i| {
+            let url = if i % 2 == 0 { pair.on_a("/me") } else { pair.on_b("/me") };
+            async move { pair.api_get(&pair.browser, &url).await.status().as_u16() }
+        });
+        let statuses = futures_util::future::join_all(requests).await;
+        assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+        assert_eq!(pair.provider.refresh_requests(), 1, "one refresh across two instances");
+        pair.provider.clear_faults();
+        for url in [pair.on_a("/me/userinfo"), pair.on_b("/me/userinfo")] {
+            assert_eq!(pair.api_get(&pair.browser, &url).await.status(), 200, "{url}");
+        }
+        assert_eq!(pair.provider.refresh_requests(), 1);
     }
 
     /// Redis stopped: requests that need it get 503 (never a 500, never a panic), public pages

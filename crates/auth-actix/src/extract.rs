@@ -1,15 +1,13 @@
 //! Extractors: the middleware writes, the extractors only read.
 
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
+use auth_core::{AuthResponse, Policy, User};
 use std::fmt;
 use std::future::{Ready, ready};
 use std::marker::PhantomData;
 use std::ops::Deref;
-use std::sync::Arc;
-
-use actix_web::dev::Payload;
-use actix_web::http::StatusCode;
-use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
-use auth_core::{AuthResponse, Policy, Session};
 
 use crate::convert;
 use crate::service::AuthState;
@@ -33,13 +31,54 @@ use crate::service::AuthState;
 /// }
 /// let _app = actix_web::App::new().route("/me", web::get().to(me)).route("/", web::get().to(home));
 /// ```
+///
+/// It derefs to [`User`], and so to the [`Session`](auth_core::Session): its tokens are fresh
+/// (refreshed before the handler runs when they were due), and [`User::access_token`],
+/// [`User::userinfo`] and [`User::api`] call the provider with them:
+///
+/// ```
+/// use actix_web::web;
+/// use auth_actix::{AuthError, AuthUser};
+/// async fn emails(user: AuthUser) -> Result<web::Json<serde_json::Value>, AuthError> {
+///     Ok(web::Json(user.api().await?.get_json("user/emails").await?))
+/// }
+/// let _app = actix_web::App::new().route("/emails", web::get().to(emails));
+/// ```
 #[derive(Debug, Clone)]
-pub struct AuthUser(pub Arc<Session>);
+pub struct AuthUser(pub User);
 
 impl Deref for AuthUser {
-    type Target = Session;
-    fn deref(&self) -> &Session {
+    type Target = User;
+    fn deref(&self) -> &User {
         &self.0
+    }
+}
+
+/// An auth-core error a handler returns (from [`User::userinfo`], [`User::api`], …): JSON with
+/// the error's status (502 when the provider failed, 401 when the user's access has expired),
+/// and its message, never a token.
+#[derive(Debug)]
+pub struct AuthError(pub auth_core::Error);
+
+impl From<auth_core::Error> for AuthError {
+    fn from(err: auth_core::Error) -> Self {
+        AuthError(err)
+    }
+}
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl ResponseError for AuthError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        convert::response(&AuthResponse::handler_error(&self.0))
     }
 }
 
@@ -53,7 +92,7 @@ impl Deref for AuthUser {
 /// }
 /// let _app = actix_web::App::new().route("/verified", web::get().to(handler));
 /// ```
-pub struct Authorized<P>(pub Arc<Session>, PhantomData<fn() -> P>);
+pub struct Authorized<P>(pub User, PhantomData<fn() -> P>);
 
 impl<P> fmt::Debug for Authorized<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -62,8 +101,8 @@ impl<P> fmt::Debug for Authorized<P> {
 }
 
 impl<P> Deref for Authorized<P> {
-    type Target = Session;
-    fn deref(&self) -> &Session {
+    type Target = User;
+    fn deref(&self) -> &User {
         &self.0
     }
 }
@@ -131,7 +170,7 @@ impl FromRequest for AuthUser {
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
         ready(state(req).and_then(|state| match state.session {
-            Some(session) => Ok(AuthUser(session)),
+            Some(session) => Ok(AuthUser(User::new(state.auth, session))),
             None => Err(AuthRejection(state.auth.no_session(&convert::view(req), state.unavailable))),
         }))
     }
@@ -146,7 +185,7 @@ impl<P: Policy> FromRequest for Authorized<P> {
             state
                 .auth
                 .authorize_lookup::<P>(state.session.as_ref(), state.unavailable, &convert::view(req))
-                .map(|session| Authorized(session, PhantomData))
+                .map(|session| Authorized(User::new(state.auth.clone(), session), PhantomData))
                 .map_err(AuthRejection)
         }))
     }

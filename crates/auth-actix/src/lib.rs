@@ -52,9 +52,9 @@ mod routes;
 mod service;
 
 pub use auth_core;
-pub use auth_core::{Auth, Bearer, Claims, EmailVerified, Policy, Scope, Session};
+pub use auth_core::{Auth, Bearer, Claims, EmailVerified, Policy, Scope, Session, User};
 pub use bearer::{BearerUser, Principal, RequireScope};
-pub use extract::{AuthRejection, AuthUser, Authorized};
+pub use extract::{AuthError, AuthRejection, AuthUser, Authorized};
 pub use middleware::AuthMiddleware;
 pub use routes::{routes, routes_at};
 pub use service::AuthService;

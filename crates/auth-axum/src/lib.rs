@@ -6,7 +6,8 @@
 //! - [`routes()`] answers `GET /auth/{provider}/login`, `GET|POST /auth/{provider}/callback` and
 //!   `POST /auth/logout`;
 //! - [`AuthUser`] requires a login (a browser is redirected to the provider, an API client gets
-//!   401), `Option<AuthUser>` does not, and [`Authorized<P>`] applies a [`Policy`] (403);
+//!   401), `Option<AuthUser>` does not, and [`Authorized<P>`] applies a [`Policy`] (403); both
+//!   deref to [`User`], whose tokens are kept fresh, and which calls the provider's API with them;
 //! - for APIs, [`BearerUser`] requires a bearer access token (RFC 6750), [`RequireScope<S>`] a
 //!   scope, and [`Principal`] takes a bearer token or a session.
 //!
@@ -36,9 +37,9 @@ mod routes;
 mod service;
 
 pub use auth_core;
-pub use auth_core::{Auth, Bearer, Claims, EmailVerified, Policy, Scope, Session};
+pub use auth_core::{Auth, Bearer, Claims, EmailVerified, Policy, Scope, Session, User};
 pub use bearer::{BearerUser, Principal, RequireScope};
-pub use extract::{AuthRejection, AuthUser, Authorized};
+pub use extract::{AuthError, AuthRejection, AuthUser, Authorized};
 pub use layer::AuthLayer;
 pub use routes::{routes, routes_at};
 pub use service::AuthService;

@@ -5,6 +5,8 @@
 //! - `callback.rs`: the callback, the code exchange, ID token and userinfo checks;
 //! - `client.rs`: calls to the token endpoint with the client's authentication;
 //! - `lookup.rs`: reading, starting and ending sessions, and the guards' answers;
+//! - `refresh.rs`: refreshing a session's tokens when they are due;
+//! - `user.rs`: [`User`], and calls to the provider's API with the user's token;
 //! - `logout.rs`: local, RP-initiated and back-channel logout;
 //! - `bearer.rs`: bearer access tokens for APIs;
 //! - `policy.rs`: [`Policy`].
@@ -19,6 +21,8 @@ mod login;
 mod logout;
 mod lookup;
 mod policy;
+mod refresh;
+mod user;
 
 pub use bearer::{Bearer, Principal, Scope};
 pub use builder::AuthBuilder;
@@ -26,6 +30,7 @@ use builder::ProviderSlot;
 pub use callback::{LoggedIn, LoginCompletion};
 pub use lookup::SessionLookup;
 pub use policy::{EmailVerified, Policy};
+pub use user::{ApiClient, ApiResponse, User};
 
 use std::fmt;
 use std::sync::Arc;
@@ -129,6 +134,12 @@ struct Inner {
     /// The provider whose access tokens are accepted.
     bearer_provider: String,
     bearer_cache: bearer::BearerCache,
+    /// Access tokens are refreshed this long before they expire (at most a quarter of their
+    /// lifetime).
+    refresh_leeway: std::time::Duration,
+    /// How long one instance may hold a session's refresh lock.
+    refresh_lock_ttl: std::time::Duration,
+    flights: refresh::Flights,
 }
 
 /// The library's state, shared by every request: cheap to clone.

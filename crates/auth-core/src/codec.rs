@@ -43,6 +43,9 @@ struct Doc {
     a: u64,
     e: u64,
     x: Option<u64>,
+    /// `received_ms`, absent from sessions sealed before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    n: Option<u64>,
     s: Option<String>,
     at: Tok,
     rt: Option<Tok>,
@@ -85,6 +88,7 @@ pub(crate) fn encode(session: &Session) -> Result<Vec<u8>, Error> {
         a: session.created_at,
         e: session.expires_at,
         x: t.expires_at,
+        n: t.received_ms,
         s: t.scope.clone(),
         at: split_token(t.access_token.secret(), &mut secrets),
         rt: t.refresh_token.as_ref().map(|r| split_token(r.secret(), &mut secrets)),
@@ -158,7 +162,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<Session> {
         id: doc.i,
         provider: doc.p,
         claims: doc.c,
-        tokens: Tokens { access_token, refresh_token, id_token, expires_at: doc.x, scope: doc.s },
+        tokens: Tokens { access_token, refresh_token, id_token, expires_at: doc.x, received_ms: doc.n, scope: doc.s },
         created_at: doc.a,
         expires_at: doc.e,
     })
@@ -178,6 +182,7 @@ mod tests {
                 refresh_token: Some(Secret::new("rt.not-a-jwt")),
                 id_token: id_token.map(Secret::new),
                 expires_at: Some(5),
+                received_ms: Some(1_000),
                 scope: Some("openid".into()),
             },
             created_at: 1,
@@ -262,6 +267,7 @@ mod tests {
                 refresh_token: Some(Secret::new(refresh_token)),
                 id_token: Some(Secret::new(id_token)),
                 expires_at: Some(1_800_003_600),
+                received_ms: Some(1_800_000_000_123),
                 scope: Some("openid email profile".into()),
             },
             created_at: 1_800_000_000,

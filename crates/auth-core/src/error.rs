@@ -207,6 +207,14 @@ pub enum Error {
     /// No session: the user must log in.
     #[error("not logged in")]
     Unauthenticated,
+    /// The session's access token has expired and could not be refreshed (no refresh token, or
+    /// the provider refused it): the user must log in again for the app to call APIs for them.
+    #[error("the access token has expired and cannot be refreshed")]
+    AccessTokenExpired,
+    /// The session's access token has expired, and the provider could not refresh it right now
+    /// (down, a 5xx, a timeout): 502. The session itself is fine; a later request tries again.
+    #[error("the access token has expired and could not be refreshed now: {0}")]
+    RefreshUnavailable(String),
     /// Logged in, but a policy refused access.
     #[error("forbidden: {0}")]
     Forbidden(String),
@@ -255,7 +263,7 @@ impl Error {
             | Error::TokenRejected { .. } => 400,
             Error::Authorization { code } if code == "access_denied" => 403,
             Error::Authorization { .. } => 400,
-            Error::Unauthenticated | Error::BearerMissing | Error::BearerInvalid(_) => 401,
+            Error::Unauthenticated | Error::AccessTokenExpired | Error::BearerMissing | Error::BearerInvalid(_) => 401,
             Error::BearerMalformed => 400,
             Error::InsufficientScope(_) => 403,
             Error::BearerUnavailable => 503,
@@ -265,6 +273,7 @@ impl Error {
             Error::CrossSiteRequest => 403,
             Error::ProviderUnavailable { .. } => 503,
             Error::Token { .. } | Error::Provider { .. } | Error::UserinfoSubjectMismatch => 502,
+            Error::RefreshUnavailable(_) => 502,
             Error::Discovery { .. } => 502,
             Error::Unreachable { source, .. } if source.is_timeout() => 504,
             Error::Unreachable { .. } => 502,
@@ -289,6 +298,7 @@ impl Error {
             Error::TokenRejected { .. } => "invalid_grant",
             Error::BadRequest(_) => "bad_request",
             Error::Unauthenticated => "unauthenticated",
+            Error::AccessTokenExpired => "token_expired",
             Error::BearerMissing => "unauthenticated",
             Error::BearerMalformed => "invalid_request",
             Error::BearerInvalid(_) => "invalid_token",
@@ -302,7 +312,7 @@ impl Error {
             Error::ProviderUnavailable { .. } => "provider_unavailable",
             Error::Token { .. } => "invalid_token",
             Error::UserinfoSubjectMismatch => "userinfo_mismatch",
-            Error::Provider { .. } | Error::Discovery { .. } => "provider_error",
+            Error::Provider { .. } | Error::Discovery { .. } | Error::RefreshUnavailable(_) => "provider_error",
             Error::Unreachable { .. } => "provider_unreachable",
             Error::ClientRejected { .. } => "client_credentials_refused",
             Error::RoutesMisplaced(_) => "routes_misplaced",
@@ -323,6 +333,18 @@ impl Error {
             Error::TokenRejected { .. } => "The login could not be completed: the provider refused the authorization code (expired or already used). Please log in again.".into(),
             Error::BadRequest(what) => format!("Bad request: {what}."),
             Error::Unauthenticated => "You need to log in.".into(),
+            Error::AccessTokenExpired => "Your access to the provider has expired. Please log in again.".into(),
+            Error::RefreshUnavailable(_) => {
+                "Your access to the provider has expired, and the provider could not renew it right now. Please try again in a moment.".into()
+            }
+            // Calls the app makes for the user (userinfo, the provider's API): what failed, in
+            // words of our own (a status, "not JSON"), never the provider's body.
+            Error::Provider { endpoint: endpoint @ ("userinfo" | "api"), reason } => {
+                format!("The provider's {endpoint} endpoint failed: {reason}.")
+            }
+            Error::Unreachable { endpoint: endpoint @ ("userinfo" | "api"), .. } => {
+                format!("The provider's {endpoint} endpoint could not be reached. Please try again.")
+            }
             Error::BearerMissing => "A bearer access token is required.".into(),
             Error::BearerMalformed => "The Authorization header is not a valid bearer token header.".into(),
             Error::BearerInvalid(_) => "The access token is not valid.".into(),

@@ -277,6 +277,33 @@ impl AuthResponse {
     }
 }
 
+/// A handler's error (from [`User::userinfo`](crate::User::userinfo), [`User::api`](crate::User::api),
+/// …) as JSON for its client, which is what the adapters' `AuthError` sends. A fault of the
+/// server or the provider (5xx) is logged here, with its cause.
+///
+/// ```
+/// let res = auth_core::AuthResponse::from(auth_core::Error::AccessTokenExpired);
+/// assert_eq!(res.status, 401);
+/// assert!(res.body.contains("token_expired"));
+/// ```
+impl From<Error> for AuthResponse {
+    fn from(err: Error) -> Self {
+        AuthResponse::handler_error(&err)
+    }
+}
+
+impl AuthResponse {
+    /// [`AuthResponse::from`] an error a handler returns, by reference.
+    pub fn handler_error(err: &Error) -> Self {
+        if err.status() >= 500 {
+            tracing::error!(error = %err, source = ?std::error::Error::source(err).map(ToString::to_string), "handler error");
+        } else {
+            tracing::info!(error = %err, "handler refused");
+        }
+        AuthResponse::error(err, false)
+    }
+}
+
 fn error_page(status: u16, message: &str) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{status}</title>\

@@ -189,6 +189,43 @@ pub(crate) fn check_claims(claims: &Claims, alg: Algorithm, exp: &Expected<'_>) 
     Ok(())
 }
 
+/// The payload of a JWT whose signature was checked when it was received (a session's own ID
+/// token, sealed since), read without checking it again.
+pub(crate) fn unverified_claims(token: &str) -> Option<Claims> {
+    let payload = token.split('.').nth(1)?;
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
+}
+
+/// OpenID Connect Core §12.2: a refreshed ID token, already checked like a new one (§3.1.3.7,
+/// the nonce aside), against the ID token of the login: the same `iss`, `sub`, `aud` and `azp`,
+/// `auth_time` unchanged when present, and a `nonce` absent or the original's.
+pub(crate) fn check_refreshed(new: &Claims, original: &Claims) -> Result<(), TokenError> {
+    let audiences = |claims: &Claims| -> Vec<String> {
+        let mut aud: Vec<String> = match claims.get("aud") {
+            Some(Value::String(a)) => vec![a.clone()],
+            Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+            _ => Vec::new(),
+        };
+        aud.sort_unstable();
+        aud
+    };
+    let same = |name: &str| new.get(name) == original.get(name);
+    if !same("iss") || !same("sub") || audiences(new) != audiences(original) {
+        return Err(TokenError::RefreshMismatch);
+    }
+    // `azp` may be left out of a refreshed token whose single audience is the client.
+    if new.contains_key("azp") && !same("azp") {
+        return Err(TokenError::RefreshMismatch);
+    }
+    if new.contains_key("auth_time") && !same("auth_time") {
+        return Err(TokenError::RefreshMismatch);
+    }
+    if new.contains_key("nonce") && !same("nonce") {
+        return Err(TokenError::RefreshMismatch);
+    }
+    Ok(())
+}
+
 /// What a valid logout token says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct LogoutClaims {
@@ -258,6 +295,38 @@ pub(crate) fn token_hash(alg: Algorithm, token: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refreshed_id_tokens_must_match_the_login() {
+        let original = json!({"iss": "https://op", "sub": "alice", "aud": ["app"], "azp": "app", "auth_time": 100,
+            "nonce": "n-1", "iat": 100, "exp": 400});
+        let original = original.as_object().unwrap().clone();
+        let with = |change: &dyn Fn(&mut Claims)| {
+            let mut new = original.clone();
+            new.insert("iat".into(), json!(500));
+            new.insert("exp".into(), json!(800));
+            new.remove("nonce");
+            change(&mut new);
+            check_refreshed(&new, &original)
+        };
+        assert_eq!(with(&|_| {}), Ok(()), "new iat and exp, no nonce, aud as an array or a string");
+        assert_eq!(with(&|c| drop(c.insert("aud".into(), json!("app")))), Ok(()));
+        assert_eq!(with(&|c| drop(c.insert("nonce".into(), json!("n-1")))), Ok(()), "the original nonce");
+        assert_eq!(with(&|c| drop(c.remove("azp"))), Ok(()));
+        assert_eq!(with(&|c| drop(c.remove("auth_time"))), Ok(()));
+        let changes: [(&str, Value); 6] = [
+            ("sub", json!("mallory")),
+            ("iss", json!("https://other")),
+            ("aud", json!(["app", "other"])),
+            ("azp", json!("other")),
+            ("auth_time", json!(300)),
+            ("nonce", json!("n-2")),
+        ];
+        for (name, value) in changes {
+            let change = move |c: &mut Claims| drop(c.insert(name.into(), value.clone()));
+            assert_eq!(with(&change), Err(TokenError::RefreshMismatch), "{name} changed");
+        }
+    }
     use serde_json::json;
 
     const NOW: u64 = 1_800_000_000;

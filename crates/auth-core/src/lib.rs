@@ -11,6 +11,8 @@
 //! | `oauth.google.authorize_access_token()` | `GET /auth/google/callback` ([`Auth::callback`])    |
 //! | `token["userinfo"]`                  | [`Session::claims`]                                    |
 //! | `session["user"]`                    | [`Auth::session`], `AuthUser` in the adapters          |
+//! | `oauth.google.token` (auto-refreshed) | [`User::access_token`]                                |
+//! | `oauth.github.get("user/emails")`    | [`User::api`]`.get_json("user/emails")`                |
 //!
 //! # Security defaults
 //! PKCE S256 on every login; `state` and `nonce` per login, single use, 10-minute expiry, each
@@ -51,7 +53,8 @@ mod state;
 pub mod store_contract;
 
 pub use auth::{
-    Auth, AuthBuilder, Bearer, EmailVerified, LoggedIn, LoginCompletion, Policy, Principal, Scope, SessionLookup,
+    ApiClient, ApiResponse, Auth, AuthBuilder, Bearer, EmailVerified, LoggedIn, LoginCompletion, Policy, Principal,
+    Scope, SessionLookup, User,
 };
 pub use crypto::{KeyRing, SessionKey};
 pub use discovery::ProviderMetadata;
@@ -72,6 +75,13 @@ pub use url;
 /// `response_mode=form_post` callback or a back-channel logout token, both far smaller); a larger
 /// body is treated as empty, which auth-core then refuses with a 400.
 pub const FORM_BODY_LIMIT: usize = 64 * 1024;
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
 
 /// Seconds since the Unix epoch.
 pub(crate) fn now() -> u64 {

@@ -53,9 +53,10 @@ pub(crate) struct FormReply {
     pub(crate) body: serde_json::Value,
 }
 
-/// A GET's outcome: status and body bytes (at most the configured cap).
+/// A GET's outcome: status, content type and body bytes (at most the configured cap).
 pub(crate) struct Reply {
     pub(crate) status: u16,
+    pub(crate) content_type: Option<String>,
     pub(crate) body: Vec<u8>,
 }
 
@@ -97,10 +98,33 @@ impl HttpClient {
         if let Some(token) = bearer {
             req = req.bearer_auth(token);
         }
+        self.reply(req, endpoint).await
+    }
+
+    /// Sends a request with a bearer token and an optional JSON body (the app's calls to the
+    /// provider's API for a user): its status, content type and capped body.
+    pub(crate) async fn send(
+        &self,
+        method: reqwest::Method,
+        url: url::Url,
+        bearer: &str,
+        json: Option<&serde_json::Value>,
+        endpoint: &'static str,
+    ) -> Result<Reply, Error> {
+        let mut req = self.client.request(method, url).header("accept", "application/json").bearer_auth(bearer);
+        if let Some(body) = json {
+            req = req.json(body);
+        }
+        self.reply(req, endpoint).await
+    }
+
+    async fn reply(&self, req: reqwest::RequestBuilder, endpoint: &'static str) -> Result<Reply, Error> {
         let res = req.send().await.map_err(|source| Error::Unreachable { endpoint, source })?;
         let status = res.status().as_u16();
+        let content_type =
+            res.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let body = self.read_capped(res, endpoint).await?;
-        Ok(Reply { status, body })
+        Ok(Reply { status, content_type, body })
     }
 
     /// GETs a JSON document (with an optional bearer token); non-2xx and non-JSON are errors.

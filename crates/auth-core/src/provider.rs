@@ -150,6 +150,9 @@ pub struct Provider {
     /// The prefix of the environment variables it was read from (`OIDC`), to name them in errors.
     pub(crate) env_prefix: Option<String>,
     pub(crate) untyped_access_tokens: bool,
+    /// Where [`User::api`](crate::User::api) sends relative paths (`https://api.github.com/`).
+    pub(crate) api_base_url: Option<url::Url>,
+    pub(crate) userinfo_on_refresh: bool,
 }
 
 impl Provider {
@@ -177,6 +180,8 @@ impl Provider {
             issuer_aliases: Vec::new(),
             env_prefix: None,
             untyped_access_tokens: false,
+            api_base_url: None,
+            userinfo_on_refresh: false,
         }
     }
 
@@ -201,29 +206,47 @@ impl Provider {
 
     /// Google (OpenID Connect). Google documents that its ID tokens' `iss` is
     /// `https://accounts.google.com` or `accounts.google.com`; both are accepted, nothing else.
+    ///
+    /// Refresh tokens: Google issues one only for `access_type=offline`, which this preset sends
+    /// (and only at a user's first consent; add `.with_auth_param("prompt", "consent")` to get one
+    /// at every login). [`User::api`](crate::User::api) calls `https://www.googleapis.com/`.
     pub fn google(client_id: impl Into<String>, client_secret: impl Into<String>) -> Self {
-        let mut p =
-            Provider::oidc("google", "https://accounts.google.com", client_id).with_client_secret(client_secret);
+        let mut p = Provider::oidc("google", "https://accounts.google.com", client_id)
+            .with_client_secret(client_secret)
+            .with_auth_param("access_type", "offline")
+            .with_api_base_url("https://www.googleapis.com/");
         p.issuer_aliases.push("accounts.google.com".into());
         p
     }
 
-    /// GitLab.com (OpenID Connect).
+    /// GitLab.com (OpenID Connect). Refresh tokens are issued without asking;
+    /// [`User::api`](crate::User::api) calls `https://gitlab.com/api/v4/`.
     pub fn gitlab(client_id: impl Into<String>, client_secret: impl Into<String>) -> Self {
-        Provider::oidc("gitlab", "https://gitlab.com", client_id).with_client_secret(client_secret)
+        Provider::oidc("gitlab", "https://gitlab.com", client_id)
+            .with_client_secret(client_secret)
+            .with_api_base_url("https://gitlab.com/api/v4/")
     }
 
     /// Microsoft Entra ID. `tenant` is a tenant id or domain, or `common`, `organizations`,
     /// `consumers` for multi-tenant apps, whose ID tokens are checked against the issuer template
     /// `https://login.microsoftonline.com/{tenantid}/v2.0` with the token's own `tid`.
+    ///
+    /// Refresh tokens: Entra ID issues one only for the scope `offline_access`, which this preset
+    /// requests. [`User::api`](crate::User::api) calls Microsoft Graph,
+    /// `https://graph.microsoft.com/v1.0/`.
     pub fn microsoft(tenant: &str, client_id: impl Into<String>, client_secret: impl Into<String>) -> Self {
         let mut p = Provider::oidc("microsoft", format!("https://login.microsoftonline.com/{tenant}/v2.0"), client_id)
-            .with_client_secret(client_secret);
+            .with_client_secret(client_secret)
+            .with_scopes(["openid", "email", "profile", "offline_access"])
+            .with_api_base_url("https://graph.microsoft.com/v1.0/");
         p.multi_tenant_issuer = matches!(tenant, "common" | "organizations" | "consumers");
         p
     }
 
     /// GitHub (OAuth 2.0): `/user`, plus the verified primary e-mail from `/user/emails`.
+    /// [`User::api`](crate::User::api) calls `https://api.github.com/` (`user/emails`, `user/repos`).
+    /// GitHub's OAuth app tokens do not expire and come without a refresh token; a GitHub App's
+    /// expiring tokens are refreshed like any other.
     pub fn github(client_id: impl Into<String>, client_secret: impl Into<String>) -> Self {
         let mut p = Provider::oauth2(
             "github",
@@ -237,7 +260,7 @@ impl Provider {
         .with_scopes(["read:user", "user:email"]);
         p.profile = Profile::Github;
         p.userinfo_extra = Some("https://api.github.com/user/emails".into());
-        p
+        p.with_api_base_url("https://api.github.com/")
     }
 
     /// Facebook (OAuth 2.0 with the Graph API `/me?fields=id,name,email,picture`).
@@ -253,7 +276,7 @@ impl Provider {
         .with_client_auth(ClientAuth::SecretPost)
         .with_scopes(["email", "public_profile"]);
         p.profile = Profile::Facebook;
-        p
+        p.with_api_base_url("https://graph.facebook.com/v21.0/")
     }
 
     /// Reads a provider from the process environment by name, as Authlib reads `GOOGLE_CLIENT_ID`
@@ -512,6 +535,47 @@ impl Provider {
     #[must_use]
     pub fn with_untyped_access_tokens(mut self) -> Self {
         self.untyped_access_tokens = true;
+        self
+    }
+
+    /// Where [`User::api`](crate::User::api) sends the user's access token: its paths are
+    /// resolved against this URL (`user/emails` → `https://api.github.com/user/emails`), and a
+    /// path that leads to another origin is refused, so the token never leaves for another host.
+    /// The presets set their provider's. A URL that does not parse is logged, and the
+    /// API client then answers with a configuration error; an http URL is refused as the
+    /// provider's other URLs are (loopback hosts aside).
+    ///
+    /// ```
+    /// use auth_core::Provider;
+    /// let corp = Provider::oidc("corp", "https://id.example.com", "app").with_api_base_url("https://api.example.com/v2/");
+    /// assert_eq!(corp.api_base_url(), Some("https://api.example.com/v2/"));
+    /// assert_eq!(Provider::github("id", "secret").api_base_url(), Some("https://api.github.com/"));
+    /// ```
+    #[must_use]
+    pub fn with_api_base_url(mut self, url: impl AsRef<str>) -> Self {
+        let mut text = url.as_ref().trim().to_owned();
+        // A base without a trailing slash would lose its last segment when a path is joined.
+        if !text.ends_with('/') {
+            text.push('/');
+        }
+        self.api_base_url = Url::parse(&text).ok();
+        if self.api_base_url.is_none() {
+            tracing::error!(provider = %self.name, "with_api_base_url: not a URL; the provider's API client is off");
+        }
+        self
+    }
+
+    /// The base URL of the provider's API, if set ([`Provider::with_api_base_url`]).
+    pub fn api_base_url(&self) -> Option<&str> {
+        self.api_base_url.as_ref().map(Url::as_str)
+    }
+
+    /// Fetches userinfo again at every refresh of the user's tokens, so that claims only the
+    /// userinfo endpoint carries stay current too (one more call per refresh). Without it, a
+    /// refresh updates the claims from the new ID token, and keeps the others from the login.
+    #[must_use]
+    pub fn with_userinfo_on_refresh(mut self) -> Self {
+        self.userinfo_on_refresh = true;
         self
     }
 

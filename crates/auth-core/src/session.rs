@@ -33,8 +33,11 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// The tokens of a session.
+/// The tokens of a session. Refreshed by auth-core when the access token is due (see
+/// [`AuthBuilder::refresh_leeway`](crate::AuthBuilder::refresh_leeway)); read a fresh access token
+/// with [`User::access_token`](crate::User::access_token).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Tokens {
     /// The access token, for calling the provider's (or your) APIs on the user's behalf.
     pub access_token: Secret,
@@ -44,6 +47,10 @@ pub struct Tokens {
     pub id_token: Option<Secret>,
     /// When the access token expires (Unix seconds), if the provider said.
     pub expires_at: Option<u64>,
+    /// When these tokens were received (Unix milliseconds): with `expires_at`, when the access
+    /// token expires to the millisecond, and its lifetime, which caps the refresh leeway.
+    #[serde(default)]
+    pub(crate) received_ms: Option<u64>,
     /// The granted scope, if the provider said.
     pub scope: Option<String>,
 }
@@ -310,6 +317,26 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// Whether any of `keys` was ended at or after `created_at`. Called on every request that
     /// carries a session: keep it cheap.
     async fn ended_since(&self, keys: &[String], created_at: u64) -> Result<bool, Error>;
+
+    /// Takes the lock `key` (`refresh:{session id}`) for at most `ttl`, so that one instance at a
+    /// time refreshes a session's tokens; `Ok(false)` when another holder has it. Instances
+    /// that lose wait for the winner's [`save`](SessionStore::save) and use its tokens.
+    ///
+    /// The default takes every lock at once: right for a store that no other process shares
+    /// (auth-core already lets one request per process refresh a session). A store shared by
+    /// several instances overrides it (Redis: `SET NX PX`) together with
+    /// [`unlock`](SessionStore::unlock).
+    async fn lock(&self, key: &str, ttl: std::time::Duration) -> Result<bool, Error> {
+        let _ = (key, ttl);
+        Ok(true)
+    }
+
+    /// Releases a lock taken with [`lock`](SessionStore::lock) (a lock also ends by itself after
+    /// its `ttl`).
+    async fn unlock(&self, key: &str) -> Result<(), Error> {
+        let _ = key;
+        Ok(())
+    }
 }
 
 /// Sessions kept entirely in the encrypted cookie: no server state, any instance can read them.
@@ -506,6 +533,7 @@ mod tests {
             refresh_token: Some(Secret::new("rt-secret")),
             id_token: None,
             expires_at: None,
+            received_ms: None,
             scope: None,
         };
         let text = format!("{tokens:?}");
@@ -522,6 +550,7 @@ mod tests {
                 refresh_token: None,
                 id_token: None,
                 expires_at: None,
+                received_ms: None,
                 scope: None,
             },
             created_at: 1,

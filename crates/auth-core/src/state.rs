@@ -369,6 +369,7 @@ mod tests {
                 refresh_token: None,
                 id_token: None,
                 expires_at: None,
+                received_ms: None,
                 scope: None,
             },
             created_at: 1,

@@ -36,6 +36,7 @@ pub fn sample(sub: &str) -> Session {
             refresh_token: Some(Secret::new(random_token(24))),
             id_token: None,
             expires_at: Some(now + 300),
+            received_ms: Some(now * 1000),
             scope: Some("openid".into()),
         },
         created_at: now,

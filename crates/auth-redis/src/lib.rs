@@ -361,7 +361,14 @@ impl SessionStore for RedisStore {
         let mut conn = self.inner.conn.clone();
         let ttl = ttl_ms(session.expires_at());
         self.run("SET", conn.pset_ex::<_, _, ()>(&key, json, ttl)).await?;
-        // Another instance may hold an older copy (a refresh updates a session in place).
+        {
+            // This instance's copy is older (a refresh updates a session in place), and so may be
+            // a fill that read Redis before this write.
+            let mut cache = self.cache();
+            cache.epoch += 1;
+            cache.sessions.remove(session.id());
+        }
+        // Other instances may hold an older copy too.
         self.publish(format!("d\t{}", session.id())).await;
         Ok(session.id().as_bytes().to_vec())
     }
@@ -416,6 +423,18 @@ impl SessionStore for RedisStore {
         }
         self.publish(format!("e\t{at}\t{key}")).await;
         Ok(())
+    }
+
+    async fn lock(&self, key: &str, ttl: Duration) -> Result<bool, Error> {
+        let mut conn = self.inner.conn.clone();
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let cmd = redis::cmd("SET").arg(self.key(key, "lock")).arg(1).arg("NX").arg("PX").arg(ttl_ms).to_owned();
+        self.run("SET NX", async move { cmd.query_async::<Option<String>>(&mut conn).await }).await.map(|r| r.is_some())
+    }
+
+    async fn unlock(&self, key: &str) -> Result<(), Error> {
+        let mut conn = self.inner.conn.clone();
+        self.run("DEL", conn.del::<_, usize>(self.key(key, "lock"))).await.map(drop)
     }
 
     async fn ended_since(&self, keys: &[String], created_at: u64) -> Result<bool, Error> {

@@ -1,13 +1,11 @@
 //! Request guards: the fairing writes, the guards only read.
 
-use std::marker::PhantomData;
-use std::ops::Deref;
-use std::sync::Arc;
-
-use auth_core::{Policy, Session};
+use auth_core::{Policy, User};
 use rocket::http::Status;
 use rocket::request::{FromRequest, Outcome};
 use rocket::{Ignite, Request, Rocket, Sentinel};
+use std::marker::PhantomData;
+use std::ops::Deref;
 
 use crate::{convert, fairing};
 
@@ -53,13 +51,46 @@ use crate::{convert, fairing};
 /// assert_eq!(client.get("/").dispatch().await.into_string().await.as_deref(), Some("anonymous"));
 /// # Ok(()) }
 /// ```
+///
+/// It derefs to [`User`], and so to the [`Session`](auth_core::Session): its tokens are fresh
+/// (refreshed before the handler runs when they were due), and [`User::access_token`],
+/// [`User::userinfo`] and [`User::api`] call the provider with them:
+///
+/// ```
+/// use auth_rocket::{AuthError, AuthUser};
+/// use rocket::serde::json::Json;
+///
+/// #[rocket::get("/emails")]
+/// async fn emails(user: AuthUser) -> Result<Json<serde_json::Value>, AuthError> {
+///     Ok(Json(user.api().await?.get_json("user/emails").await?))
+/// }
+/// let _rocket = rocket::build().mount("/", rocket::routes![emails]);
+/// ```
 #[derive(Debug, Clone)]
-pub struct AuthUser(pub Arc<Session>);
+pub struct AuthUser(pub User);
 
 impl Deref for AuthUser {
-    type Target = Session;
-    fn deref(&self) -> &Session {
+    type Target = User;
+    fn deref(&self) -> &User {
         &self.0
+    }
+}
+
+/// An auth-core error a handler returns (from [`User::userinfo`], [`User::api`], …): JSON with
+/// the error's status (502 when the provider failed, 401 when the user's access has expired),
+/// and its message, never a token.
+#[derive(Debug)]
+pub struct AuthError(pub auth_core::Error);
+
+impl From<auth_core::Error> for AuthError {
+    fn from(err: auth_core::Error) -> Self {
+        AuthError(err)
+    }
+}
+
+impl<'r> rocket::response::Responder<'r, 'static> for AuthError {
+    fn respond_to(self, _req: &'r Request<'_>) -> rocket::response::Result<'static> {
+        Ok(convert::response(self.0.into()))
     }
 }
 
@@ -76,11 +107,11 @@ impl Deref for AuthUser {
 /// let _rocket = rocket::build().mount("/", rocket::routes![verified]);
 /// ```
 #[derive(Debug)]
-pub struct Authorized<P>(pub Arc<Session>, PhantomData<fn() -> P>);
+pub struct Authorized<P>(pub User, PhantomData<fn() -> P>);
 
 impl<P> Deref for Authorized<P> {
-    type Target = Session;
-    fn deref(&self) -> &Session {
+    type Target = User;
+    fn deref(&self) -> &User {
         &self.0
     }
 }
@@ -133,7 +164,7 @@ impl<'r> FromRequest<'r> for AuthUser {
             return missing("AuthUser");
         };
         match &lookup.session {
-            Some(session) => Outcome::Success(AuthUser(session.clone())),
+            Some(session) => Outcome::Success(AuthUser(User::new(auth.clone(), session.clone()))),
             None if lookup.unavailable => {
                 fairing::refuse(req, auth.no_session(&convert::view(req), true), AuthRejection::StoreUnavailable)
             }
@@ -151,7 +182,7 @@ impl<'r, P: Policy> FromRequest<'r> for Authorized<P> {
             return missing("Authorized");
         };
         match auth.authorize_lookup::<P>(lookup.session.as_ref(), lookup.unavailable, &convert::view(req)) {
-            Ok(session) => Outcome::Success(Authorized(session, PhantomData)),
+            Ok(session) => Outcome::Success(Authorized(User::new(auth.clone(), session), PhantomData)),
             Err(answer) => {
                 let why = match (&lookup.session, lookup.unavailable) {
                     (Some(_), _) => AuthRejection::Forbidden,

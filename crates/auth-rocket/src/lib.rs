@@ -60,8 +60,8 @@ mod guard;
 mod routes;
 
 pub use auth_core;
-pub use auth_core::{Auth, Bearer, Claims, EmailVerified, Policy, Scope, Session};
+pub use auth_core::{Auth, Bearer, Claims, EmailVerified, Policy, Scope, Session, User};
 pub use bearer::{BearerUser, Principal, RequireScope};
 pub use fairing::AuthFairing;
-pub use guard::{AuthRejection, AuthUser, Authorized};
+pub use guard::{AuthError, AuthRejection, AuthUser, Authorized};
 pub use routes::{routes, routes_at};

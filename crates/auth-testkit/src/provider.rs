@@ -253,6 +253,12 @@ impl TestProvider {
         self.shared.counters.token.load(Ordering::SeqCst)
     }
 
+    /// How many token requests with `grant_type=refresh_token` arrived (valid or not, and
+    /// whatever fault answered them).
+    pub fn refresh_requests(&self) -> usize {
+        self.shared.counters.refresh.load(Ordering::SeqCst)
+    }
+
     /// How many UserInfo requests arrived.
     pub fn userinfo_requests(&self) -> usize {
         self.shared.counters.userinfo.load(Ordering::SeqCst)

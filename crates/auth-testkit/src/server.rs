@@ -52,6 +52,7 @@ pub(crate) struct Counters {
     pub(crate) end_session: AtomicUsize,
     pub(crate) revoke: AtomicUsize,
     pub(crate) introspect: AtomicUsize,
+    pub(crate) refresh: AtomicUsize,
     pub(crate) backchannel: AtomicUsize,
 }
 
@@ -849,6 +850,9 @@ fn check_secret<'a>(client: &'a TestClient, secret: &str, basic: bool) -> Result
 
 async fn token(AxumState(s): S, headers: HeaderMap, body: Bytes) -> Response {
     s.counters.token.fetch_add(1, Ordering::SeqCst);
+    if url::form_urlencoded::parse(&body).any(|(k, v)| k == "grant_type" && v == "refresh_token") {
+        s.counters.refresh.fetch_add(1, Ordering::SeqCst);
+    }
     let faults = s.lock().faults.clone();
     for fault in &faults {
         match fault {

@@ -4,6 +4,8 @@
 //! - `GET /`: public; says who is logged in.
 //! - `GET /me`: the user's claims as JSON; a browser without a session is sent to the login, an API
 //!   client gets 401.
+//! - `GET /me/userinfo`: protected like `/me`; the provider's userinfo, fetched with the session's
+//!   access token (refreshed first when it is due); 502 with a message when the provider fails.
 //! - `GET /admin`: only for users whose `groups` claim contains `admin` (403 otherwise).
 //! - `GET /api/whoami`: a bearer access token only (RFC 6750); JSON with `sub`, `scope` and
 //!   `client_id`. `GET /api/admin`: the same, with the scope `admin` required (403
@@ -14,7 +16,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::web::{self, Html, Json};
 use actix_web::{App, Error, Route, guard};
-use auth_actix::{AuthMiddleware, AuthUser, Authorized, BearerUser, Policy, RequireScope, Scope, Session};
+use auth_actix::{AuthError, AuthMiddleware, AuthUser, Authorized, BearerUser, Policy, RequireScope, Scope, Session};
 use auth_core::{Auth, html_escape};
 
 /// The policy of `/admin`: the `groups` claim contains `admin`.
@@ -52,6 +54,7 @@ pub fn app(
     App::new()
         .service(web::resource("/").route(get().to(home)))
         .service(web::resource("/me").route(get().to(me)))
+        .service(web::resource("/me/userinfo").route(get().to(userinfo)))
         .service(web::resource("/admin").route(get().to(admin)))
         .service(web::resource("/api/whoami").route(get().to(whoami)))
         .service(web::resource("/api/admin").route(get().to(api_admin)))
@@ -81,6 +84,10 @@ async fn home(user: Option<AuthUser>) -> Html {
 
 async fn me(user: AuthUser) -> Json<serde_json::Value> {
     Json(serde_json::Value::Object(user.claims().as_map().clone()))
+}
+
+async fn userinfo(user: AuthUser) -> Result<Json<serde_json::Value>, AuthError> {
+    Ok(Json(user.userinfo().await?))
 }
 
 async fn admin(user: Authorized<Admin>) -> Json<serde_json::Value> {

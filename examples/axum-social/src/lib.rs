@@ -1,8 +1,13 @@
 //! Google and GitHub login for an Axum app: a page with one login link per configured provider.
+//!
+//! - `GET /me`: the user's claims; `GET /me/userinfo`: the provider's userinfo, fetched now with
+//!   the user's (fresh) access token;
+//! - `GET /me/api?path=user/repos`: a GET on the provider's API (`https://api.github.com/`,
+//!   `https://www.googleapis.com/`) with the user's token, as Authlib's `oauth.github.get(…)`.
 
-use auth_axum::{AuthLayer, AuthUser};
+use auth_axum::{AuthError, AuthLayer, AuthUser};
 use auth_core::{Auth, html_escape};
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::response::Html;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -15,9 +20,21 @@ pub fn app(auth: Auth) -> Router {
             "/me",
             get(|user: AuthUser| async move { Json(serde_json::Value::Object(user.claims().as_map().clone())) }),
         )
+        .route("/me/userinfo", get(|user: AuthUser| async move { Ok::<_, AuthError>(Json(user.userinfo().await?)) }))
+        .route("/me/api", get(api))
         .merge(auth_axum::routes())
         .with_state(auth.clone())
         .layer(AuthLayer::new(auth))
+}
+
+/// `?path=`: the API path, relative to the provider's API base URL.
+#[derive(Debug, serde::Deserialize)]
+struct ApiPath {
+    path: String,
+}
+
+async fn api(user: AuthUser, Query(q): Query<ApiPath>) -> Result<Json<serde_json::Value>, AuthError> {
+    Ok(Json(user.api().await?.get_json(&q.path).await?))
 }
 
 async fn home(State(auth): State<Auth>, user: Option<AuthUser>) -> Html<String> {

@@ -4,13 +4,15 @@
 //! - `GET /`: public; says who is logged in.
 //! - `GET /me`: the user's claims as JSON; a browser without a session is sent to the login, an API
 //!   client gets 401.
+//! - `GET /me/userinfo`: protected like `/me`; the provider's userinfo, fetched with the session's
+//!   access token (refreshed first when it is due); 502 with a message when the provider fails.
 //! - `GET /admin`: only for users whose `groups` claim contains `admin` (403 otherwise).
 //! - `GET /api/whoami`: a bearer access token only (RFC 6750); JSON with `sub`, `scope` and
 //!   `client_id`. `GET /api/admin`: the same, with the scope `admin` required (403
 //!   `insufficient_scope`).
 //! - `/auth/...`: login, callback, logout (from `auth_axum::routes()`).
 
-use auth_axum::{AuthLayer, AuthUser, Authorized, BearerUser, Policy, RequireScope, Scope, Session};
+use auth_axum::{AuthError, AuthLayer, AuthUser, Authorized, BearerUser, Policy, RequireScope, Scope, Session};
 use auth_core::{Auth, html_escape};
 use axum::response::Html;
 use axum::routing::get;
@@ -40,6 +42,7 @@ pub fn app(auth: Auth) -> Router {
     Router::new()
         .route("/", get(home))
         .route("/me", get(me))
+        .route("/me/userinfo", get(userinfo))
         .route("/admin", get(admin))
         .route("/api/whoami", get(whoami))
         .route("/api/admin", get(api_admin))
@@ -63,6 +66,10 @@ async fn home(user: Option<AuthUser>) -> Html<String> {
 
 async fn me(user: AuthUser) -> Json<serde_json::Value> {
     Json(serde_json::Value::Object(user.claims().as_map().clone()))
+}
+
+async fn userinfo(user: AuthUser) -> Result<Json<serde_json::Value>, AuthError> {
+    Ok(Json(user.userinfo().await?))
 }
 
 async fn admin(user: Authorized<Admin>) -> Json<serde_json::Value> {

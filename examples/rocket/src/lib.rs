@@ -4,6 +4,8 @@
 //! - `GET /`: public; says who is logged in.
 //! - `GET /me`: the user's claims as JSON; a browser without a session is sent to the login, an API
 //!   client gets 401.
+//! - `GET /me/userinfo`: protected like `/me`; the provider's userinfo, fetched with the session's
+//!   access token (refreshed first when it is due); 502 with a message when the provider fails.
 //! - `GET /admin`: only for users whose `groups` claim contains `admin` (403 otherwise).
 //! - `GET /api/whoami`: a bearer access token only (RFC 6750); JSON with `sub`, `scope` and
 //!   `client_id`. `GET /api/admin`: the same, with the scope `admin` required (403
@@ -11,7 +13,7 @@
 //! - `/auth/...`: login, callback, logout (from `auth_rocket::routes()`).
 
 use auth_core::{Auth, html_escape};
-use auth_rocket::{AuthFairing, AuthUser, Authorized, BearerUser, Policy, RequireScope, Scope, Session};
+use auth_rocket::{AuthError, AuthFairing, AuthUser, Authorized, BearerUser, Policy, RequireScope, Scope, Session};
 use rocket::figment::Figment;
 use rocket::response::content::RawHtml;
 use rocket::serde::json::{Json, Value, json};
@@ -46,7 +48,7 @@ pub fn rocket(auth: Auth, figment: Figment) -> Rocket<Build> {
 /// [`AuthFairing::allow_port_mismatch`]).
 pub fn rocket_with(fairing: AuthFairing, figment: Figment) -> Rocket<Build> {
     rocket::custom(figment)
-        .mount("/", rocket::routes![home, me, admin, whoami, api_admin])
+        .mount("/", rocket::routes![home, me, userinfo, admin, whoami, api_admin])
         .mount("/", auth_rocket::routes())
         .attach(fairing)
 }
@@ -69,6 +71,11 @@ async fn home(user: Option<AuthUser>) -> RawHtml<String> {
 #[rocket::get("/me")]
 async fn me(user: AuthUser) -> Json<Value> {
     Json(Value::Object(user.claims().as_map().clone()))
+}
+
+#[rocket::get("/me/userinfo")]
+async fn userinfo(user: AuthUser) -> Result<Json<Value>, AuthError> {
+    Ok(Json(user.userinfo().await?))
 }
 
 #[rocket::get("/admin")]

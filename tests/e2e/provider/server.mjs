@@ -227,6 +227,10 @@ async function main() {
       console.error(`[op] ${event}: ${e?.name || ''} ${e?.message || ''} ${e?.error_description || ''}`);
     });
   }
+  // One line per token grant, so tests can count refreshes.
+  provider.on('grant.success', (ctx) => {
+    console.error(`[op] grant.success: client=${ctx.oidc.client?.clientId} grant_type=${ctx.oidc.params?.grant_type}`);
+  });
   provider.on('backchannel.success', (ctx, client, accountId, sid) => {
     console.error(`[op] backchannel.success: client=${client.clientId} sub=${accountId} sid=${sid}`);
   });

@@ -253,6 +253,7 @@ pub async fn run(example: Example, artifacts: &Artifacts) {
         ("forms: logout at the provider", Box::pin(logout_flow(stack.clone()))),
         ("forms: back-channel logout", Box::pin(backchannel_flow(stack.clone()))),
         ("forms: deny consent", Box::pin(deny_flow(stack.clone()))),
+        ("forms: 5-second access tokens are refreshed", Box::pin(refresh_flow(example, logs.join("refresh")))),
         ("forms: the app and the provider stayed healthy", Box::pin(healthy(stack.clone()))),
     ];
     run_flows(example.label, flows).await;
@@ -358,6 +359,38 @@ async fn backchannel_flow(stack: Arc<Stack>) {
         panic!("{e}");
     }
     expect_logged_out(&agent, stack).await;
+}
+
+/// A provider whose access tokens live 5 seconds (a stack of its own): past their expiry,
+/// `/me/userinfo` still works, and the provider made exactly one `refresh_token` grant.
+async fn refresh_flow(example: Example, logs: std::path::PathBuf) {
+    std::fs::create_dir_all(&logs).expect("a log directory");
+    let stack = Stack::start_with(example, &logs, &[("OP_ACCESS_TOKEN_TTL", "5")]).await;
+    let client = stack.app.client_id.clone();
+    let agent = Agent::new();
+    log_in(&agent, &stack, "frank").await;
+    async fn userinfo(agent: &Agent, stack: &Stack) {
+        let (status, body) = agent.api_get(&stack.app.at("/me/userinfo")).await;
+        assert_eq!(status, StatusCode::OK, "GET /me/userinfo: {body}");
+        let info: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"));
+        assert_eq!(info["sub"], "frank", "the provider's userinfo: {info}");
+    }
+    userinfo(&agent, &stack).await;
+    assert_eq!(stack.op.grants(&client, "refresh_token"), 0, "a fresh token needs no refresh");
+    tokio::time::sleep(Duration::from_millis(5500)).await;
+    userinfo(&agent, &stack).await;
+    assert_eq!(
+        stack.op.grants(&client, "refresh_token"),
+        1,
+        "one refresh past the expiry; the provider's events:\n{}",
+        stack.op.log()
+    );
+    userinfo(&agent, &stack).await;
+    let (status, body) = agent.api_get(&stack.app.at("/me")).await;
+    assert_eq!(status, StatusCode::OK, "/me after the refresh: {body}");
+    assert_eq!(stack.op.grants(&client, "refresh_token"), 1, "the refreshed token is fresh");
+    assert_eq!(stack.op.grants(&client, "authorization_code"), 1);
+    stack.assert_healthy();
 }
 
 /// Denying at the provider's consent page (its "[ Cancel ]" link): the app shows a clean 403 page.

@@ -63,6 +63,11 @@ impl OpenIdProvider {
     /// Starts it for the apps at `app_urls` (the client index is the position in this list) on a
     /// free port; call [`ProviderStarting::wait_ready`] before use. Its log goes to `dir/provider.log`.
     pub fn spawn(app_urls: &[&str], dir: &Path) -> ProviderStarting {
+        OpenIdProvider::spawn_with(app_urls, dir, &[])
+    }
+
+    /// [`OpenIdProvider::spawn`] with more settings of `server.mjs` (`OP_ACCESS_TOKEN_TTL`, …).
+    pub fn spawn_with(app_urls: &[&str], dir: &Path, settings: &[(&str, &str)]) -> ProviderStarting {
         let server = workspace_root().join("tests/e2e/provider/server.mjs");
         let modules = workspace_root().join("tests/e2e/provider/node_modules/oidc-provider");
         assert!(
@@ -74,7 +79,8 @@ impl OpenIdProvider {
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("OP_PORT", "0")
-            .env("OP_APP_URLS", app_urls.join(","));
+            .env("OP_APP_URLS", app_urls.join(","))
+            .envs(settings.iter().copied());
         let proc = Proc::spawn("the OpenID Provider (node server.mjs)", cmd, &dir.join("provider.log"), true);
         // Its stdout has exactly one line, `READY <issuer>`; a thread waits for it.
         let stdout = proc.take_stdout().expect("piped stdout");
@@ -105,6 +111,13 @@ impl OpenIdProvider {
                 op_events(&log)
             ))
         }
+    }
+
+    /// How many token grants of `grant_type` (`refresh_token`, `authorization_code`) it made
+    /// for `client_id`.
+    pub fn grants(&self, client_id: &str, grant_type: &str) -> usize {
+        let line = format!("[op] grant.success: client={client_id} grant_type={grant_type}");
+        self.log().lines().filter(|l| l.trim_end() == line).count()
     }
 
     /// Panics when the provider logged a server error or a failed back-channel delivery.
@@ -186,11 +199,17 @@ pub struct Stack {
 impl Stack {
     /// Starts the provider and the app (after building it), logs into `logs`.
     pub async fn start(example: Example, logs: &Path) -> Stack {
+        Stack::start_with(example, logs, &[]).await
+    }
+
+    /// [`Stack::start`] with a provider started with `op_settings` (see
+    /// [`OpenIdProvider::spawn_with`]).
+    pub async fn start_with(example: Example, logs: &Path, op_settings: &[(&str, &str)]) -> Stack {
         let started = Instant::now();
         let app_url = format!("http://127.0.0.1:{}", free_port());
         // The provider needs the app's URL (its clients) and the app needs the provider (discovery
         // at start): the port is chosen first; the provider starts while the app is built.
-        let op = OpenIdProvider::spawn(&[&app_url], logs);
+        let op = OpenIdProvider::spawn_with(&[&app_url], logs, op_settings);
         let binary = example_binary(example.package);
         let op = op.wait_ready();
         let client_id = example.client.client_id(0);

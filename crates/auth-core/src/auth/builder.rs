@@ -43,6 +43,7 @@ pub struct AuthBuilder {
     session_ttl: Duration,
     login_ttl: Duration,
     leeway: Duration,
+    refresh_leeway: Duration,
     default_provider: Option<String>,
     cookie_name: String,
     allow_random_key: bool,
@@ -73,6 +74,7 @@ impl AuthBuilder {
             session_ttl: Duration::from_secs(24 * 3600),
             login_ttl: Duration::from_secs(600),
             leeway: Duration::from_secs(60),
+            refresh_leeway: Duration::from_secs(60),
             default_provider: None,
             cookie_name: "auth".into(),
             allow_random_key: false,
@@ -267,6 +269,21 @@ impl AuthBuilder {
         self
     }
 
+    /// How long before its access token expires a session's tokens are refreshed (default
+    /// 60 s), capped at a quarter of the token's lifetime: a 2-second token is refreshed in its
+    /// last half second, not on every request. A request that reads a session whose token is
+    /// due refreshes it before it is answered (when the session holds a refresh token).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let builder = auth_core::Auth::builder().refresh_leeway(Duration::from_secs(120));
+    /// # let _ = builder;
+    /// ```
+    pub fn refresh_leeway(mut self, leeway: Duration) -> Self {
+        self.refresh_leeway = leeway;
+        self
+    }
+
     /// The provider that protected routes send browsers to (default: the first registered).
     pub fn default_provider(mut self, name: impl Into<String>) -> Self {
         self.default_provider = Some(name.into());
@@ -390,6 +407,10 @@ impl AuthBuilder {
                 api_audience,
                 bearer_provider,
                 bearer_cache: super::bearer::BearerCache::default(),
+                refresh_leeway: self.refresh_leeway,
+                // Longer than one token request may take.
+                refresh_lock_ttl: self.http.timeout + Duration::from_secs(5),
+                flights: super::refresh::Flights::default(),
             }),
         })
     }

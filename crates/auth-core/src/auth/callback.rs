@@ -146,7 +146,7 @@ impl Auth {
             .await?;
         let claims = self.identify(&p, &tokens, &pending.n).await?;
         let now = now();
-        let expires_at = access_token_expiry(now, tokens.expires_in.as_ref());
+        let (expires_at, received_ms) = token_times(tokens.expires_in.as_ref());
         let session = Session {
             id: random_token(32),
             provider: p.config.name.clone(),
@@ -156,6 +156,7 @@ impl Auth {
                 refresh_token: tokens.refresh_token.map(Secret::new),
                 id_token: tokens.id_token.map(Secret::new),
                 expires_at,
+                received_ms,
                 scope: tokens.scope,
             },
             created_at: now,
@@ -168,7 +169,6 @@ impl Auth {
     /// Who logged in: the validated ID token's claims completed by userinfo (OIDC), or the mapped
     /// userinfo (OAuth 2.0).
     async fn identify(&self, p: &ProviderRuntime, tokens: &TokenResponse, nonce: &str) -> Result<Claims, Error> {
-        let http = &self.inner.http;
         let mut claims = match &tokens.id_token {
             Some(id_token) => self.validate_id_token(p, id_token, Some(nonce), Some(&tokens.access_token)).await?,
             None if p.config.is_oidc() => {
@@ -176,11 +176,24 @@ impl Auth {
             }
             None => Map::new(),
         };
-        for protocol_claim in ["nonce", "at_hash", "c_hash"] {
-            claims.remove(protocol_claim);
-        }
+        strip_protocol_claims(&mut claims);
+        self.add_userinfo(p, &tokens.access_token, &mut claims).await?;
+        Claims::from_value(Value::Object(claims))
+            .ok_or(Error::Provider { endpoint: "userinfo", reason: "no subject for the user".into() })
+    }
+
+    /// Completes `claims` with the provider's userinfo, when it has an endpoint (mapped for the
+    /// OAuth 2.0 profiles): the ID token's claims win, and the userinfo `sub` must be the ID
+    /// token's (OIDC Core §5.3.2).
+    pub(super) async fn add_userinfo(
+        &self,
+        p: &ProviderRuntime,
+        access_token: &str,
+        claims: &mut Map<String, Value>,
+    ) -> Result<(), Error> {
+        let http = &self.inner.http;
         if let Some(userinfo) = &p.meta.userinfo_endpoint {
-            let info = http.get_json(userinfo, Some(&tokens.access_token), "userinfo").await?;
+            let info = http.get_json(userinfo, Some(access_token), "userinfo").await?;
             let mut info = match &p.config.profile {
                 Profile::Oidc => info.as_object().cloned().unwrap_or_default(),
                 Profile::Github => ClaimMapping { picture: "/avatar_url".into(), ..ClaimMapping::default() }
@@ -195,7 +208,7 @@ impl Auth {
             };
             if let (Profile::Github, Some(emails_url)) = (&p.config.profile, &p.config.userinfo_extra) {
                 info.remove("email");
-                let emails = http.get_json(emails_url, Some(&tokens.access_token), "userinfo").await?;
+                let emails = http.get_json(emails_url, Some(access_token), "userinfo").await?;
                 if let Some(email) = github_verified_primary_email(&emails) {
                     info.insert("email".into(), email);
                     info.insert("email_verified".into(), Value::Bool(true));
@@ -211,8 +224,7 @@ impl Auth {
                 claims.entry(k).or_insert(v);
             }
         }
-        Claims::from_value(Value::Object(claims))
-            .ok_or(Error::Provider { endpoint: "userinfo", reason: "no subject for the user".into() })
+        Ok(())
     }
 
     /// Validates an ID token from the token endpoint by every rule of OIDC Core §3.1.3.7; returns
@@ -272,9 +284,23 @@ fn github_verified_primary_email(emails: &Value) -> Option<Value> {
         .cloned()
 }
 
+/// Drops the claims that only prove one token (`nonce`, `at_hash`, `c_hash`): not the user's.
+pub(super) fn strip_protocol_claims(claims: &mut Map<String, Value>) {
+    for protocol_claim in ["nonce", "at_hash", "c_hash"] {
+        claims.remove(protocol_claim);
+    }
+}
+
+/// When tokens just received expire (Unix seconds, from `expires_in`) and when they were received
+/// (Unix milliseconds).
+pub(super) fn token_times(expires_in: Option<&Value>) -> (Option<u64>, Option<u64>) {
+    let received = crate::now_ms();
+    (access_token_expiry(received / 1000, expires_in), Some(received))
+}
+
 /// When an access token expires: `now` plus `expires_in` (a number, or a numeric string as some
 /// providers send), saturating; `None` when the provider did not say.
-fn access_token_expiry(now: u64, expires_in: Option<&Value>) -> Option<u64> {
+pub(super) fn access_token_expiry(now: u64, expires_in: Option<&Value>) -> Option<u64> {
     let seconds = expires_in?.as_u64().or_else(|| expires_in?.as_str()?.trim().parse().ok())?;
     Some(now.saturating_add(seconds))
 }

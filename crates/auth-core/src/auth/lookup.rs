@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::refresh::Refreshed;
 use super::{Auth, COOKIE_LIMIT, Policy};
 use crate::http::{AuthResponse, Method, RequestView};
 use crate::session::Session;
@@ -67,17 +68,16 @@ impl Auth {
             tracing::error!(error = %err, source = ?std::error::Error::source(err).map(ToString::to_string), "session store failed");
             SessionLookup { unavailable: true, ..SessionLookup::default() }
         };
-        let mut reseal = None;
+        // What the cookie carries, when it was opened (not a cache hit), and whether it was
+        // opened with an older key of the ring (then sealed again under the newest).
+        let mut opened: Option<(Vec<u8>, bool)> = None;
         let found = match cached {
             Some(hit) => Some(hit),
             None => match self.inner.keys.open_noting_key(b"session", value) {
                 None => None,
                 Some((payload, old_key)) => match self.inner.store.load(&payload).await {
                     Ok(found) => {
-                        // Opened with an older key of the ring: sealed again under the newest.
-                        if old_key {
-                            reseal = Some(payload);
-                        }
+                        opened = Some((payload, old_key));
                         found.map(|s| {
                             let keys: Arc<[String]> = s.revocation_keys().into();
                             (Arc::new(s), keys)
@@ -95,26 +95,38 @@ impl Auth {
             },
             None => false,
         };
-        match found {
-            Some((s, keys)) if s.expires_at > now && !ended => {
-                if cookie_only && !was_cached {
-                    self.inner.cache.insert(value, s.clone(), keys);
-                }
-                let set_cookies = reseal
-                    .and_then(|payload| self.inner.keys.seal(b"session", &payload).ok())
-                    .map(|sealed| {
-                        self.cookie(&self.inner.session_cookie, &sealed, s.expires_at.saturating_sub(now), false)
-                    })
-                    .into_iter()
-                    .collect();
-                SessionLookup { session: Some(s), set_cookies, unavailable: false }
-            }
-            _ => SessionLookup {
-                session: None,
-                set_cookies: vec![self.expired_cookie(&self.inner.session_cookie)],
-                unavailable: false,
-            },
+        let ended_lookup = || SessionLookup {
+            session: None,
+            set_cookies: vec![self.expired_cookie(&self.inner.session_cookie)],
+            unavailable: false,
+        };
+        let Some((s, keys)) = found.filter(|(s, _)| s.expires_at > now && !ended) else {
+            return ended_lookup();
+        };
+        if cookie_only && !was_cached {
+            self.inner.cache.insert(value, s.clone(), keys);
         }
+        let mut set_cookies: Vec<String> = opened
+            .as_ref()
+            .filter(|(_, old_key)| *old_key)
+            .and_then(|(payload, _)| self.inner.keys.seal(b"session", payload).ok())
+            .map(|sealed| self.cookie(&self.inner.session_cookie, &sealed, s.expires_at.saturating_sub(now), false))
+            .into_iter()
+            .collect();
+        // Tokens due for a refresh are refreshed before the request is answered; a fresh
+        // session pays one comparison here.
+        let session = match self.refresh_if_due(&s, opened.as_ref().map(|(payload, _)| payload.as_slice())).await {
+            None | Some(Refreshed::Failed(_)) => s,
+            Some(Refreshed::Fresh { session, cookie }) => {
+                if let Some(cookie) = cookie {
+                    // The new cookie supersedes a resealed old one.
+                    set_cookies = vec![cookie];
+                }
+                session
+            }
+            Some(Refreshed::Ended) => return ended_lookup(),
+        };
+        SessionLookup { session: Some(session), set_cookies, unavailable: false }
     }
 
     /// The answer to a request that needs a login and has no session: 503 when the session

@@ -1,0 +1,364 @@
+//! Tokens that stay fresh (RFC 6749 §6): a request that reads a session whose access token is due
+//! refreshes it first, one refresh per session at a time (per process through a single flight,
+//! across instances through the store's [lock](crate::SessionStore::lock)), and a refreshed ID
+//! token must match the login's (OpenID Connect Core §12.2).
+//!
+//! Failures: a refused grant (`invalid_grant`) or a mismatching ID token ends the session; a
+//! provider that is down (or answers 5xx, or times out) does not: the session serves with its old
+//! tokens, and the refresh is tried again after [`RETRY_AFTER`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Map, Value};
+use tokio::sync::OnceCell;
+
+use super::callback::{strip_protocol_claims, token_times};
+use super::{Auth, COOKIE_LIMIT, ProviderRuntime};
+use crate::id_token;
+use crate::jwks::Trust;
+use crate::session::{Claims, Secret, Session, Tokens};
+use crate::{Error, TokenError, now, now_ms};
+
+/// After a refresh failed for a reason that may pass, the next attempt waits this long.
+pub(super) const RETRY_AFTER: Duration = Duration::from_secs(2);
+/// How long a refresh's outcome answers requests that still carry the tokens it replaced: a
+/// browser sends its old cookie until a response with the new one arrives, and a rotated refresh
+/// token must not be spent twice.
+const REMEMBERED: Duration = Duration::from_secs(300);
+/// At most this many refreshes are remembered at once (each holds one session).
+const MAX_FLIGHTS: usize = 4096;
+/// How often an instance that lost the store's lock looks for the winner's tokens.
+const LOCK_POLL: Duration = Duration::from_millis(20);
+
+/// The outcome of a refresh, shared by every request that waited for it.
+#[derive(Debug, Clone)]
+pub(super) enum Refreshed {
+    /// New tokens: the session to serve, and the session cookie to send (cookie store).
+    Fresh { session: Arc<Session>, cookie: Option<String> },
+    /// The grant is over (`invalid_grant`), or the new ID token does not match the login: the
+    /// session has ended.
+    Ended,
+    /// Not now (the provider down, a 5xx, a timeout, the store unavailable): the session serves
+    /// with its old tokens. The reason, for a handler that needs a valid token.
+    Failed(Arc<str>),
+}
+
+type Cell = Arc<OnceCell<(Refreshed, Instant)>>;
+
+struct Flight {
+    cell: Cell,
+}
+
+impl Flight {
+    /// Whether a request for the same tokens joins this flight: in progress, failed less than
+    /// [`RETRY_AFTER`] ago, or done less than [`REMEMBERED`] ago.
+    fn is_current(&self) -> bool {
+        match self.cell.get() {
+            None => true,
+            Some((Refreshed::Failed(_), done)) => done.elapsed() < RETRY_AFTER,
+            Some((_, done)) => done.elapsed() < REMEMBERED,
+        }
+    }
+}
+
+/// The refreshes in progress and recently done, by session id and access token.
+#[derive(Default)]
+pub(super) struct Flights {
+    map: Mutex<HashMap<String, Flight>>,
+}
+
+impl Flights {
+    /// The flight a request for `key` joins, or a new one; `None` when [`MAX_FLIGHTS`] are in
+    /// progress at once.
+    fn join(&self, key: &str) -> Option<Cell> {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(flight) = map.get(key).filter(|f| f.is_current()) {
+            return Some(flight.cell.clone());
+        }
+        if map.len() >= MAX_FLIGHTS {
+            map.retain(|_, f| f.is_current());
+        }
+        if map.len() >= MAX_FLIGHTS {
+            return None;
+        }
+        let cell = Cell::default();
+        map.insert(key.to_owned(), Flight { cell: cell.clone() });
+        Some(cell)
+    }
+}
+
+/// The flight of a session's current tokens: its id, and a digest of its access token (which
+/// every refresh replaces).
+fn flight_key(session: &Session) -> String {
+    let digest = crate::crypto::sha256(session.tokens.access_token.secret().as_bytes());
+    format!("{}:{}", session.id, URL_SAFE_NO_PAD.encode(&digest[..16]))
+}
+
+/// When the access token expires and how long it lives, in milliseconds (its lifetime unknown
+/// for tokens sealed without their time of receipt).
+fn expiry_ms(tokens: &Tokens) -> Option<(u64, Option<u64>)> {
+    let exp = tokens.expires_at?;
+    Some(match tokens.received_ms {
+        // `expires_at` is the second of receipt plus `expires_in`: the lifetime, exactly.
+        Some(received) => {
+            let lifetime = exp.saturating_sub(received / 1000).saturating_mul(1000);
+            (received.saturating_add(lifetime), Some(lifetime))
+        }
+        None => (exp.saturating_mul(1000), None),
+    })
+}
+
+/// Whether the access token has expired.
+fn expired(tokens: &Tokens) -> bool {
+    expiry_ms(tokens).is_some_and(|(expiry, _)| now_ms() >= expiry)
+}
+
+/// Whether the refresh made the session end (rather than fail for now).
+fn ends_session(err: &Error) -> bool {
+    match err {
+        Error::TokenRejected { code } => code == "invalid_grant",
+        // Keys rotated while the JWKS is unreachable: the token may be fine.
+        Error::Token { source: TokenError::UnknownKey(_) | TokenError::UnknownKeyCoolingDown(_), .. } => false,
+        Error::Token { .. } | Error::UserinfoSubjectMismatch => true,
+        _ => false,
+    }
+}
+
+impl Auth {
+    /// Whether the access token expires within the refresh leeway, capped at a quarter of its
+    /// lifetime (a 2-second token is due in its last half second, not on every request).
+    pub(super) fn expiring(&self, tokens: &Tokens) -> bool {
+        let Some((expiry, lifetime)) = expiry_ms(tokens) else { return false };
+        let mut leeway = u64::try_from(self.inner.refresh_leeway.as_millis()).unwrap_or(u64::MAX);
+        if let Some(lifetime) = lifetime {
+            leeway = leeway.min(lifetime / 4);
+        }
+        now_ms().saturating_add(leeway) >= expiry
+    }
+
+    /// Refreshes the session's tokens when they are due and a refresh token is held; `None`
+    /// when they are not due. `payload` is what the request's cookie carried (for a
+    /// server-side store, to read the session again while another instance refreshes it).
+    pub(super) async fn refresh_if_due(&self, session: &Arc<Session>, payload: Option<&[u8]>) -> Option<Refreshed> {
+        if session.tokens.refresh_token.is_none() || !self.expiring(&session.tokens) {
+            return None;
+        }
+        Some(self.refresh(session, payload).await)
+    }
+
+    /// Refreshes the session's tokens, or joins the refresh of the same tokens in progress (or
+    /// just done): the single flight.
+    async fn refresh(&self, session: &Arc<Session>, payload: Option<&[u8]>) -> Refreshed {
+        let Some(cell) = self.inner.flights.join(&flight_key(session)) else {
+            tracing::warn!("too many token refreshes at once; serving the session with its old tokens");
+            return Refreshed::Failed("too many refreshes at once".into());
+        };
+        // If the request running it goes away, the next one waiting runs it (tokio's OnceCell).
+        let (outcome, _) =
+            cell.get_or_init(|| async { (self.refresh_exclusively(session, payload).await, Instant::now()) }).await;
+        outcome.clone()
+    }
+
+    /// Refreshes under the store's lock: an instance that cannot take it waits for the holder's
+    /// tokens (at most as long as the lock lives) and uses them.
+    async fn refresh_exclusively(&self, session: &Arc<Session>, payload: Option<&[u8]>) -> Refreshed {
+        let store = &self.inner.store;
+        let lock = format!("refresh:{}", session.id);
+        let ttl = self.inner.refresh_lock_ttl;
+        let payload = payload.unwrap_or(session.id.as_bytes());
+        let deadline = Instant::now() + ttl;
+        loop {
+            match store.lock(&lock, ttl).await {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(err) => {
+                    tracing::warn!(error = %err, "session store unavailable: the tokens cannot be refreshed now");
+                    return Refreshed::Failed("the session store is unavailable".into());
+                }
+            }
+            tokio::time::sleep(LOCK_POLL).await;
+            if let Some(done) = self.refreshed_elsewhere(session, payload).await {
+                return done;
+            }
+            if Instant::now() >= deadline {
+                return Refreshed::Failed("another instance did not finish refreshing in time".into());
+            }
+        }
+        // Another instance may have finished just before the lock was free.
+        let outcome = match self.refreshed_elsewhere(session, payload).await {
+            Some(done) => done,
+            None => self.refresh_and_store(session).await,
+        };
+        if let Err(err) = store.unlock(&lock).await {
+            tracing::warn!(error = %err, "could not release a refresh lock; it expires by itself");
+        }
+        outcome
+    }
+
+    /// What another instance made of the session, read again from a server-side store: new
+    /// tokens, or the session gone. `None` while it holds the old tokens (and always for a
+    /// cookie store, which has nothing to read again).
+    async fn refreshed_elsewhere(&self, session: &Session, payload: &[u8]) -> Option<Refreshed> {
+        if self.inner.store.is_cookie_only() {
+            return None;
+        }
+        match self.inner.store.load(payload).await {
+            Ok(Some(now)) if now.id == session.id && now.tokens.access_token != session.tokens.access_token => {
+                Some(Refreshed::Fresh { session: Arc::new(now), cookie: None })
+            }
+            Ok(None) => Some(Refreshed::Ended),
+            _ => None,
+        }
+    }
+
+    async fn refresh_and_store(&self, session: &Arc<Session>) -> Refreshed {
+        let provider = session.provider.as_str();
+        let refreshed = match self.provider(provider) {
+            Ok(p) => self.refresh_tokens(&p, session).await,
+            Err(err) => Err(err),
+        };
+        match refreshed {
+            Ok(new) => {
+                let new = Arc::new(new);
+                match self.store_refreshed(&new).await {
+                    Ok(cookie) => {
+                        tracing::info!(provider, "tokens refreshed");
+                        Refreshed::Fresh { session: new, cookie }
+                    }
+                    Err(err) => {
+                        tracing::error!(provider, error = %err, "refreshed tokens could not be stored; retrying later");
+                        Refreshed::Failed("the refreshed session could not be stored".into())
+                    }
+                }
+            }
+            Err(err) if ends_session(&err) => {
+                tracing::warn!(provider, error = %err, "the provider refused to refresh the tokens: the session ends");
+                self.end_session(session).await;
+                Refreshed::Ended
+            }
+            Err(err) => {
+                tracing::warn!(
+                    provider,
+                    error = %err,
+                    retry_in = ?RETRY_AFTER,
+                    "could not refresh the tokens; the session serves with its old ones"
+                );
+                Refreshed::Failed(err.to_string().into())
+            }
+        }
+    }
+
+    /// Stores the refreshed session; for a cookie store, the new cookie (also cached, so the
+    /// browser's next request costs no decryption).
+    async fn store_refreshed(&self, session: &Arc<Session>) -> Result<Option<String>, Error> {
+        let store = &self.inner.store;
+        let payload = store.save(session).await?;
+        if !store.is_cookie_only() {
+            return Ok(None);
+        }
+        let sealed = self.inner.keys.seal(b"session", &payload)?;
+        let cookie = self.cookie(&self.inner.session_cookie, &sealed, session.expires_at.saturating_sub(now()), false);
+        if cookie.len() > COOKIE_LIMIT {
+            return Err(Error::SessionTooLarge { size: cookie.len(), limit: COOKIE_LIMIT });
+        }
+        self.inner.cache.insert(&sealed, session.clone(), session.revocation_keys().into());
+        Ok(Some(cookie))
+    }
+
+    /// The refresh grant, and the session it makes: new tokens (a rotated refresh token replaces
+    /// the old one), claims updated from the new ID token (and userinfo when configured), the
+    /// same id, creation and end.
+    async fn refresh_tokens(&self, p: &ProviderRuntime, session: &Session) -> Result<Session, Error> {
+        let old = &session.tokens;
+        let refresh_token = old.refresh_token.as_ref().ok_or(Error::AccessTokenExpired)?;
+        let reply = self
+            .token_request(p, &[("grant_type", "refresh_token"), ("refresh_token", refresh_token.secret())])
+            .await?;
+        let mut claims = match &reply.id_token {
+            Some(id_token) => self.check_refreshed_id_token(p, session, id_token, &reply.access_token).await?,
+            None => Map::new(),
+        };
+        if p.config.userinfo_on_refresh {
+            claims.entry("sub").or_insert_with(|| Value::String(session.sub().to_owned()));
+            self.add_userinfo(p, &reply.access_token, &mut claims).await?;
+        }
+        // What the new answers do not say is kept from the login (`iss`, `sid`, userinfo's claims).
+        for (name, value) in session.claims.as_map() {
+            claims.entry(name.clone()).or_insert_with(|| value.clone());
+        }
+        let claims = Claims::from_value(Value::Object(claims)).ok_or(Error::Internal("refreshed claims"))?;
+        if claims.sub() != session.sub() {
+            return Err(Error::token("refreshed ID token", TokenError::RefreshMismatch));
+        }
+        let (expires_at, received_ms) = token_times(reply.expires_in.as_ref());
+        Ok(Session {
+            claims,
+            tokens: Tokens {
+                access_token: Secret::new(reply.access_token),
+                refresh_token: reply.refresh_token.map(Secret::new).or_else(|| old.refresh_token.clone()),
+                id_token: reply.id_token.map(Secret::new).or_else(|| old.id_token.clone()),
+                expires_at,
+                received_ms,
+                scope: reply.scope.or_else(|| old.scope.clone()),
+            },
+            ..session.clone()
+        })
+    }
+
+    /// A refreshed ID token: checked like a new one (signature, `iss`, `aud`, `exp`, `at_hash`;
+    /// no nonce is expected), and against the login's (§12.2). Its claims, protocol claims
+    /// dropped.
+    async fn check_refreshed_id_token(
+        &self,
+        p: &ProviderRuntime,
+        session: &Session,
+        token: &str,
+        access_token: &str,
+    ) -> Result<Map<String, Value>, Error> {
+        let refused = |source| Error::token("refreshed ID token", source);
+        let header = id_token::header(token, &p.algs).map_err(refused)?;
+        let mut claims = self.verify_jws(p, token, &header, Trust::TokenEndpoint).await?;
+        let expected = id_token::Expected { access_token: Some(access_token), ..p.expected(self.inner.leeway) };
+        id_token::check_claims(&claims, header.alg, &expected).map_err(refused)?;
+        // The login's ID token was checked when it arrived and sealed since.
+        let original = session
+            .tokens
+            .id_token
+            .as_ref()
+            .and_then(|t| id_token::unverified_claims(t.secret()))
+            .unwrap_or_else(|| session.claims.as_map().clone());
+        id_token::check_refreshed(&claims, &original).map_err(refused)?;
+        strip_protocol_claims(&mut claims);
+        Ok(claims)
+    }
+
+    /// A valid access token for the session's provider: the session's own, or a refreshed one
+    /// when it is due (sharing a refresh in progress). A refresh made here reaches the browser's
+    /// cookie on its next request.
+    ///
+    /// # Errors
+    /// [`Error::AccessTokenExpired`] (401) when the token has expired and cannot be refreshed
+    /// (no refresh token; the grant refused, which also ends the session);
+    /// [`Error::RefreshUnavailable`] (502) when it has expired and the provider cannot refresh it
+    /// now. A token that is due but
+    /// not yet expired is returned when the refresh fails for now.
+    pub async fn access_token(&self, session: &Arc<Session>) -> Result<Secret, Error> {
+        let tokens = &session.tokens;
+        if !self.expiring(tokens) {
+            return Ok(tokens.access_token.clone());
+        }
+        if tokens.refresh_token.is_none() {
+            return if expired(tokens) { Err(Error::AccessTokenExpired) } else { Ok(tokens.access_token.clone()) };
+        }
+        match self.refresh(session, None).await {
+            Refreshed::Fresh { session, .. } => Ok(session.tokens.access_token.clone()),
+            Refreshed::Ended => Err(Error::AccessTokenExpired),
+            Refreshed::Failed(_) if !expired(tokens) => Ok(tokens.access_token.clone()),
+            Refreshed::Failed(why) => Err(Error::RefreshUnavailable(why.to_string())),
+        }
+    }
+}
