@@ -38,7 +38,15 @@ pub async fn fixture() -> Fixture {
 
 /// [`fixture`] with the `Auth` configured further (another session store).
 pub async fn fixture_with(configure: impl FnOnce(auth_core::AuthBuilder) -> auth_core::AuthBuilder) -> Fixture {
-    let provider = TestProvider::builder().user(claims_user()).start().await.unwrap();
+    fixture_on(TestProvider::builder(), configure).await
+}
+
+/// [`fixture_with`] against a provider built from `op` (its user is [`claims_user`]).
+pub async fn fixture_on(
+    op: auth_testkit::TestProviderBuilder,
+    configure: impl FnOnce(auth_core::AuthBuilder) -> auth_core::AuthBuilder,
+) -> Fixture {
+    let provider = op.user(claims_user()).start().await.unwrap();
     let builder = Auth::builder()
         .provider(
             Provider::oidc("oidc", provider.issuer(), provider.client_id())

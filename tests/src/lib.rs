@@ -1147,6 +1147,7 @@ pub mod multi {
         tokio::time::sleep(Duration::from_millis(2100)).await;
         pair.provider.inject(Fault::TokenEndpointDelay(Duration::from_millis(300)));
         let pair: &Pair = pair;
+        let started = Instant::now();
         let requests = (0..50).map(|i| {
             let url = if i % 2 == 0 { pair.on_a("/me") } else { pair.on_b("/me") };
             async move { pair.api_get(&pair.browser, &url).await.status().as_u16() }
@@ -1154,6 +1155,7 @@ pub mod multi {
         let statuses = futures_util::future::join_all(requests).await;
         assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
         assert_eq!(pair.provider.refresh_requests(), 1, "one refresh across two instances");
+        assert!(started.elapsed() < Duration::from_secs(5), "the waiting instance used the winner's tokens at once");
         pair.provider.clear_faults();
         for url in [pair.on_a("/me/userinfo"), pair.on_b("/me/userinfo")] {
             assert_eq!(pair.api_get(&pair.browser, &url).await.status(), 200, "{url}");

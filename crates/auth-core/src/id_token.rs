@@ -197,9 +197,11 @@ pub(crate) fn unverified_claims(token: &str) -> Option<Claims> {
 }
 
 /// OpenID Connect Core §12.2: a refreshed ID token, already checked like a new one (§3.1.3.7,
-/// the nonce aside), against the ID token of the login: the same `iss`, `sub`, `aud` and `azp`,
-/// `auth_time` unchanged when present, and a `nonce` absent or the original's.
-pub(crate) fn check_refreshed(new: &Claims, original: &Claims) -> Result<(), TokenError> {
+/// the nonce aside), against the session's last ID token: the same issuer (spellings the
+/// provider documents as its own count as one), `sub`, `aud` and `azp` (present in both or in
+/// neither), an `iat` not earlier, and `auth_time` and `nonce` unchanged where both carry them
+/// (some providers leave them out of refreshed tokens).
+pub(crate) fn check_refreshed(new: &Claims, original: &Claims, exp: &Expected<'_>) -> Result<(), TokenError> {
     let audiences = |claims: &Claims| -> Vec<String> {
         let mut aud: Vec<String> = match claims.get("aud") {
             Some(Value::String(a)) => vec![a.clone()],
@@ -209,21 +211,21 @@ pub(crate) fn check_refreshed(new: &Claims, original: &Claims) -> Result<(), Tok
         aud.sort_unstable();
         aud
     };
+    let issuer = |claims: &Claims| -> Option<String> {
+        let iss = claims.get("iss").and_then(Value::as_str)?;
+        Some(if exp.issuer_aliases.iter().any(|a| a == iss) { exp.issuer.to_owned() } else { iss.to_owned() })
+    };
     let same = |name: &str| new.get(name) == original.get(name);
-    if !same("iss") || !same("sub") || audiences(new) != audiences(original) {
-        return Err(TokenError::RefreshMismatch);
-    }
-    // `azp` may be left out of a refreshed token whose single audience is the client.
-    if new.contains_key("azp") && !same("azp") {
-        return Err(TokenError::RefreshMismatch);
-    }
-    if new.contains_key("auth_time") && !same("auth_time") {
-        return Err(TokenError::RefreshMismatch);
-    }
-    if new.contains_key("nonce") && !same("nonce") {
-        return Err(TokenError::RefreshMismatch);
-    }
-    Ok(())
+    let same_where_both = |name: &str| !(new.contains_key(name) && original.contains_key(name)) || same(name);
+    let iat = |claims: &Claims| claims.get("iat").and_then(Value::as_u64).unwrap_or(0);
+    let consistent = issuer(new) == issuer(original)
+        && same("sub")
+        && audiences(new) == audiences(original)
+        && same("azp")
+        && iat(new) >= iat(original)
+        && same_where_both("auth_time")
+        && same_where_both("nonce");
+    if consistent { Ok(()) } else { Err(TokenError::RefreshMismatch) }
 }
 
 /// What a valid logout token says.
@@ -295,9 +297,12 @@ pub(crate) fn token_hash(alg: Algorithm, token: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn refreshed_id_tokens_must_match_the_login() {
+        let aliases = ["accounts.op".to_owned()];
+        let exp = Expected { issuer: "https://op", issuer_aliases: &aliases, ..expected() };
         let original = json!({"iss": "https://op", "sub": "alice", "aud": ["app"], "azp": "app", "auth_time": 100,
             "nonce": "n-1", "iat": 100, "exp": 400});
         let original = original.as_object().unwrap().clone();
@@ -307,27 +312,31 @@ mod tests {
             new.insert("exp".into(), json!(800));
             new.remove("nonce");
             change(&mut new);
-            check_refreshed(&new, &original)
+            check_refreshed(&new, &original, &exp)
         };
-        assert_eq!(with(&|_| {}), Ok(()), "new iat and exp, no nonce, aud as an array or a string");
-        assert_eq!(with(&|c| drop(c.insert("aud".into(), json!("app")))), Ok(()));
+        assert_eq!(with(&|_| {}), Ok(()), "new iat and exp, no nonce");
+        assert_eq!(with(&|c| drop(c.insert("aud".into(), json!("app")))), Ok(()), "aud as a string");
         assert_eq!(with(&|c| drop(c.insert("nonce".into(), json!("n-1")))), Ok(()), "the original nonce");
-        assert_eq!(with(&|c| drop(c.remove("azp"))), Ok(()));
-        assert_eq!(with(&|c| drop(c.remove("auth_time"))), Ok(()));
-        let changes: [(&str, Value); 6] = [
-            ("sub", json!("mallory")),
-            ("iss", json!("https://other")),
-            ("aud", json!(["app", "other"])),
-            ("azp", json!("other")),
-            ("auth_time", json!(300)),
-            ("nonce", json!("n-2")),
+        assert_eq!(with(&|c| drop(c.remove("auth_time"))), Ok(()), "auth_time left out");
+        assert_eq!(with(&|c| drop(c.insert("iss".into(), json!("accounts.op")))), Ok(()), "a documented alias");
+        let changes: [(&str, Option<Value>); 8] = [
+            ("sub", Some(json!("mallory"))),
+            ("iss", Some(json!("https://other"))),
+            ("aud", Some(json!(["app", "other"]))),
+            ("azp", Some(json!("other"))),
+            ("azp", None),
+            ("auth_time", Some(json!(300))),
+            ("nonce", Some(json!("n-2"))),
+            ("iat", Some(json!(50))),
         ];
         for (name, value) in changes {
-            let change = move |c: &mut Claims| drop(c.insert(name.into(), value.clone()));
+            let change = move |c: &mut Claims| match &value {
+                Some(v) => drop(c.insert(name.into(), v.clone())),
+                None => drop(c.remove(name)),
+            };
             assert_eq!(with(&change), Err(TokenError::RefreshMismatch), "{name} changed");
         }
     }
-    use serde_json::json;
 
     const NOW: u64 = 1_800_000_000;
 

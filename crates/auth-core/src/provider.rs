@@ -152,7 +152,6 @@ pub struct Provider {
     pub(crate) untyped_access_tokens: bool,
     /// Where [`User::api`](crate::User::api) sends relative paths (`https://api.github.com/`).
     pub(crate) api_base_url: Option<url::Url>,
-    pub(crate) userinfo_on_refresh: bool,
 }
 
 impl Provider {
@@ -181,7 +180,6 @@ impl Provider {
             env_prefix: None,
             untyped_access_tokens: false,
             api_base_url: None,
-            userinfo_on_refresh: false,
         }
     }
 
@@ -568,15 +566,6 @@ impl Provider {
     /// The base URL of the provider's API, if set ([`Provider::with_api_base_url`]).
     pub fn api_base_url(&self) -> Option<&str> {
         self.api_base_url.as_ref().map(Url::as_str)
-    }
-
-    /// Fetches userinfo again at every refresh of the user's tokens, so that claims only the
-    /// userinfo endpoint carries stay current too (one more call per refresh). Without it, a
-    /// refresh updates the claims from the new ID token, and keeps the others from the login.
-    #[must_use]
-    pub fn with_userinfo_on_refresh(mut self) -> Self {
-        self.userinfo_on_refresh = true;
-        self
     }
 
     /// Allows plain-http provider URLs on hosts other than loopback. Never do this in production:

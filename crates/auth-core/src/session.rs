@@ -318,24 +318,33 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// carries a session: keep it cheap.
     async fn ended_since(&self, keys: &[String], created_at: u64) -> Result<bool, Error>;
 
-    /// Takes the lock `key` (`refresh:{session id}`) for at most `ttl`, so that one instance at a
-    /// time refreshes a session's tokens; `Ok(false)` when another holder has it. Instances
-    /// that lose wait for the winner's [`save`](SessionStore::save) and use its tokens.
+    /// Takes the lock `key` (`refresh:{session id}`) for `owner` (a random value per attempt) for
+    /// at most `ttl`, so that one instance at a time refreshes a session's tokens; `Ok(false)`
+    /// when another owner holds it. Instances that lose wait for the winner's
+    /// [`save`](SessionStore::save) (reading it with [`load_current`](SessionStore::load_current))
+    /// and use its tokens: a rotated refresh token is spent once.
     ///
-    /// The default takes every lock at once: right for a store that no other process shares
-    /// (auth-core already lets one request per process refresh a session). A store shared by
-    /// several instances overrides it (Redis: `SET NX PX`) together with
+    /// The default takes every lock at once. That is right only for a store no other process
+    /// shares (auth-core already lets one request per process refresh a session); a store shared
+    /// by several instances must override it (Redis: `SET key owner NX PX ttl`) together with
     /// [`unlock`](SessionStore::unlock).
-    async fn lock(&self, key: &str, ttl: std::time::Duration) -> Result<bool, Error> {
-        let _ = (key, ttl);
+    async fn lock(&self, key: &str, owner: &str, ttl: std::time::Duration) -> Result<bool, Error> {
+        let _ = (key, owner, ttl);
         Ok(true)
     }
 
-    /// Releases a lock taken with [`lock`](SessionStore::lock) (a lock also ends by itself after
-    /// its `ttl`).
-    async fn unlock(&self, key: &str) -> Result<(), Error> {
-        let _ = key;
+    /// Releases a lock taken with [`lock`](SessionStore::lock), if `owner` still holds it (a lock
+    /// that outlived its `ttl` may be another owner's by now). A lock also ends by itself.
+    async fn unlock(&self, key: &str, owner: &str) -> Result<(), Error> {
+        let _ = (key, owner);
         Ok(())
+    }
+
+    /// [`load`](SessionStore::load), bypassing whatever this instance caches: the session as the
+    /// last writer, on any instance, saved it. Used while another instance refreshes a session.
+    /// The default is `load` (right for a store without a cache of its own).
+    async fn load_current(&self, payload: &[u8]) -> Result<Option<Session>, Error> {
+        self.load(payload).await
     }
 }
 

@@ -104,6 +104,22 @@ async fn fifty_concurrent_requests_make_one_refresh_and_all_succeed() {
 }
 
 #[tokio::test]
+async fn a_request_that_goes_away_mid_refresh_does_not_spend_the_refresh_token_twice() {
+    let mut r = short_tokens(2).await;
+    let before = logged_in(&mut r).await;
+    r.op.inject(Fault::TokenEndpointDelay(Duration::from_millis(600)));
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let cookie = r.jar.header();
+    // The client disconnects while the refresh is at the provider: its request is dropped.
+    let gone = tokio::time::timeout(Duration::from_millis(100), lookup(&r, &cookie)).await;
+    assert!(gone.is_err(), "cancelled mid-refresh");
+    // The next request gets the outcome of the refresh that went on without it.
+    let after = lookup(&r, &cookie).await.session.expect("not logged out");
+    assert_ne!(access_token(&after), access_token(&before));
+    assert_eq!(r.op.refresh_requests(), 1, "the rotated refresh token was spent once");
+}
+
+#[tokio::test]
 async fn a_server_side_session_is_refreshed_in_the_store() {
     let op = TestProvider::builder().token_ttl(Duration::from_secs(2));
     let mut r = rig_with(op, |b| b.store(MemoryStore::new())).await;
@@ -130,8 +146,20 @@ async fn a_refused_grant_ends_the_session() {
     assert!(found.session.is_none(), "invalid_grant: logged out");
     assert!(found.set_cookies.iter().any(|c| c.contains("Max-Age=0")), "the cookie is cleared");
     r.op.clear_faults();
-    assert!(lookup(&r, &cookie).await.session.is_none(), "a copy of the cookie is dead too");
-    assert_eq!(r.op.refresh_requests(), 1);
+    assert!(lookup(&r, &cookie).await.session.is_none(), "a copy of the cookie is refused too");
+    assert_eq!(r.op.refresh_requests(), 1, "the refused grant is remembered, not retried");
+
+    // A server-side session is one record: it is gone, whatever cookie names it.
+    let op = TestProvider::builder().token_ttl(Duration::from_secs(2));
+    let mut r = rig_with(op, |b| b.store(MemoryStore::new())).await;
+    logged_in(&mut r).await;
+    r.op.inject(Fault::RefreshDenied);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert!(lookup(&r, &r.jar.header()).await.session.is_none());
+    r.op.clear_faults();
+    let copy = r.jar.header();
+    let req = RequestView::new(Method::Get, "/", None).with_header("cookie", &copy);
+    assert!(r.auth.session(&req).await.session.is_none(), "deleted from the store");
 }
 
 #[tokio::test]
@@ -181,7 +209,7 @@ async fn a_refresh_without_an_id_token_or_a_new_refresh_token_keeps_what_it_had(
     assert_ne!(access_token(&after), access_token(&before));
     assert_eq!(after.tokens().refresh_token, before.tokens().refresh_token, "not rotated: the old one stays");
     assert_eq!(after.tokens().id_token, before.tokens().id_token, "kept for id_token_hint");
-    assert_eq!(after.claims(), before.claims());
+    assert_eq!(after.claims(), before.claims(), "the login's claims, userinfo's answers unchanged");
 }
 
 #[tokio::test]

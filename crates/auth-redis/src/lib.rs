@@ -353,6 +353,12 @@ if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KE
 return 1
 ";
 
+/// Deletes a lock only for the owner that holds it.
+const UNLOCK_SCRIPT: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+";
+
 #[async_trait]
 impl SessionStore for RedisStore {
     async fn save(&self, session: &Session) -> Result<Vec<u8>, Error> {
@@ -425,16 +431,26 @@ impl SessionStore for RedisStore {
         Ok(())
     }
 
-    async fn lock(&self, key: &str, ttl: Duration) -> Result<bool, Error> {
+    async fn lock(&self, key: &str, owner: &str, ttl: Duration) -> Result<bool, Error> {
         let mut conn = self.inner.conn.clone();
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let cmd = redis::cmd("SET").arg(self.key(key, "lock")).arg(1).arg("NX").arg("PX").arg(ttl_ms).to_owned();
+        let cmd = redis::cmd("SET").arg(self.key(key, "lock")).arg(owner).arg("NX").arg("PX").arg(ttl_ms).to_owned();
         self.run("SET NX", async move { cmd.query_async::<Option<String>>(&mut conn).await }).await.map(|r| r.is_some())
     }
 
-    async fn unlock(&self, key: &str) -> Result<(), Error> {
+    async fn unlock(&self, key: &str, owner: &str) -> Result<(), Error> {
         let mut conn = self.inner.conn.clone();
-        self.run("DEL", conn.del::<_, usize>(self.key(key, "lock"))).await.map(drop)
+        let script = redis::Script::new(UNLOCK_SCRIPT);
+        let mut invocation = script.key(self.key(key, "lock"));
+        invocation.arg(owner);
+        self.run("EVALSHA", async move { invocation.invoke_async::<i64>(&mut conn).await }).await.map(drop)
+    }
+
+    async fn load_current(&self, payload: &[u8]) -> Result<Option<Session>, Error> {
+        let Ok(id) = std::str::from_utf8(payload) else { return Ok(None) };
+        let mut conn = self.inner.conn.clone();
+        let json: Option<Vec<u8>> = self.run("GET", conn.get(self.key(id, "session"))).await?;
+        Ok(json.and_then(|bytes| serde_json::from_slice::<Session>(&bytes).ok()).filter(|s| s.id() == id))
     }
 
     async fn ended_since(&self, keys: &[String], created_at: u64) -> Result<bool, Error> {

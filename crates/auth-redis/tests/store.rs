@@ -41,7 +41,7 @@ async fn every_key_has_a_ttl_and_the_prefix() {
     store.save(&auth_core::store_contract::sample("alice")).await.unwrap();
     store.use_once("state:abc", now() + 60).await.unwrap();
     store.end_sessions("sub:https://op|alice", now(), now() + 60).await.unwrap();
-    assert!(store.lock("refresh:alice", Duration::from_secs(15)).await.unwrap());
+    assert!(store.lock("refresh:alice", "me", Duration::from_secs(15)).await.unwrap());
     let client = redis::Client::open(server.url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let keys: Vec<String> = redis::cmd("KEYS").arg("*").query_async(&mut conn).await.unwrap();
@@ -60,13 +60,17 @@ async fn a_refresh_lock_is_held_by_one_instance_until_released_or_expired() {
     let Some(server) = RedisServer::start_or_skip() else { return };
     let (a, b) = (store(&server).await, store(&server).await);
     let ttl = Duration::from_millis(300);
-    assert!(a.lock("refresh:s1", ttl).await.unwrap(), "A takes it");
-    assert!(!b.lock("refresh:s1", ttl).await.unwrap(), "B cannot while A holds it");
-    assert!(b.lock("refresh:s2", ttl).await.unwrap(), "another session's lock is another lock");
-    a.unlock("refresh:s1").await.unwrap();
-    assert!(b.lock("refresh:s1", ttl).await.unwrap(), "released: B takes it");
+    assert!(a.lock("refresh:s1", "a", ttl).await.unwrap(), "A takes it");
+    assert!(!b.lock("refresh:s1", "b", ttl).await.unwrap(), "B cannot while A holds it");
+    assert!(b.lock("refresh:s2", "b", ttl).await.unwrap(), "another session's lock is another lock");
+    b.unlock("refresh:s1", "b").await.unwrap();
+    assert!(!b.lock("refresh:s1", "b", ttl).await.unwrap(), "only its owner releases a lock");
+    a.unlock("refresh:s1", "a").await.unwrap();
+    assert!(b.lock("refresh:s1", "b", ttl).await.unwrap(), "released: B takes it");
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert!(a.lock("refresh:s1", ttl).await.unwrap(), "a holder that never releases loses it after its TTL");
+    assert!(a.lock("refresh:s1", "a", ttl).await.unwrap(), "a holder that never releases loses it after its TTL");
+    b.unlock("refresh:s1", "b").await.unwrap();
+    assert!(!b.lock("refresh:s1", "b", ttl).await.unwrap(), "B's late unlock did not release A's lock");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,9 +84,13 @@ async fn a_saved_session_is_read_back_at_once_by_the_instance_that_saved_it() {
     let mut value = serde_json::to_value(&session).unwrap();
     value["tokens"]["access_token"] = "refreshed".into();
     let refreshed: auth_core::Session = serde_json::from_value(value).unwrap();
+    let other = self::store(&server).await;
+    assert_eq!(other.load(&payload).await.unwrap().as_ref(), Some(&session), "B has the old one cached");
     store.save(&refreshed).await.unwrap();
     let read = store.load(&payload).await.unwrap().unwrap();
     assert_eq!(read.tokens().access_token.secret(), "refreshed", "no stale copy after a save");
+    let current = other.load_current(&payload).await.unwrap().unwrap();
+    assert_eq!(current.tokens().access_token.secret(), "refreshed", "load_current skips B's cache");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

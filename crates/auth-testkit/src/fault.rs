@@ -110,6 +110,9 @@ pub enum Fault {
     RefreshWithoutIdToken,
     /// The ID token from the refresh grant has another `sub` (OIDC Core §12.2).
     RefreshIdTokenSubChanged,
+    /// The refresh grant says `expires_in` is this many seconds (the token itself lives as
+    /// configured): `0` makes every refreshed token expire as it arrives.
+    RefreshExpiresIn(u64),
 
     // --- introspection ---------------------------------------------------------------------
     /// The introspection endpoint answers with this HTTP status and a JSON error.

@@ -982,6 +982,12 @@ fn refresh_grant(
         old.revoked = true;
     }
     let mut issued = issue(s, &mut st, client, &grant, None, rogue, true)?;
+    if let Some(seconds) = st.faults.iter().find_map(|f| match f {
+        Fault::RefreshExpiresIn(seconds) => Some(*seconds),
+        _ => None,
+    }) {
+        issued.body["expires_in"] = seconds.into();
+    }
     if !rotate && let Some(object) = issued.body.as_object_mut() {
         // Keep the old refresh token valid and drop the new one.
         if let Some(Value::String(new)) = object.remove("refresh_token") {

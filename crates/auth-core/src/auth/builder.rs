@@ -408,8 +408,9 @@ impl AuthBuilder {
                 bearer_provider,
                 bearer_cache: super::bearer::BearerCache::default(),
                 refresh_leeway: self.refresh_leeway,
-                // Longer than one token request may take.
-                refresh_lock_ttl: self.http.timeout + Duration::from_secs(5),
+                // Longer than one refresh may take: the token request, a JWKS refetch for the
+                // new ID token, userinfo.
+                refresh_lock_ttl: self.http.timeout.saturating_mul(3).saturating_add(Duration::from_secs(5)),
                 flights: super::refresh::Flights::default(),
             }),
         })

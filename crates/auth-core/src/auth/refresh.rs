@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use futures_util::FutureExt as _;
+use futures_util::future::{BoxFuture, Shared};
 use serde_json::{Map, Value};
-use tokio::sync::OnceCell;
 
 use super::callback::{strip_protocol_claims, token_times};
 use super::{Auth, COOKIE_LIMIT, ProviderRuntime};
@@ -29,7 +30,8 @@ pub(super) const RETRY_AFTER: Duration = Duration::from_secs(2);
 /// browser sends its old cookie until a response with the new one arrives, and a rotated refresh
 /// token must not be spent twice.
 const REMEMBERED: Duration = Duration::from_secs(300);
-/// At most this many refreshes are remembered at once (each holds one session).
+/// At most this many refreshes are remembered at once (each holds one session); when full, the
+/// finished ones make room.
 const MAX_FLIGHTS: usize = 4096;
 /// How often an instance that lost the store's lock looks for the winner's tokens.
 const LOCK_POLL: Duration = Duration::from_millis(20);
@@ -47,18 +49,26 @@ pub(super) enum Refreshed {
     Failed(Arc<str>),
 }
 
-type Cell = Arc<OnceCell<(Refreshed, Instant)>>;
+/// A refresh running in a task of its own (a client that goes away does not cancel it, so a
+/// refresh token the provider has already rotated is never spent twice), shared by every
+/// request that waits for it.
+type Outcome = Shared<BoxFuture<'static, (Refreshed, Instant)>>;
 
 struct Flight {
-    cell: Cell,
+    outcome: Outcome,
+    started: Instant,
 }
 
 impl Flight {
-    /// Whether a request for the same tokens joins this flight: in progress, failed less than
-    /// [`RETRY_AFTER`] ago, or done less than [`REMEMBERED`] ago.
-    fn is_current(&self) -> bool {
-        match self.cell.get() {
-            None => true,
+    fn finished(&self) -> Option<&(Refreshed, Instant)> {
+        self.outcome.peek()
+    }
+
+    /// Whether a request for the same tokens joins this flight: in progress (and not past every
+    /// time limit), failed less than [`RETRY_AFTER`] ago, or done less than [`REMEMBERED`] ago.
+    fn is_current(&self, stuck_after: Duration) -> bool {
+        match self.finished() {
+            None => self.started.elapsed() < stuck_after,
             Some((Refreshed::Failed(_), done)) => done.elapsed() < RETRY_AFTER,
             Some((_, done)) => done.elapsed() < REMEMBERED,
         }
@@ -72,22 +82,25 @@ pub(super) struct Flights {
 }
 
 impl Flights {
-    /// The flight a request for `key` joins, or a new one; `None` when [`MAX_FLIGHTS`] are in
-    /// progress at once.
-    fn join(&self, key: &str) -> Option<Cell> {
+    /// The outcome a request for `key` waits for: the current flight's, or a new flight's,
+    /// started by `start`; `None` when [`MAX_FLIGHTS`] are in progress at once.
+    fn join(&self, key: &str, stuck_after: Duration, start: impl FnOnce() -> Outcome) -> Option<Outcome> {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(flight) = map.get(key).filter(|f| f.is_current()) {
-            return Some(flight.cell.clone());
+        if let Some(flight) = map.get(key).filter(|f| f.is_current(stuck_after)) {
+            return Some(flight.outcome.clone());
         }
         if map.len() >= MAX_FLIGHTS {
-            map.retain(|_, f| f.is_current());
+            map.retain(|_, f| f.is_current(stuck_after));
+        }
+        if map.len() >= MAX_FLIGHTS {
+            map.retain(|_, f| f.finished().is_none());
         }
         if map.len() >= MAX_FLIGHTS {
             return None;
         }
-        let cell = Cell::default();
-        map.insert(key.to_owned(), Flight { cell: cell.clone() });
-        Some(cell)
+        let outcome = start();
+        map.insert(key.to_owned(), Flight { outcome: outcome.clone(), started: Instant::now() });
+        Some(outcome)
     }
 }
 
@@ -117,12 +130,11 @@ fn expired(tokens: &Tokens) -> bool {
     expiry_ms(tokens).is_some_and(|(expiry, _)| now_ms() >= expiry)
 }
 
-/// Whether the refresh made the session end (rather than fail for now).
+/// What the provider's answer to a refresh grant means for the session.
 fn ends_session(err: &Error) -> bool {
     match err {
         Error::TokenRejected { code } => code == "invalid_grant",
-        // Keys rotated while the JWKS is unreachable: the token may be fine.
-        Error::Token { source: TokenError::UnknownKey(_) | TokenError::UnknownKeyCoolingDown(_), .. } => false,
+        // The new ID token failed a check (any: its signature unverifiable is no better).
         Error::Token { .. } | Error::UserinfoSubjectMismatch => true,
         _ => false,
     }
@@ -153,26 +165,46 @@ impl Auth {
     /// Refreshes the session's tokens, or joins the refresh of the same tokens in progress (or
     /// just done): the single flight.
     async fn refresh(&self, session: &Arc<Session>, payload: Option<&[u8]>) -> Refreshed {
-        let Some(cell) = self.inner.flights.join(&flight_key(session)) else {
-            tracing::warn!("too many token refreshes at once; serving the session with its old tokens");
-            return Refreshed::Failed("too many refreshes at once".into());
+        let limit = self.inner.refresh_lock_ttl;
+        let start = || {
+            let (auth, session) = (self.clone(), session.clone());
+            let payload = payload.map_or_else(|| session.id.as_bytes().to_vec(), <[u8]>::to_vec);
+            let task = tokio::spawn(async move {
+                // Within the lock's lifetime, so that no other instance can take it meanwhile.
+                let deadline = limit.saturating_sub(Duration::from_secs(1));
+                match tokio::time::timeout(deadline, auth.refresh_exclusively(&session, &payload)).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => {
+                        tracing::warn!(provider = %session.provider, "refreshing the tokens took too long; retrying later");
+                        Refreshed::Failed("the refresh took too long".into())
+                    }
+                }
+            });
+            let outcome: BoxFuture<'static, (Refreshed, Instant)> = Box::pin(async move {
+                let outcome = task.await.unwrap_or_else(|_| Refreshed::Failed("the refresh failed".into()));
+                (outcome, Instant::now())
+            });
+            outcome.shared()
         };
-        // If the request running it goes away, the next one waiting runs it (tokio's OnceCell).
-        let (outcome, _) =
-            cell.get_or_init(|| async { (self.refresh_exclusively(session, payload).await, Instant::now()) }).await;
-        outcome.clone()
+        match self.inner.flights.join(&flight_key(session), limit, start) {
+            Some(outcome) => outcome.await.0,
+            None => {
+                tracing::warn!("too many token refreshes at once; serving the session with its old tokens");
+                Refreshed::Failed("too many refreshes at once".into())
+            }
+        }
     }
 
     /// Refreshes under the store's lock: an instance that cannot take it waits for the holder's
     /// tokens (at most as long as the lock lives) and uses them.
-    async fn refresh_exclusively(&self, session: &Arc<Session>, payload: Option<&[u8]>) -> Refreshed {
+    async fn refresh_exclusively(&self, session: &Arc<Session>, payload: &[u8]) -> Refreshed {
         let store = &self.inner.store;
         let lock = format!("refresh:{}", session.id);
+        let owner = crate::crypto::random_token(16);
         let ttl = self.inner.refresh_lock_ttl;
-        let payload = payload.unwrap_or(session.id.as_bytes());
-        let deadline = Instant::now() + ttl;
+        let deadline = Instant::now().checked_add(ttl).unwrap_or_else(Instant::now);
         loop {
-            match store.lock(&lock, ttl).await {
+            match store.lock(&lock, &owner, ttl).await {
                 Ok(true) => break,
                 Ok(false) => {}
                 Err(err) => {
@@ -193,20 +225,20 @@ impl Auth {
             Some(done) => done,
             None => self.refresh_and_store(session).await,
         };
-        if let Err(err) = store.unlock(&lock).await {
+        if let Err(err) = store.unlock(&lock, &owner).await {
             tracing::warn!(error = %err, "could not release a refresh lock; it expires by itself");
         }
         outcome
     }
 
-    /// What another instance made of the session, read again from a server-side store: new
-    /// tokens, or the session gone. `None` while it holds the old tokens (and always for a
-    /// cookie store, which has nothing to read again).
+    /// What another instance made of the session, read again from a server-side store (past any
+    /// cache): new tokens, or the session gone. `None` while it holds the old tokens (and always
+    /// for a cookie store, which has nothing to read again).
     async fn refreshed_elsewhere(&self, session: &Session, payload: &[u8]) -> Option<Refreshed> {
         if self.inner.store.is_cookie_only() {
             return None;
         }
-        match self.inner.store.load(payload).await {
+        match self.inner.store.load_current(payload).await {
             Ok(Some(now)) if now.id == session.id && now.tokens.access_token != session.tokens.access_token => {
                 Some(Refreshed::Fresh { session: Arc::new(now), cookie: None })
             }
@@ -224,20 +256,26 @@ impl Auth {
         match refreshed {
             Ok(new) => {
                 let new = Arc::new(new);
-                match self.store_refreshed(&new).await {
-                    Ok(cookie) => {
-                        tracing::info!(provider, "tokens refreshed");
-                        Refreshed::Fresh { session: new, cookie }
-                    }
+                // The provider has the new tokens now (and may have revoked the old refresh
+                // token): they are used even when they cannot be stored.
+                let cookie = match self.store_refreshed(&new).await {
+                    Ok(cookie) => cookie,
                     Err(err) => {
-                        tracing::error!(provider, error = %err, "refreshed tokens could not be stored; retrying later");
-                        Refreshed::Failed("the refreshed session could not be stored".into())
+                        tracing::error!(provider, error = %err, "refreshed tokens could not be stored; this instance serves them from memory");
+                        None
                     }
-                }
+                };
+                tracing::info!(provider, "tokens refreshed");
+                Refreshed::Fresh { session: new, cookie }
             }
             Err(err) if ends_session(&err) => {
                 tracing::warn!(provider, error = %err, "the provider refused to refresh the tokens: the session ends");
-                self.end_session(session).await;
+                // A server-side session is one record: it ends everywhere. A cookie is a copy of
+                // the session at one point of time: a newer copy may hold newer tokens (a stale
+                // cookie spent a rotated refresh token), so only this cookie is cleared.
+                if !self.inner.store.is_cookie_only() {
+                    self.end_session(session).await;
+                }
                 Refreshed::Ended
             }
             Err(err) => {
@@ -247,7 +285,7 @@ impl Auth {
                     retry_in = ?RETRY_AFTER,
                     "could not refresh the tokens; the session serves with its old ones"
                 );
-                Refreshed::Failed(err.to_string().into())
+                Refreshed::Failed(err.public_message().into())
             }
         }
     }
@@ -270,31 +308,16 @@ impl Auth {
     }
 
     /// The refresh grant, and the session it makes: new tokens (a rotated refresh token replaces
-    /// the old one), claims updated from the new ID token (and userinfo when configured), the
-    /// same id, creation and end.
+    /// the old one), claims as at login (the new ID token's, completed by userinfo), the same
+    /// id, creation and end.
     async fn refresh_tokens(&self, p: &ProviderRuntime, session: &Session) -> Result<Session, Error> {
         let old = &session.tokens;
         let refresh_token = old.refresh_token.as_ref().ok_or(Error::AccessTokenExpired)?;
         let reply = self
             .token_request(p, &[("grant_type", "refresh_token"), ("refresh_token", refresh_token.secret())])
             .await?;
-        let mut claims = match &reply.id_token {
-            Some(id_token) => self.check_refreshed_id_token(p, session, id_token, &reply.access_token).await?,
-            None => Map::new(),
-        };
-        if p.config.userinfo_on_refresh {
-            claims.entry("sub").or_insert_with(|| Value::String(session.sub().to_owned()));
-            self.add_userinfo(p, &reply.access_token, &mut claims).await?;
-        }
-        // What the new answers do not say is kept from the login (`iss`, `sid`, userinfo's claims).
-        for (name, value) in session.claims.as_map() {
-            claims.entry(name.clone()).or_insert_with(|| value.clone());
-        }
-        let claims = Claims::from_value(Value::Object(claims)).ok_or(Error::Internal("refreshed claims"))?;
-        if claims.sub() != session.sub() {
-            return Err(Error::token("refreshed ID token", TokenError::RefreshMismatch));
-        }
         let (expires_at, received_ms) = token_times(reply.expires_in.as_ref());
+        let claims = self.refreshed_claims(p, session, &reply).await?;
         Ok(Session {
             claims,
             tokens: Tokens {
@@ -309,9 +332,54 @@ impl Auth {
         })
     }
 
+    /// The claims after a refresh. With a new ID token, made as at login: its claims (checked
+    /// against the session's), completed by userinfo; a claim both leave out is gone (a group
+    /// the user left), but for `sid` and `iss`, which back-channel logouts find the session by.
+    /// Without one, the session's claims with userinfo's answers over them. A userinfo endpoint
+    /// that fails leaves the claims as the ID token (or the session) has them: the tokens are new
+    /// either way.
+    async fn refreshed_claims(
+        &self,
+        p: &ProviderRuntime,
+        session: &Session,
+        reply: &super::client::TokenResponse,
+    ) -> Result<Claims, Error> {
+        let old = session.claims.as_map();
+        let mut claims = match &reply.id_token {
+            Some(id_token) => self.check_refreshed_id_token(p, session, id_token, &reply.access_token).await?,
+            None => Map::from_iter([("sub".to_owned(), Value::from(session.sub()))]),
+        };
+        if p.meta.userinfo_endpoint.is_some() {
+            let before = claims.clone();
+            match self.add_userinfo(p, &reply.access_token, &mut claims).await {
+                Ok(()) => {}
+                Err(Error::UserinfoSubjectMismatch) => return Err(Error::UserinfoSubjectMismatch),
+                Err(err) => {
+                    tracing::warn!(provider = %p.config.name, error = %err, "userinfo failed after a refresh; the other claims stay as they were");
+                    claims = before;
+                }
+            }
+        }
+        if reply.id_token.is_none() {
+            let mut merged = old.clone();
+            merged.extend(claims);
+            claims = merged;
+        }
+        for kept in ["sid", "iss"] {
+            if let Some(value) = old.get(kept) {
+                claims.entry(kept).or_insert_with(|| value.clone());
+            }
+        }
+        let claims = Claims::from_value(Value::Object(claims)).ok_or(Error::Internal("refreshed claims"))?;
+        if claims.sub() != session.sub() {
+            return Err(Error::token("refreshed ID token", TokenError::RefreshMismatch));
+        }
+        Ok(claims)
+    }
+
     /// A refreshed ID token: checked like a new one (signature, `iss`, `aud`, `exp`, `at_hash`;
-    /// no nonce is expected), and against the login's (§12.2). Its claims, protocol claims
-    /// dropped.
+    /// no nonce is expected), and against the session's last one (§12.2). Its claims, protocol
+    /// claims dropped.
     async fn check_refreshed_id_token(
         &self,
         p: &ProviderRuntime,
@@ -324,14 +392,15 @@ impl Auth {
         let mut claims = self.verify_jws(p, token, &header, Trust::TokenEndpoint).await?;
         let expected = id_token::Expected { access_token: Some(access_token), ..p.expected(self.inner.leeway) };
         id_token::check_claims(&claims, header.alg, &expected).map_err(refused)?;
-        // The login's ID token was checked when it arrived and sealed since.
-        let original = session
-            .tokens
-            .id_token
-            .as_ref()
-            .and_then(|t| id_token::unverified_claims(t.secret()))
-            .unwrap_or_else(|| session.claims.as_map().clone());
-        id_token::check_refreshed(&claims, &original).map_err(refused)?;
+        // The session's ID token was checked when it arrived and sealed since. A session that
+        // had none (a plain OAuth 2.0 login) is held to its subject.
+        match session.tokens.id_token.as_ref().and_then(|t| id_token::unverified_claims(t.secret())) {
+            Some(original) => id_token::check_refreshed(&claims, &original, &expected).map_err(refused)?,
+            None if claims.get("sub").and_then(Value::as_str) != Some(session.sub()) => {
+                return Err(refused(TokenError::RefreshMismatch));
+            }
+            None => {}
+        }
         strip_protocol_claims(&mut claims);
         Ok(claims)
     }
