@@ -1,6 +1,9 @@
 //! The cost of verifying a bearer access token, against its floor, measured in one run:
 //! - `raw_rs256_verify`: aws-lc-rs verifying the token's RS256 signature with the provider's key
-//!   (the floor: no parsing of claims, no checks);
+//!   given as its components (`RsaPublicKeyComponents::verify`, which builds the key each time:
+//!   what a verifier without a key cache pays; no parsing of claims, no checks);
+//! - `raw_parsed_verify`: the same with the key parsed once (`ParsedPublicKey::verify_sig`), the
+//!   floor of a verifier that caches its keys, as auth-core does;
 //! - `fresh_token`: `Auth::bearer` on a token it has not seen (header, JWKS key lookup,
 //!   signature, claims, audience; then cached);
 //! - `repeated_token`: `Auth::bearer` on a token it has seen (the cache, keyed by its hash).
@@ -39,6 +42,8 @@ fn bearer(c: &mut Criterion) {
     let (signed, signature) = token.rsplit_once('.').unwrap();
     let signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
     public.verify(&RSA_PKCS1_2048_8192_SHA256, signed.as_bytes(), &signature).unwrap();
+    let parsed = public.to_parsed_public_key(&RSA_PKCS1_2048_8192_SHA256).unwrap();
+    parsed.verify_sig(signed.as_bytes(), &signature).unwrap();
 
     // Fresh tokens, minted ahead (each differs by its jti). The token cache holds 10,000 and
     // starts over when full, so cycling through more than that never finds one in it.
@@ -48,6 +53,9 @@ fn bearer(c: &mut Criterion) {
     let mut group = c.benchmark_group("bearer");
     group.bench_function("raw_rs256_verify", |b| {
         b.iter(|| public.verify(&RSA_PKCS1_2048_8192_SHA256, signed.as_bytes(), &signature).unwrap());
+    });
+    group.bench_function("raw_parsed_verify", |b| {
+        b.iter(|| parsed.verify_sig(signed.as_bytes(), &signature).unwrap());
     });
     group.bench_function("fresh_token", |b| {
         b.iter_batched(

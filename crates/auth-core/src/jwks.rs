@@ -14,10 +14,11 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::Algorithm;
 
-use crate::Error;
+use crate::jws::VerifyingKey;
 use crate::net::HttpClient;
+use crate::{Error, TokenError};
 
 /// The longest wait between two attempts after failures in a row, whatever the cooldown.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -63,7 +64,7 @@ struct CachedKey {
     alg: Option<Algorithm>,
     kty: String,
     crv: Option<String>,
-    key: DecodingKey,
+    key: VerifyingKey,
 }
 
 #[derive(Debug, Default)]
@@ -110,8 +111,9 @@ pub(crate) struct JwksCache {
 pub(crate) struct PickedKey(Arc<CachedKey>);
 
 impl PickedKey {
-    pub(crate) fn decoding_key(&self) -> &DecodingKey {
-        &self.0.key
+    /// Verifies a JWS signed with `alg` by this key; its claims.
+    pub(crate) fn verify(&self, token: &str, alg: Algorithm) -> Result<crate::id_token::Claims, TokenError> {
+        self.0.key.verify(token, alg)
     }
 }
 
@@ -259,8 +261,7 @@ fn parse_key(value: &serde_json::Value) -> Option<CachedKey> {
     if field("use").is_some_and(|u| u != "sig") {
         return None;
     }
-    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(value.clone()).ok()?;
-    let key = DecodingKey::from_jwk(&jwk).ok()?;
+    let key = VerifyingKey::from_jwk(value)?;
     Some(CachedKey {
         kid: field("kid"),
         alg: field("alg").and_then(|a| Algorithm::from_str(&a).ok()),
@@ -306,7 +307,7 @@ mod tests {
             alg: None,
             kty: "RSA".into(),
             crv: None,
-            key: DecodingKey::from_rsa_components("AQAB", "AQAB").unwrap(),
+            key: VerifyingKey::from_jwk(&serde_json::json!({"kty": "RSA", "n": "AQAB", "e": "AQAB"})).unwrap(),
         })
     }
 

@@ -45,6 +45,7 @@ mod error;
 mod http;
 mod id_token;
 mod jwks;
+mod jws;
 mod net;
 mod provider;
 mod redirect;

@@ -286,9 +286,15 @@ async fn a_token_without_kid_uses_the_only_key() {
 }
 
 #[tokio::test]
-async fn es256_providers_work() {
-    let mut r = rig_with(TestProvider::builder().signing_alg(SigningAlg::ES256), |b| b).await;
-    r.login().await.outcome.unwrap();
+async fn es256_and_ps256_providers_work() {
+    for alg in [SigningAlg::ES256, SigningAlg::PS256] {
+        let mut r = rig_with(TestProvider::builder().signing_alg(alg), |b| b).await;
+        r.login().await.outcome.unwrap();
+        // The same key verifies their JWT access tokens.
+        let token = format!("Bearer {}", r.op.mint_jwt_access_token("http://127.0.0.1:3000", "read"));
+        let req = RequestView::new(Method::Get, "/api", None).with_header("authorization", &token);
+        assert!(r.auth.bearer(&req).await.is_ok(), "{alg:?}");
+    }
 }
 
 #[tokio::test]

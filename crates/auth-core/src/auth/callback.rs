@@ -265,7 +265,7 @@ impl Auth {
         }
         let jwks = p.jwks.as_ref().ok_or(Error::Provider { endpoint: "jwks", reason: "no jwks_uri".into() })?;
         let key = jwks.key_for(&self.inner.http, header.kid.as_deref(), alg, trust).await?;
-        Ok(id_token::verify_signature(token, alg, key.decoding_key())?)
+        Ok(key.verify(token, alg)?)
     }
 }
 
