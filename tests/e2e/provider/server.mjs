@@ -23,7 +23,7 @@ import process from 'node:process';
 console.info = (...args) => console.error(...args);
 console.log = (...args) => console.error(...args);
 
-const { default: Provider } = await import('oidc-provider');
+const { default: Provider, errors } = await import('oidc-provider');
 
 function intFromEnv(name, fallback) {
   const raw = process.env[name];
@@ -65,21 +65,23 @@ function clientsFor(app, i) {
     grant_types: ['authorization_code', 'refresh_token'],
     response_types: ['code'],
   };
+  // Confidential clients may also get access tokens for the app's API (client credentials).
+  const confidential = { ...common, grant_types: [...common.grant_types, 'client_credentials'] };
   return [
     {
-      ...common,
+      ...confidential,
       client_id: `basic-${i}`,
       client_secret: `basic-secret-${i}`,
       token_endpoint_auth_method: 'client_secret_basic',
     },
     {
-      ...common,
+      ...confidential,
       client_id: `post-${i}`,
       client_secret: `post-secret-${i}`,
       token_endpoint_auth_method: 'client_secret_post',
     },
     {
-      ...common,
+      ...confidential,
       client_id: `es256-${i}`,
       client_secret: `es256-secret-${i}`,
       token_endpoint_auth_method: 'client_secret_basic',
@@ -94,6 +96,22 @@ function clientsFor(app, i) {
 }
 
 const clients = appUrls.flatMap((app, i) => clientsFor(app, i));
+
+// ---------------------------------------------------------------------------------------------
+// The apps' APIs as resource servers (RFC 8707): `${app}/api/jwt` gets JWT access tokens
+// (RFC 9068), `${app}/api/opaque` opaque ones for introspection; both with the app's URL as their
+// audience, the scopes `read` and `admin`.
+function resourceServer(indicator) {
+  for (const app of appUrls) {
+    if (indicator === `${app}/api/jwt`) {
+      return { audience: app, scope: 'read admin', accessTokenTTL: 300, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } };
+    }
+    if (indicator === `${app}/api/opaque`) {
+      return { audience: app, scope: 'read admin', accessTokenTTL: 300, accessTokenFormat: 'opaque' };
+    }
+  }
+  return undefined;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Signing keys, new at every start.
@@ -185,6 +203,18 @@ async function main() {
       backchannelLogout: { enabled: true },
       userinfo: { enabled: true },
       claimsParameter: { enabled: true },
+      clientCredentials: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        // Logins ask for no resource: their access tokens are for userinfo, as before.
+        defaultResource: async () => undefined,
+        useGrantedResource: async () => false,
+        getResourceServerInfo: async (ctx, indicator) => {
+          const info = resourceServer(indicator);
+          if (!info) throw new errors.InvalidTarget();
+          return info;
+        },
+      },
     },
     pkce: {
       // PKCE (S256 only, the v9 default) for every client, confidential ones included.

@@ -254,6 +254,7 @@ pub async fn run(example: Example, artifacts: &Artifacts) {
         ("forms: back-channel logout", Box::pin(backchannel_flow(stack.clone()))),
         ("forms: deny consent", Box::pin(deny_flow(stack.clone()))),
         ("forms: 5-second access tokens are refreshed", Box::pin(refresh_flow(example, logs.join("refresh")))),
+        ("forms: bearer access tokens from the provider", Box::pin(bearer_flow(stack.clone()))),
         ("forms: the app and the provider stayed healthy", Box::pin(healthy(stack.clone()))),
     ];
     run_flows(example.label, flows).await;
@@ -391,6 +392,81 @@ async fn refresh_flow(example: Example, logs: std::path::PathBuf) {
     assert_eq!(stack.op.grants(&client, "refresh_token"), 1, "the refreshed token is fresh");
     assert_eq!(stack.op.grants(&client, "authorization_code"), 1);
     stack.assert_healthy();
+}
+
+/// An access token from the provider for the app's API (client credentials, RFC 8707
+/// `resource`), as a client of the API would get one.
+async fn api_token(stack: &Stack, resource: &str, scope: &str) -> String {
+    let client = crate::ClientKind::Basic;
+    let res = reqwest::Client::new()
+        .post(format!("{}/token", stack.op.issuer))
+        .basic_auth(client.client_id(0), client.client_secret(0))
+        .form(&[("grant_type", "client_credentials"), ("resource", &stack.app.at(resource)), ("scope", scope)])
+        .send()
+        .await
+        .expect("the token endpoint answers");
+    let status = res.status();
+    let body: Value = res.json().await.expect("JSON");
+    assert_eq!(status, StatusCode::OK, "client credentials for {resource}: {body}");
+    body["access_token"].as_str().expect("an access token").to_owned()
+}
+
+/// `GET path` with `Authorization: Bearer token`: the status, `WWW-Authenticate` and the body.
+async fn bearer_get(stack: &Stack, path: &str, token: &str) -> (StatusCode, String, Value) {
+    let res = reqwest::Client::new()
+        .get(stack.app.at(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    let status = res.status();
+    let challenge = res.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let body = res.json().await.unwrap_or(Value::Null);
+    (status, challenge, body)
+}
+
+/// Resource-server mode against the real provider: a JWT access token (RFC 9068, issued for the
+/// app's API as a resource indicator) and an opaque one (checked at the provider's
+/// introspection endpoint, with the app's own client credentials) reach `/api/whoami`; too few
+/// scopes is 403 `insufficient_scope`, a forged token 401 `invalid_token`.
+async fn bearer_flow(stack: Arc<Stack>) {
+    let stack = &*stack;
+    let jwt = api_token(stack, "/api/jwt", "read admin").await;
+    assert_eq!(jwt.split('.').count(), 3, "a JWT access token");
+    let (status, _, body) = bearer_get(stack, "/api/whoami", &jwt).await;
+    assert_eq!(status, StatusCode::OK, "a JWT access token at /api/whoami: {body}");
+    assert_eq!(body["client_id"], "basic-0", "{body}");
+    assert_eq!(body["scope"], "read admin", "{body}");
+    let (status, _, body) = bearer_get(stack, "/api/admin", &jwt).await;
+    assert_eq!(status, StatusCode::OK, "scope admin at /api/admin: {body}");
+
+    let reader = api_token(stack, "/api/jwt", "read").await;
+    let (status, challenge, _) = bearer_get(stack, "/api/admin", &reader).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "without the scope admin");
+    assert!(challenge.contains("error=\"insufficient_scope\"") && challenge.contains("scope=\"admin\""), "{challenge}");
+
+    let (head, rest) = jwt.split_once('.').expect("a JWT");
+    let (_, signature) = rest.split_once('.').expect("a JWT");
+    let forged_claims = base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        br#"{"sub":"mallory","scope":"admin","aud":"x","exp":9999999999}"#,
+    );
+    let (status, challenge, _) = bearer_get(stack, "/api/admin", &format!("{head}.{forged_claims}.{signature}")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a forged token");
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+
+    // Opaque tokens need the app to introspect, which a public client may not do.
+    if stack.example.client.client_secret(0).is_some() {
+        let opaque = api_token(stack, "/api/opaque", "read").await;
+        assert_ne!(opaque.split('.').count(), 3, "an opaque access token");
+        let (status, _, body) = bearer_get(stack, "/api/whoami", &opaque).await;
+        assert_eq!(status, StatusCode::OK, "an opaque token, introspected: {body}");
+        assert_eq!(body["scope"], "read", "{body}");
+        let (status, _, _) = bearer_get(stack, "/api/admin", &opaque).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, _, _) = bearer_get(stack, "/api/whoami", &format!("{opaque}x")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "an unknown opaque token is inactive");
+    }
 }
 
 /// Denying at the provider's consent page (its "[ Cancel ]" link): the app shows a clean 403 page.
