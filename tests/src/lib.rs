@@ -184,6 +184,7 @@ macro_rules! scenarios {
             opaque_tokens_are_introspected,
             a_login_over_a_stale_cookie_keeps_the_new_session,
             userinfo_route_answers_with_the_providers_json,
+            principal_is_the_bearer_token_or_the_session,
         );
         /// Scenarios whose provider issues 2-second access tokens: refreshes.
         mod short_tokens {
@@ -478,6 +479,34 @@ pub mod scenario {
         assert_eq!(body["sub"], app.provider.user().sub.as_str());
         assert_eq!(body["scope"], "read write");
         assert_eq!(body["client_id"], app.provider.client_id());
+    }
+
+    /// `Principal` (`GET /api/me`): the bearer token when the request has an `Authorization`
+    /// header (even with a session cookie), else the session; neither: the session guard's
+    /// answers.
+    pub async fn principal_is_the_bearer_token_or_the_session(app: &TestApp) {
+        assert_eq!(api(app, "/api/me", None).await.status(), 401, "neither");
+        assert_eq!(app.nav_get(&app.browser, "/api/me").await.status(), 302, "a browser goes to the login");
+        let token = app.provider.mint_jwt_access_token(&app.base, "read");
+        let res = api(app, "/api/me", Some(&format!("Bearer {token}"))).await;
+        assert_eq!(res.status(), 200);
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!((body["via"].as_str(), body["sub"].as_str()), (Some("bearer"), Some("alice")));
+        app.login(&app.browser).await;
+        let body: serde_json::Value = app.api_get(&app.browser, "/api/me").await.json().await.unwrap();
+        assert_eq!((body["via"].as_str(), body["sub"].as_str()), (Some("session"), Some("alice")));
+        // A bad token is refused, session or not: the header says what the client meant.
+        let res = app
+            .browser
+            .client()
+            .get(app.url("/api/me"))
+            .header("accept", "application/json")
+            .header("authorization", "Bearer not.a.token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401);
+        assert!(www_authenticate(&res).contains("invalid_token"), "{}", www_authenticate(&res));
     }
 
     /// No token: 401 with a bare challenge; a malformed header: 400 `invalid_request`; a token in

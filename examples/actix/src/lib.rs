@@ -10,13 +10,17 @@
 //! - `GET /api/whoami`: a bearer access token only (RFC 6750); JSON with `sub`, `scope` and
 //!   `client_id`. `GET /api/admin`: the same, with the scope `admin` required (403
 //!   `insufficient_scope`).
+//! - `GET /api/me`: a bearer token when the request has an `Authorization` header, else the
+//!   session (`Principal`): JSON with `sub` and `via` (`bearer` or `session`).
 //! - `/auth/...`: login, callback, logout (from `auth_actix::routes`).
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::web::{self, Html, Json};
 use actix_web::{App, Error, Route, guard};
-use auth_actix::{AuthError, AuthMiddleware, AuthUser, Authorized, BearerUser, Policy, RequireScope, Scope, Session};
+use auth_actix::{
+    AuthError, AuthMiddleware, AuthUser, Authorized, BearerUser, Policy, Principal, RequireScope, Scope, Session,
+};
 use auth_core::{Auth, html_escape};
 
 /// The policy of `/admin`: the `groups` claim contains `admin`.
@@ -58,6 +62,7 @@ pub fn app(
         .service(web::resource("/admin").route(get().to(admin)))
         .service(web::resource("/api/whoami").route(get().to(whoami)))
         .service(web::resource("/api/admin").route(get().to(api_admin)))
+        .service(web::resource("/api/me").route(get().to(api_me)))
         .configure(auth_actix::routes)
         .wrap(AuthMiddleware::new(auth))
 }
@@ -96,6 +101,15 @@ async fn admin(user: Authorized<Admin>) -> Json<serde_json::Value> {
 
 async fn whoami(token: BearerUser) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "sub": token.sub(), "scope": token.scopes().join(" "), "client_id": token.client_id() }))
+}
+
+async fn api_me(who: Principal) -> Json<serde_json::Value> {
+    let via = match &who.0 {
+        auth_core::Principal::Session(_) => "session",
+        auth_core::Principal::Bearer(_) => "bearer",
+        _ => "other",
+    };
+    Json(serde_json::json!({ "sub": who.sub(), "via": via }))
 }
 
 async fn api_admin(token: RequireScope<AdminScope>) -> Json<serde_json::Value> {

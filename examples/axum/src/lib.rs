@@ -10,9 +10,13 @@
 //! - `GET /api/whoami`: a bearer access token only (RFC 6750); JSON with `sub`, `scope` and
 //!   `client_id`. `GET /api/admin`: the same, with the scope `admin` required (403
 //!   `insufficient_scope`).
+//! - `GET /api/me`: a bearer token when the request has an `Authorization` header, else the
+//!   session (`Principal`): JSON with `sub` and `via` (`bearer` or `session`).
 //! - `/auth/...`: login, callback, logout (from `auth_axum::routes()`).
 
-use auth_axum::{AuthError, AuthLayer, AuthUser, Authorized, BearerUser, Policy, RequireScope, Scope, Session};
+use auth_axum::{
+    AuthError, AuthLayer, AuthUser, Authorized, BearerUser, Policy, Principal, RequireScope, Scope, Session,
+};
 use auth_core::{Auth, html_escape};
 use axum::response::Html;
 use axum::routing::get;
@@ -46,6 +50,7 @@ pub fn app(auth: Auth) -> Router {
         .route("/admin", get(admin))
         .route("/api/whoami", get(whoami))
         .route("/api/admin", get(api_admin))
+        .route("/api/me", get(api_me))
         .merge(auth_axum::routes())
         .layer(AuthLayer::new(auth))
 }
@@ -78,6 +83,15 @@ async fn admin(user: Authorized<Admin>) -> Json<serde_json::Value> {
 
 async fn whoami(token: BearerUser) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "sub": token.sub(), "scope": token.scopes().join(" "), "client_id": token.client_id() }))
+}
+
+async fn api_me(who: Principal) -> Json<serde_json::Value> {
+    let via = match &who.0 {
+        auth_core::Principal::Session(_) => "session",
+        auth_core::Principal::Bearer(_) => "bearer",
+        _ => "other",
+    };
+    Json(serde_json::json!({ "sub": who.sub(), "via": via }))
 }
 
 async fn api_admin(token: RequireScope<AdminScope>) -> Json<serde_json::Value> {

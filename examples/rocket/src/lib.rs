@@ -10,10 +10,14 @@
 //! - `GET /api/whoami`: a bearer access token only (RFC 6750); JSON with `sub`, `scope` and
 //!   `client_id`. `GET /api/admin`: the same, with the scope `admin` required (403
 //!   `insufficient_scope`).
+//! - `GET /api/me`: a bearer token when the request has an `Authorization` header, else the
+//!   session (`Principal`): JSON with `sub` and `via` (`bearer` or `session`).
 //! - `/auth/...`: login, callback, logout (from `auth_rocket::routes()`).
 
 use auth_core::{Auth, html_escape};
-use auth_rocket::{AuthError, AuthFairing, AuthUser, Authorized, BearerUser, Policy, RequireScope, Scope, Session};
+use auth_rocket::{
+    AuthError, AuthFairing, AuthUser, Authorized, BearerUser, Policy, Principal, RequireScope, Scope, Session,
+};
 use rocket::figment::Figment;
 use rocket::response::content::RawHtml;
 use rocket::serde::json::{Json, Value, json};
@@ -48,7 +52,7 @@ pub fn rocket(auth: Auth, figment: Figment) -> Rocket<Build> {
 /// [`AuthFairing::allow_port_mismatch`]).
 pub fn rocket_with(fairing: AuthFairing, figment: Figment) -> Rocket<Build> {
     rocket::custom(figment)
-        .mount("/", rocket::routes![home, me, userinfo, admin, whoami, api_admin])
+        .mount("/", rocket::routes![home, me, userinfo, admin, whoami, api_admin, api_me])
         .mount("/", auth_rocket::routes())
         .attach(fairing)
 }
@@ -86,6 +90,16 @@ async fn admin(user: Authorized<Admin>) -> Json<Value> {
 #[rocket::get("/api/whoami")]
 async fn whoami(token: BearerUser) -> Json<Value> {
     Json(json!({ "sub": token.sub(), "scope": token.scopes().join(" "), "client_id": token.client_id() }))
+}
+
+#[rocket::get("/api/me")]
+async fn api_me(who: Principal) -> Json<Value> {
+    let via = match &who.0 {
+        auth_core::Principal::Session(_) => "session",
+        auth_core::Principal::Bearer(_) => "bearer",
+        _ => "other",
+    };
+    Json(json!({ "sub": who.sub(), "via": via }))
 }
 
 #[rocket::get("/api/admin")]
