@@ -140,3 +140,27 @@ async fn a_principal_is_the_bearer_token_or_the_session() {
     assert_eq!(r.auth.principal(&none, None, false).await.unwrap_err().status, 401);
     assert_eq!(r.auth.principal(&none, None, true).await.unwrap_err().status, 503, "the store was down");
 }
+
+#[tokio::test]
+async fn a_flood_of_random_opaque_tokens_is_bounded_at_the_provider() {
+    let r = rig().await;
+    r.op.inject(auth_testkit::Fault::IntrospectionDelay(Duration::from_millis(1500)));
+    let started = std::time::Instant::now();
+    let tasks: Vec<_> = (0..100)
+        .map(|i| {
+            let auth = r.auth.clone();
+            tokio::spawn(async move { check(&auth, &format!("random-opaque-token-{i:04}")).await.unwrap_err() })
+        })
+        .collect();
+    let mut unavailable = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Error::BearerUnavailable => unavailable += 1,
+            Error::BearerInvalid(_) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(r.op.introspect_requests(), 32, "at most 32 introspections in flight");
+    assert_eq!(unavailable, 68, "the others get 503 after a bounded wait, not a queue");
+    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+}

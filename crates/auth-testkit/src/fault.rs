@@ -117,6 +117,8 @@ pub enum Fault {
     // --- introspection ---------------------------------------------------------------------
     /// The introspection endpoint answers with this HTTP status and a JSON error.
     IntrospectionStatus(u16),
+    /// The introspection endpoint waits this long before answering.
+    IntrospectionDelay(Duration),
 
     // --- UserInfo -------------------------------------------------------------------------
     /// The UserInfo response's `sub` differs from the ID token's (OIDC Core §5.3.2).

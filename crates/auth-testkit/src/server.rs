@@ -1194,6 +1194,13 @@ async fn revoke(AxumState(s): S, headers: HeaderMap, body: Bytes) -> Response {
 
 async fn introspect(AxumState(s): S, headers: HeaderMap, body: Bytes) -> Response {
     s.counters.introspect.fetch_add(1, Ordering::SeqCst);
+    let delay = s.lock().faults.iter().find_map(|f| match f {
+        Fault::IntrospectionDelay(d) => Some(*d),
+        _ => None,
+    });
+    if let Some(delay) = delay {
+        s.delay(delay).await;
+    }
     let injected = s.lock().faults.iter().find_map(|f| match f {
         Fault::IntrospectionStatus(code) => Some(*code),
         _ => None,

@@ -20,6 +20,12 @@ const INTROSPECTION_MAX_CACHE: u64 = 300;
 const INACTIVE_CACHE: u64 = 10;
 /// How many verified (or refused-as-inactive) tokens are remembered.
 const BEARER_CACHE_ENTRIES: usize = 10_000;
+/// At most this many introspection calls are in flight at once: anyone can send opaque tokens
+/// (and random ones are each new to the cache), which must not become a flood of calls to the
+/// provider.
+pub(super) const MAX_INTROSPECTIONS: usize = 32;
+/// How long a request waits for a free introspection before it is answered 503.
+const INTROSPECTION_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A scope a route requires, for the adapters' `RequireScope<S>` guards.
 ///
@@ -112,37 +118,59 @@ impl Principal {
 
 /// Verified tokens by a hash of the whole token, each until its own expiry (bounded; when full,
 /// it starts over). `None`: an opaque token the provider said is not active (briefly).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct BearerCache {
-    map: Mutex<HashMap<TokenHash, Cached>>,
+    /// Verified tokens, by the whole token (no hashing on the hot path, and no collision to
+    /// craft): only tokens that verified get here, at most [`MAX_CACHED_TOKEN`] bytes each.
+    map: Mutex<HashMap<Box<str>, Cached>>,
     /// Inactive tokens, apart: anyone can send random ones, and they must not push the valid
     /// ones out.
     inactive: Mutex<HashMap<TokenHash, u64>>,
+    /// The introspection calls that may be in flight.
+    introspections: tokio::sync::Semaphore,
 }
 
-/// SHA-256 of a whole token.
+impl Default for BearerCache {
+    fn default() -> Self {
+        BearerCache {
+            map: Mutex::default(),
+            inactive: Mutex::default(),
+            introspections: tokio::sync::Semaphore::new(MAX_INTROSPECTIONS),
+        }
+    }
+}
+
+/// SHA-256 of a whole token: the key of the inactive ones, which anyone can make up (their
+/// memory is the hash's, whatever their length).
 type TokenHash = [u8; 32];
-/// A verified token (`None`: inactive), and until when it may be reused (Unix seconds).
-type Cached = (Option<Arc<Bearer>>, u64);
+/// A verified token, and until when it may be reused (Unix seconds).
+type Cached = (Arc<Bearer>, u64);
+
+/// The longest token kept in the cache of verified tokens (longer ones are verified every time):
+/// the cache's memory stays bounded by entries × this.
+const MAX_CACHED_TOKEN: usize = 4096;
 
 impl BearerCache {
-    fn get(&self, key: &[u8; 32], now: u64) -> Option<Option<Arc<Bearer>>> {
-        let inactive = self.inactive.lock().unwrap_or_else(|e| e.into_inner());
-        if inactive.get(key).is_some_and(|until| *until > now) {
-            return Some(None);
-        }
-        drop(inactive);
+    fn valid(&self, token: &str, now: u64) -> Option<Arc<Bearer>> {
         let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(key).filter(|(_, until)| *until > now).map(|(b, _)| b.clone())
+        map.get(token).filter(|(_, until)| *until > now).map(|(b, _)| b.clone())
     }
 
-    fn put(&self, key: [u8; 32], bearer: Option<Arc<Bearer>>, until: u64) {
-        if bearer.is_none() {
-            let mut inactive = self.inactive.lock().unwrap_or_else(|e| e.into_inner());
-            if inactive.len() >= BEARER_CACHE_ENTRIES {
-                inactive.clear();
-            }
-            inactive.insert(key, until);
+    fn inactive(&self, key: &TokenHash, now: u64) -> bool {
+        let inactive = self.inactive.lock().unwrap_or_else(|e| e.into_inner());
+        inactive.get(key).is_some_and(|until| *until > now)
+    }
+
+    fn put_inactive(&self, key: TokenHash, until: u64) {
+        let mut inactive = self.inactive.lock().unwrap_or_else(|e| e.into_inner());
+        if inactive.len() >= BEARER_CACHE_ENTRIES {
+            inactive.clear();
+        }
+        inactive.insert(key, until);
+    }
+
+    fn put_valid(&self, token: &str, bearer: Arc<Bearer>, until: u64) {
+        if token.len() > MAX_CACHED_TOKEN {
             return;
         }
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
@@ -154,7 +182,7 @@ impl BearerCache {
                 map.clear();
             }
         }
-        map.insert(key, (bearer, until));
+        map.insert(token.into(), (bearer, until));
     }
 }
 
@@ -196,10 +224,14 @@ impl Auth {
     pub async fn bearer(&self, req: &RequestView<'_>) -> Result<Arc<Bearer>, Error> {
         let token = bearer_token(req.authorization()).ok_or(Error::BearerMissing)??;
         let now = now();
-        let key: [u8; 32] =
+        let cache = &self.inner.bearer_cache;
+        if let Some(hit) = cache.valid(token, now) {
+            return Ok(hit);
+        }
+        let key: TokenHash =
             crate::crypto::sha256(token.as_bytes()).try_into().map_err(|_| Error::Internal("sha256"))?;
-        if let Some(hit) = self.inner.bearer_cache.get(&key, now) {
-            return hit.ok_or_else(|| Error::BearerInvalid("the token is not active".into()));
+        if cache.inactive(&key, now) {
+            return Err(Error::BearerInvalid(INACTIVE.into()));
         }
         let p = self.provider(&self.inner.bearer_provider)?;
         let outcome = if token.split('.').count() == 3 {
@@ -215,11 +247,11 @@ impl Auth {
                 } else {
                     bearer.expires_at.min(now.saturating_add(INTROSPECTION_MAX_CACHE))
                 };
-                self.inner.bearer_cache.put(key, Some(bearer.clone()), until);
+                cache.put_valid(token, bearer.clone(), until);
                 Ok(bearer)
             }
             Err(Error::BearerInvalid(reason)) if reason == INACTIVE => {
-                self.inner.bearer_cache.put(key, None, now.saturating_add(INACTIVE_CACHE));
+                cache.put_inactive(key, now.saturating_add(INACTIVE_CACHE));
                 Err(Error::BearerInvalid(reason))
             }
             Err(err) => Err(err),
@@ -332,6 +364,11 @@ impl Auth {
         let endpoint = p.meta.introspection_endpoint.as_ref().ok_or_else(|| {
             Error::BearerInvalid("an opaque token, and the provider has no introspection endpoint".into())
         })?;
+        let permit = tokio::time::timeout(INTROSPECTION_WAIT, self.inner.bearer_cache.introspections.acquire()).await;
+        let Ok(Ok(_permit)) = permit else {
+            tracing::warn!(max = MAX_INTROSPECTIONS, "too many introspections at once; the bearer token gets 503");
+            return Err(Error::BearerUnavailable);
+        };
         let form = [("token", token), ("token_type_hint", "access_token")];
         let reply = self.post_authenticated(p, endpoint, &form, "introspection").await.map_err(|err| {
             tracing::warn!(error = %err, "introspection failed");
