@@ -228,17 +228,20 @@ impl Auth {
         if let Some(hit) = cache.valid(token, now) {
             return Ok(hit);
         }
-        let key: TokenHash =
-            crate::crypto::sha256(token.as_bytes()).try_into().map_err(|_| Error::Internal("sha256"))?;
-        if cache.inactive(&key, now) {
-            return Err(Error::BearerInvalid(INACTIVE.into()));
-        }
         let p = self.provider(&self.inner.bearer_provider)?;
-        let outcome = if token.split('.').count() == 3 {
-            self.verify_access_jwt(&p, token).await
+        // Only opaque tokens can be known inactive (a JWT is checked on its own).
+        let jwt = token.split('.').count() == 3;
+        let key: Option<TokenHash> = if jwt {
+            None
         } else {
-            self.introspect(&p, token).await
+            let key: TokenHash =
+                crate::crypto::sha256(token.as_bytes()).try_into().map_err(|_| Error::Internal("sha256"))?;
+            if cache.inactive(&key, now) {
+                return Err(Error::BearerInvalid(INACTIVE.into()));
+            }
+            Some(key)
         };
+        let outcome = if jwt { self.verify_access_jwt(&p, token).await } else { self.introspect(&p, token).await };
         match outcome {
             Ok(bearer) => {
                 let bearer = Arc::new(bearer);
@@ -251,7 +254,9 @@ impl Auth {
                 Ok(bearer)
             }
             Err(Error::BearerInvalid(reason)) if reason == INACTIVE => {
-                cache.put_inactive(key, now.saturating_add(INACTIVE_CACHE));
+                if let Some(key) = key {
+                    cache.put_inactive(key, now.saturating_add(INACTIVE_CACHE));
+                }
                 Err(Error::BearerInvalid(reason))
             }
             Err(err) => Err(err),
