@@ -120,6 +120,27 @@ async fn a_request_that_goes_away_mid_refresh_does_not_spend_the_refresh_token_t
 }
 
 #[tokio::test]
+async fn a_slow_provider_does_not_hold_requests_up() {
+    // A 4-second token, due (not expired) after 3 s; the provider takes 3.5 s to refresh it.
+    let mut r = short_tokens(4).await;
+    let before = logged_in(&mut r).await;
+    r.op.inject(Fault::TokenEndpointDelay(Duration::from_millis(3500)));
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    let cookie = r.jar.header();
+    let started = std::time::Instant::now();
+    let served = lookup(&r, &cookie).await.session.expect("served");
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_millis(2600), "a still-valid token waits at most 2 s: {waited:?}");
+    assert_eq!(access_token(&served), access_token(&before), "with the tokens it has, still valid");
+    // The refresh went on; once done, its outcome answers the same cookie.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    r.op.clear_faults();
+    let after = lookup(&r, &cookie).await.session.unwrap();
+    assert_ne!(access_token(&after), access_token(&before));
+    assert_eq!(r.op.refresh_requests(), 1, "one refresh, not one per waiting request");
+}
+
+#[tokio::test]
 async fn a_server_side_session_is_refreshed_in_the_store() {
     let op = TestProvider::builder().token_ttl(Duration::from_secs(2));
     let mut r = rig_with(op, |b| b.store(MemoryStore::new())).await;

@@ -33,6 +33,10 @@ const REMEMBERED: Duration = Duration::from_secs(300);
 /// At most this many refreshes are remembered at once (each holds one session); when full, the
 /// finished ones make room.
 const MAX_FLIGHTS: usize = 4096;
+/// How long a request waits for a refresh while its access token is still valid…
+const WAIT_VALID: Duration = Duration::from_secs(2);
+/// …and once it has expired.
+const WAIT_EXPIRED: Duration = Duration::from_secs(5);
 /// How often an instance that lost the store's lock looks for the winner's tokens.
 const LOCK_POLL: Duration = Duration::from_millis(20);
 
@@ -187,7 +191,19 @@ impl Auth {
             outcome.shared()
         };
         match self.inner.flights.join(&flight_key(session), limit, start) {
-            Some(outcome) => outcome.await.0,
+            Some(outcome) => {
+                // A slow provider does not hold the request up for long: past the wait, it is
+                // served with the tokens it has (the refresh goes on, and its outcome answers
+                // the next requests).
+                let wait = if expired(&session.tokens) { WAIT_EXPIRED } else { WAIT_VALID };
+                match tokio::time::timeout(wait, outcome).await {
+                    Ok((outcome, _)) => outcome,
+                    Err(_) => {
+                        tracing::warn!(provider = %session.provider, ?wait, "the provider is slow to refresh the tokens; serving the session as it is");
+                        Refreshed::Failed("the provider is slow to refresh the tokens".into())
+                    }
+                }
+            }
             None => {
                 tracing::warn!("too many token refreshes at once; serving the session with its old tokens");
                 Refreshed::Failed("too many refreshes at once".into())
