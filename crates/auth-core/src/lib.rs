@@ -47,6 +47,8 @@ mod id_token;
 mod jwks;
 mod jws;
 mod net;
+#[cfg(test)]
+mod properties;
 mod provider;
 mod redirect;
 mod session;
