@@ -77,6 +77,10 @@ pub(crate) fn header(token: &str, allowed: &[Algorithm]) -> Result<Header, Token
     let (head, _) = token.split_once('.').ok_or(TokenError::Malformed)?;
     let raw: Value =
         URL_SAFE_NO_PAD.decode(head).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or(TokenError::Malformed)?;
+    // RFC 7515 §4.1.11: extensions marked critical must be understood, and none is here.
+    if raw.get("crit").is_some() {
+        return Err(TokenError::Malformed);
+    }
     let alg_name = raw.get("alg").and_then(Value::as_str).ok_or(TokenError::Malformed)?;
     let alg = alg_name
         .parse::<Algorithm>()
@@ -298,6 +302,15 @@ pub(crate) fn token_hash(alg: Algorithm, token: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn critical_header_extensions_are_refused() {
+        let enc = |v: serde_json::Value| URL_SAFE_NO_PAD.encode(v.to_string());
+        let token = |h: serde_json::Value| format!("{}.{}.sig", enc(h), enc(json!({"sub": "a"})));
+        assert!(header(&token(json!({"alg": "RS256"})), &[Algorithm::RS256]).is_ok());
+        let crit = token(json!({"alg": "RS256", "crit": ["b64"], "b64": false}));
+        assert_eq!(header(&crit, &[Algorithm::RS256]), Err(TokenError::Malformed));
+    }
 
     #[test]
     fn refreshed_id_tokens_must_match_the_login() {

@@ -261,14 +261,14 @@ fn parse_key(value: &serde_json::Value) -> Option<CachedKey> {
     if field("use").is_some_and(|u| u != "sig") {
         return None;
     }
+    // A key for an algorithm this library does not verify with (`RSA-OAEP`, `ES512`) is no
+    // signing key here, whatever else it says.
+    let alg = match field("alg") {
+        Some(name) => Some(Algorithm::from_str(&name).ok()?),
+        None => None,
+    };
     let key = VerifyingKey::from_jwk(value)?;
-    Some(CachedKey {
-        kid: field("kid"),
-        alg: field("alg").and_then(|a| Algorithm::from_str(&a).ok()),
-        kty: field("kty")?,
-        crv: field("crv"),
-        key,
-    })
+    Some(CachedKey { kid: field("kid"), alg, kty: field("kty")?, crv: field("crv"), key })
 }
 
 /// Whether a key can verify `alg`: its type (and curve) fit, and its own `alg`, if any, is `alg`.
@@ -309,6 +309,21 @@ mod tests {
             crv: None,
             key: VerifyingKey::from_jwk(&serde_json::json!({"kty": "RSA", "n": "AQAB", "e": "AQAB"})).unwrap(),
         })
+    }
+
+    #[test]
+    fn keys_for_algorithms_we_do_not_verify_with_are_skipped() {
+        let rsa = |alg: Option<&str>| {
+            let mut jwk = serde_json::json!({"kty": "RSA", "n": "AQAB", "e": "AQAB", "kid": "k"});
+            if let Some(alg) = alg {
+                jwk["alg"] = alg.into();
+            }
+            parse_key(&jwk)
+        };
+        assert!(rsa(None).is_some());
+        assert!(rsa(Some("RS256")).is_some());
+        assert!(rsa(Some("RSA-OAEP")).is_none(), "an encryption key verifies nothing");
+        assert!(parse_key(&serde_json::json!({"kty": "RSA", "n": "AQAB", "e": "AQAB", "use": "enc"})).is_none());
     }
 
     #[test]

@@ -75,6 +75,9 @@ impl VerifyingKey {
     /// Verifies a compact JWS signed with `alg` (already checked against the allow-list) and
     /// returns its claims.
     pub(crate) fn verify(&self, token: &str, alg: Algorithm) -> Result<Claims, TokenError> {
+        if token.bytes().filter(|b| *b == b'.').count() != 2 {
+            return Err(TokenError::Malformed);
+        }
         let (signing_input, signature) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
         let (_, payload) = signing_input.split_once('.').ok_or(TokenError::Malformed)?;
         let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| TokenError::Malformed)?;
@@ -146,6 +149,7 @@ mod tests {
         assert_eq!(key.verify(&token, Algorithm::ES256), Err(TokenError::BadSignature), "not a key for ES256");
         assert_eq!(key.verify(&format!("{input}.***"), Algorithm::EdDSA), Err(TokenError::Malformed));
         assert_eq!(key.verify("no-dots", Algorithm::EdDSA), Err(TokenError::Malformed));
+        assert_eq!(key.verify(&format!("{token}.extra"), Algorithm::EdDSA), Err(TokenError::Malformed), "four parts");
         assert!(VerifyingKey::from_jwk(&serde_json::json!({"kty": "oct", "k": "c2VjcmV0"})).is_none());
     }
 }

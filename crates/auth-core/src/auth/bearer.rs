@@ -116,18 +116,24 @@ impl Principal {
     }
 }
 
-/// Verified tokens by a hash of the whole token, each until its own expiry (bounded; when full,
-/// it starts over). `None`: an opaque token the provider said is not active (briefly).
-#[derive(Debug)]
+/// Verified tokens, each until its own expiry, and opaque tokens the provider said are not
+/// active (briefly), apart; both bounded (when full, they start over). `Debug` shows no token.
 pub(crate) struct BearerCache {
     /// Verified tokens, by the whole token (no hashing on the hot path, and no collision to
-    /// craft): only tokens that verified get here, at most [`MAX_CACHED_TOKEN`] bytes each.
+    /// craft); a token longer than [`MAX_CACHED_TOKEN`] by `sha256:` and its hash (`:` is no
+    /// token character, so the two kinds of key never meet).
     map: Mutex<HashMap<Box<str>, Cached>>,
     /// Inactive tokens, apart: anyone can send random ones, and they must not push the valid
     /// ones out.
     inactive: Mutex<HashMap<TokenHash, u64>>,
     /// The introspection calls that may be in flight.
     introspections: tokio::sync::Semaphore,
+}
+
+impl std::fmt::Debug for BearerCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BearerCache").finish_non_exhaustive()
+    }
 }
 
 impl Default for BearerCache {
@@ -146,14 +152,25 @@ type TokenHash = [u8; 32];
 /// A verified token, and until when it may be reused (Unix seconds).
 type Cached = (Arc<Bearer>, u64);
 
-/// The longest token kept in the cache of verified tokens (longer ones are verified every time):
-/// the cache's memory stays bounded by entries × this.
+/// The longest token kept whole as its own key in the cache of verified tokens (longer ones are
+/// kept by their hash): the cache's memory stays bounded by entries × this.
 const MAX_CACHED_TOKEN: usize = 4096;
+
+/// The key of a verified token in the cache.
+fn cache_key(token: &str) -> std::borrow::Cow<'_, str> {
+    if token.len() <= MAX_CACHED_TOKEN {
+        return token.into();
+    }
+    let digest = crate::crypto::sha256(token.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}").into()
+}
 
 impl BearerCache {
     fn valid(&self, token: &str, now: u64) -> Option<Arc<Bearer>> {
+        let key = cache_key(token);
         let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(token).filter(|(_, until)| *until > now).map(|(b, _)| b.clone())
+        map.get(key.as_ref()).filter(|(_, until)| *until > now).map(|(b, _)| b.clone())
     }
 
     fn inactive(&self, key: &TokenHash, now: u64) -> bool {
@@ -170,9 +187,7 @@ impl BearerCache {
     }
 
     fn put_valid(&self, token: &str, bearer: Arc<Bearer>, until: u64) {
-        if token.len() > MAX_CACHED_TOKEN {
-            return;
-        }
+        let key = cache_key(token);
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() >= BEARER_CACHE_ENTRIES {
             // Expired entries go first; only a cache full of live tokens starts over.
@@ -182,7 +197,7 @@ impl BearerCache {
                 map.clear();
             }
         }
-        map.insert(token.into(), (bearer, until));
+        map.insert(key.into(), (bearer, until));
     }
 }
 

@@ -26,10 +26,12 @@ use crate::{Error, TokenError, now, now_ms};
 
 /// After a refresh failed for a reason that may pass, the next attempt waits this long.
 pub(super) const RETRY_AFTER: Duration = Duration::from_secs(2);
-/// How long a refresh's outcome answers requests that still carry the tokens it replaced: a
-/// browser sends its old cookie until a response with the new one arrives, and a rotated refresh
-/// token must not be spent twice.
-const REMEMBERED: Duration = Duration::from_secs(300);
+/// How long a refresh's new tokens answer requests that still carry the tokens they replaced: a
+/// browser sends its old cookie until a response with the new one arrives (a request that gave
+/// up waiting for a slow refresh has none), and a rotated refresh token must not be spent twice.
+const REMEMBERED: Duration = Duration::from_secs(3600);
+/// How long an ended session's outcome is remembered (the store records the end anyway).
+const ENDED_REMEMBERED: Duration = Duration::from_secs(300);
 /// At most this many refreshes are remembered at once (each holds one session); when full, the
 /// finished ones make room.
 const MAX_FLIGHTS: usize = 4096;
@@ -40,8 +42,9 @@ const WAIT_EXPIRED: Duration = Duration::from_secs(5);
 /// How often an instance that lost the store's lock looks for the winner's tokens.
 const LOCK_POLL: Duration = Duration::from_millis(20);
 
-/// The outcome of a refresh, shared by every request that waited for it.
-#[derive(Debug, Clone)]
+/// The outcome of a refresh, shared by every request that waited for it. (Not `Debug`: it holds
+/// tokens and the sealed session cookie.)
+#[derive(Clone)]
 pub(super) enum Refreshed {
     /// New tokens: the session to serve, and the session cookie to send (cookie store).
     Fresh { session: Arc<Session>, cookie: Option<String> },
@@ -74,7 +77,8 @@ impl Flight {
         match self.finished() {
             None => self.started.elapsed() < stuck_after,
             Some((Refreshed::Failed(_), done)) => done.elapsed() < RETRY_AFTER,
-            Some((_, done)) => done.elapsed() < REMEMBERED,
+            Some((Refreshed::Ended, done)) => done.elapsed() < ENDED_REMEMBERED,
+            Some((Refreshed::Fresh { .. }, done)) => done.elapsed() < REMEMBERED,
         }
     }
 }
@@ -106,6 +110,15 @@ impl Flights {
         map.insert(key.to_owned(), Flight { outcome: outcome.clone(), started: Instant::now() });
         Some(outcome)
     }
+}
+
+/// A refresh's outcome, shared, and driven to its end whoever waits for it (or nobody: every
+/// request may have given up waiting), so that its flight knows the outcome, and when it came.
+fn driven(refresh: impl std::future::Future<Output = Refreshed> + Send + 'static) -> Outcome {
+    let outcome: BoxFuture<'static, (Refreshed, Instant)> = Box::pin(async move { (refresh.await, Instant::now()) });
+    let outcome = outcome.shared();
+    tokio::spawn(outcome.clone());
+    outcome
 }
 
 /// The flight of a session's current tokens: its id, and a digest of its access token (which
@@ -184,11 +197,7 @@ impl Auth {
                     }
                 }
             });
-            let outcome: BoxFuture<'static, (Refreshed, Instant)> = Box::pin(async move {
-                let outcome = task.await.unwrap_or_else(|_| Refreshed::Failed("the refresh failed".into()));
-                (outcome, Instant::now())
-            });
-            outcome.shared()
+            driven(async move { task.await.unwrap_or_else(|_| Refreshed::Failed("the refresh failed".into())) })
         };
         match self.inner.flights.join(&flight_key(session), limit, start) {
             Some(outcome) => {
@@ -445,5 +454,28 @@ impl Auth {
             Refreshed::Failed(_) if !expired(tokens) => Ok(tokens.access_token.clone()),
             Refreshed::Failed(why) => Err(Error::RefreshUnavailable(why.to_string())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_flight_nobody_waits_for_still_records_its_outcome() {
+        let flights = Flights::default();
+        let start = || {
+            driven(async {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Refreshed::Ended
+            })
+        };
+        let waiter = flights.join("s:t", Duration::from_secs(35), start).unwrap();
+        drop(waiter); // the request gave up
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let map = flights.map.lock().unwrap();
+        let (outcome, _) = map["s:t"].finished().expect("finished, though nobody polled it");
+        assert!(matches!(outcome, Refreshed::Ended));
+        assert!(map["s:t"].is_current(Duration::ZERO), "remembered by its end time, not by a time limit");
     }
 }
