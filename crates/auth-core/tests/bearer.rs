@@ -164,3 +164,22 @@ async fn a_flood_of_random_opaque_tokens_is_bounded_at_the_provider() {
     assert_eq!(unavailable, 68, "the others get 503 after a bounded wait, not a queue");
     assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
 }
+
+#[tokio::test]
+async fn concurrent_requests_with_one_new_opaque_token_make_one_introspection() {
+    let r = rig().await;
+    let token = r.op.mint_access_token_for("http://127.0.0.1:3000", "read");
+    r.op.inject(auth_testkit::Fault::IntrospectionDelay(Duration::from_millis(300)));
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let (auth, token) = (r.auth.clone(), token.clone());
+            tokio::spawn(async move { check(&auth, &token).await })
+        })
+        .collect();
+    for task in tasks {
+        assert!(task.await.unwrap().unwrap().has_scope("read"));
+    }
+    assert_eq!(r.op.introspect_requests(), 1, "one introspection for 50 requests");
+    assert!(check(&r.auth, &token).await.is_ok(), "then from the cache");
+    assert_eq!(r.op.introspect_requests(), 1);
+}

@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use futures_util::FutureExt as _;
+use futures_util::future::{BoxFuture, Shared};
 use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 
@@ -128,6 +130,28 @@ pub(crate) struct BearerCache {
     inactive: Mutex<HashMap<TokenHash, u64>>,
     /// The introspection calls that may be in flight.
     introspections: tokio::sync::Semaphore,
+    /// The introspections in progress, by token hash: concurrent requests with one new opaque
+    /// token share one call (each entry goes when its call ends).
+    introspecting: Mutex<HashMap<TokenHash, SharedIntrospection>>,
+}
+
+/// An introspection in progress, shared by the requests that carry its token.
+type SharedIntrospection = Shared<BoxFuture<'static, Result<Arc<Bearer>, Refusal>>>;
+
+/// Why an introspection refused a token, for every request that waited for it.
+#[derive(Debug, Clone)]
+enum Refusal {
+    Invalid(String),
+    Unavailable,
+}
+
+impl From<Refusal> for Error {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Invalid(reason) => Error::BearerInvalid(reason),
+            Refusal::Unavailable => Error::BearerUnavailable,
+        }
+    }
 }
 
 impl std::fmt::Debug for BearerCache {
@@ -142,6 +166,7 @@ impl Default for BearerCache {
             map: Mutex::default(),
             inactive: Mutex::default(),
             introspections: tokio::sync::Semaphore::new(MAX_INTROSPECTIONS),
+            introspecting: Mutex::default(),
         }
     }
 }
@@ -256,10 +281,12 @@ impl Auth {
             }
             Some(key)
         };
-        let outcome = if jwt { self.verify_access_jwt(&p, token).await } else { self.introspect(&p, token).await };
+        let outcome = match key {
+            None => self.verify_access_jwt(&p, token).await.map(Arc::new),
+            Some(key) => self.introspect_shared(&p, token, key).await,
+        };
         match outcome {
             Ok(bearer) => {
-                let bearer = Arc::new(bearer);
                 let until = if bearer.jwt {
                     bearer.expires_at
                 } else {
@@ -377,6 +404,42 @@ impl Auth {
             _ => false,
         };
         if ok { Ok(()) } else { Err(Error::BearerInvalid(format!("the audience is not {audience}"))) }
+    }
+
+    /// [`Auth::introspect`], one call per token however many requests carry it at once. The call
+    /// is driven to its end even if every request gives up, and then leaves the map.
+    async fn introspect_shared(
+        &self,
+        p: &Arc<ProviderRuntime>,
+        token: &str,
+        key: TokenHash,
+    ) -> Result<Arc<Bearer>, Error> {
+        let (shared, started) = {
+            let mut map = self.inner.bearer_cache.introspecting.lock().unwrap_or_else(|e| e.into_inner());
+            match map.get(&key) {
+                Some(shared) => (shared.clone(), false),
+                None => {
+                    let (auth, p, token) = (self.clone(), p.clone(), token.to_owned());
+                    let call: BoxFuture<'static, Result<Arc<Bearer>, Refusal>> = Box::pin(async move {
+                        let outcome = auth.introspect(&p, &token).await.map(Arc::new).map_err(|err| match err {
+                            Error::BearerInvalid(reason) => Refusal::Invalid(reason),
+                            _ => Refusal::Unavailable,
+                        });
+                        let cache = &auth.inner.bearer_cache;
+                        cache.introspecting.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+                        outcome
+                    });
+                    let shared = call.shared();
+                    map.insert(key, shared.clone());
+                    (shared, true)
+                }
+            }
+        };
+        // Driven from outside the map's lock, once the map holds it: its end removes it.
+        if started {
+            tokio::spawn(shared.clone());
+        }
+        shared.await.map_err(Error::from)
     }
 
     /// RFC 7662: asks the provider's introspection endpoint, with the client's credentials.
