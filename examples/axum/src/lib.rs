@@ -86,12 +86,7 @@ async fn whoami(token: BearerUser) -> Json<serde_json::Value> {
 }
 
 async fn api_me(who: Principal) -> Json<serde_json::Value> {
-    let via = match &who.0 {
-        auth_core::Principal::Session(_) => "session",
-        auth_core::Principal::Bearer(_) => "bearer",
-        _ => "other",
-    };
-    Json(serde_json::json!({ "sub": who.sub(), "via": via }))
+    Json(serde_json::json!({ "sub": who.sub(), "via": who.via() }))
 }
 
 async fn api_admin(token: RequireScope<AdminScope>) -> Json<serde_json::Value> {

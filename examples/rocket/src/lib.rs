@@ -94,12 +94,7 @@ async fn whoami(token: BearerUser) -> Json<Value> {
 
 #[rocket::get("/api/me")]
 async fn api_me(who: Principal) -> Json<Value> {
-    let via = match &who.0 {
-        auth_core::Principal::Session(_) => "session",
-        auth_core::Principal::Bearer(_) => "bearer",
-        _ => "other",
-    };
-    Json(json!({ "sub": who.sub(), "via": via }))
+    Json(json!({ "sub": who.sub(), "via": who.via() }))
 }
 
 #[rocket::get("/api/admin")]

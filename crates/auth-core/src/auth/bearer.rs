@@ -109,6 +109,21 @@ pub enum Principal {
 }
 
 impl Principal {
+    /// How the request was authenticated: `"session"` or `"bearer"`.
+    ///
+    /// ```
+    /// # fn demo(who: &auth_core::Principal) {
+    /// let via = who.via(); // "session" or "bearer"
+    /// # let _ = via;
+    /// # }
+    /// ```
+    pub fn via(&self) -> &'static str {
+        match self {
+            Principal::Session(_) => "session",
+            Principal::Bearer(_) => "bearer",
+        }
+    }
+
     /// The subject, either way.
     pub fn sub(&self) -> Option<&str> {
         match self {
