@@ -2,7 +2,9 @@
 //! bare route and the cookie store, measured in one run:
 //! - `redis_cached`: a session this instance has seen (the hot path: no round trip);
 //! - `redis_uncached`: the store's cache turned off, so every request asks Redis (`GET` of the
-//!   session and `MGET` of its ended-session records: the cost of a cache miss).
+//!   session and `MGET` of its ended-session records: the cost of a cache miss);
+//! - `tower_sessions_redis`: the peer, tower-sessions with `tower-sessions-redis-store` (one `GET`
+//!   per request, through fred), holding the same claims.
 //!
 //! It starts its own `redis-server` on a free loopback port (skipped when none is installed).
 //! `cargo bench -p auth-bench --bench store_redis`.
@@ -43,6 +45,37 @@ fn stores(c: &mut Criterion) {
         let store = RedisStore::builder(&url).cache_sessions(0).connect().await.unwrap();
         auth_bench::fixture_with(|b| b.store(store)).await
     });
+    // The peer: tower-sessions with its Redis store, the same claims stored by a first request.
+    let claims_json = cookie_fx.claims_json.clone();
+    let (peer, peer_cookie) = rt.block_on(async {
+        use tower_sessions_redis_store::fred::prelude::{ClientLike, Config, Pool};
+        let pool = Pool::new(Config::from_url(&url).unwrap(), None, None, None, 1).unwrap();
+        pool.init().await.unwrap();
+        let peer: Router = Router::new()
+            .route(
+                "/",
+                get(|session: tower_sessions014::Session| async move {
+                    let claims: Option<serde_json::Value> = session.get("claims").await.unwrap();
+                    // No claims is a 401, so the sanity call below proves the session was found.
+                    claims.map(|_| "ok").ok_or(axum::http::StatusCode::UNAUTHORIZED)
+                }),
+            )
+            .route(
+                "/login",
+                get(move |session: tower_sessions014::Session| async move {
+                    let claims: serde_json::Value = serde_json::from_str(&claims_json).unwrap();
+                    session.insert("claims", claims).await.unwrap();
+                    "ok"
+                }),
+            )
+            .layer(
+                tower_sessions014::SessionManagerLayer::new(tower_sessions_redis_store::RedisStore::new(pool))
+                    .with_secure(false),
+            );
+        let res = peer.clone().oneshot(Request::builder().uri("/login").body(Body::empty()).unwrap()).await.unwrap();
+        let cookie = res.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+        (peer, cookie)
+    });
     let bare: Router = Router::new().route("/", get(|| async { "ok" }));
     let (cookie, cached, uncached) =
         (app(cookie_fx.auth.clone()), app(cached_fx.auth.clone()), app(uncached_fx.auth.clone()));
@@ -53,12 +86,14 @@ fn stores(c: &mut Criterion) {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         call(&uncached, &uncached_fx.cookie).await;
+        call(&peer, &peer_cookie).await;
     });
     let mut group = c.benchmark_group("session_store");
     group.bench_function("bare_route", |b| b.iter(|| rt.block_on(call(&bare, &cookie_fx.cookie))));
     group.bench_function("cookie_store", |b| b.iter(|| rt.block_on(call(&cookie, &cookie_fx.cookie))));
     group.bench_function("redis_cached", |b| b.iter(|| rt.block_on(call(&cached, &cached_fx.cookie))));
     group.bench_function("redis_uncached", |b| b.iter(|| rt.block_on(call(&uncached, &uncached_fx.cookie))));
+    group.bench_function("tower_sessions_redis", |b| b.iter(|| rt.block_on(call(&peer, &peer_cookie))));
     group.finish();
     drop(redis);
 }

@@ -26,9 +26,16 @@
 //!   instance ends the session on all of them, and survives restarts of all of them.
 //!
 //! Every key has a TTL; nothing grows without bound. Run Redis with `maxmemory-policy noeviction`
-//! (its default): an evicted ended-session record would bring a logged-out session back. Keys are
-//! hash-tagged (the braces), but Redis Cluster is not supported yet (one request reads several
-//! records at once, across slots); use a single primary, with replicas for failover.
+//! (its default): an evicted ended-session record would bring a logged-out session back.
+//!
+//! # Redis Cluster
+//! A URL `redis+cluster://host1:port1,host2:port2` (a password as `redis+cluster://:pw@host1:…`)
+//! connects to a cluster through the `redis` crate's cluster client, which follows the slot map
+//! and its changes. Each key is hash-tagged by what it names (the braces above), so the records
+//! of one session live in one slot while sessions spread over the shards; the one command that
+//! reads several names at once (the ended-session records that could end a session: `MGET`) is
+//! split per shard by the client. The subscription is held on one node (a cluster relays every
+//! `PUBLISH` to all of them) and moves to the next node when that one stops answering.
 //!
 //! # Zero round trips on the hot path
 //! A request whose session this instance has seen is answered from an in-process cache: the
@@ -57,6 +64,8 @@ use auth_core::{Error, Session, SessionStore};
 use futures_util::StreamExt;
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
 
 /// How many sessions the in-process cache holds by default.
 const DEFAULT_CACHE_SESSIONS: usize = 10_000;
@@ -140,35 +149,59 @@ impl RedisStoreBuilder {
     /// # Errors
     /// [`Error::Config`] for a URL that is not a Redis URL.
     pub async fn connect(self) -> Result<RedisStore, Error> {
-        if self.url.starts_with("rediss://") {
+        if self.url.starts_with("rediss://") || self.url.starts_with("rediss+cluster://") {
             return Err(Error::Config(
                 "TLS to Redis (rediss://) is not supported yet: use redis:// on a private network".into(),
             ));
         }
-        let client = redis::Client::open(self.url.as_str())
-            .map_err(|e| Error::Config(format!("the Redis URL is not valid: {e}")))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(Some(self.command_timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(1));
-        let eager = tokio::time::timeout(
-            self.connect_timeout.saturating_mul(3),
-            client.get_connection_manager_with_config(config.clone()),
-        )
-        .await;
-        let conn = match eager {
-            Ok(Ok(conn)) => conn,
-            // Redis down at start must not stop the app: connect on first use, and until then
-            // the requests that need Redis answer 503.
-            failed => {
-                let why = match failed {
-                    Ok(Err(err)) => err.to_string(),
-                    _ => "timed out".into(),
-                };
-                tracing::warn!(error = %why, "auth-redis: Redis is not reachable at start; requests that need it answer 503 until it is");
-                client.get_connection_manager_lazy(config).map_err(store_error)?
+        let invalid = |e: redis::RedisError| Error::Config(format!("the Redis URL is not valid: {e}"));
+        let (conn, subscribers) = if let Some(nodes) = cluster_nodes(&self.url)? {
+            let client = ClusterClient::builder(nodes.clone())
+                .connection_timeout(self.connect_timeout)
+                .response_timeout(self.command_timeout)
+                .retries(2)
+                .max_retry_wait(1000)
+                .build()
+                .map_err(invalid)?;
+            let cluster = Arc::new(LazyCluster { client, conn: tokio::sync::OnceCell::new() });
+            let eager = tokio::time::timeout(self.connect_timeout.saturating_mul(3), cluster.get()).await;
+            if !matches!(eager, Ok(Ok(_))) {
+                tracing::warn!(
+                    "auth-redis: the Redis Cluster is not reachable at start; requests that need it answer 503 until it is"
+                );
             }
+            let subscribers = nodes
+                .iter()
+                .map(|node| redis::Client::open(node.as_str()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(invalid)?;
+            (Conn::Cluster(cluster), subscribers)
+        } else {
+            let client = redis::Client::open(self.url.as_str()).map_err(invalid)?;
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(self.connect_timeout))
+                .set_response_timeout(Some(self.command_timeout))
+                .set_number_of_retries(2)
+                .set_max_delay(Duration::from_secs(1));
+            let eager = tokio::time::timeout(
+                self.connect_timeout.saturating_mul(3),
+                client.get_connection_manager_with_config(config.clone()),
+            )
+            .await;
+            let conn = match eager {
+                Ok(Ok(conn)) => conn,
+                // Redis down at start must not stop the app: connect on first use, and until then
+                // the requests that need Redis answer 503.
+                failed => {
+                    let why = match failed {
+                        Ok(Err(err)) => err.to_string(),
+                        _ => "timed out".into(),
+                    };
+                    tracing::warn!(error = %why, "auth-redis: Redis is not reachable at start; requests that need it answer 503 until it is");
+                    client.get_connection_manager_lazy(config).map_err(store_error)?
+                }
+            };
+            (Conn::Single(conn), vec![client])
         };
         let inner = Arc::new(Inner {
             conn,
@@ -178,8 +211,85 @@ impl RedisStoreBuilder {
             cache: Mutex::new(Cache::new(self.cache_sessions, self.cache_records)),
             subscribed: AtomicBool::new(false),
         });
-        tokio::spawn(subscribe(Arc::downgrade(&inner), client, self.connect_timeout));
+        tokio::spawn(subscribe(Arc::downgrade(&inner), subscribers, self.connect_timeout));
         Ok(RedisStore { inner })
+    }
+}
+
+/// The node URLs of a `redis+cluster://` URL (`None` for any other URL): its hosts, each with
+/// the URL's credentials.
+fn cluster_nodes(url: &str) -> Result<Option<Vec<String>>, Error> {
+    let Some(rest) = url.strip_prefix("redis+cluster://") else { return Ok(None) };
+    let invalid = |why: &str| Error::Config(format!("the Redis Cluster URL is not valid: {why}"));
+    let (rest, db) = rest.split_once('/').unwrap_or((rest, ""));
+    if !matches!(db, "" | "0") {
+        return Err(invalid("a cluster has only database 0"));
+    }
+    let (credentials, hosts) = match rest.rsplit_once('@') {
+        Some((credentials, hosts)) => (format!("{credentials}@"), hosts),
+        None => (String::new(), rest),
+    };
+    let nodes: Vec<String> = hosts
+        .split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(|h| format!("redis://{credentials}{h}"))
+        .collect();
+    if nodes.is_empty() {
+        return Err(invalid("it names no node (redis+cluster://host1:port1,host2:port2)"));
+    }
+    Ok(Some(nodes))
+}
+
+/// One connection to Redis: a single server (its connection manager reconnects by itself) or a
+/// cluster (the cluster client follows the slot map and reconnects to its nodes).
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(Arc<LazyCluster>),
+}
+
+/// A cluster connection made on first use (the cluster client has no lazy mode of its own), so
+/// that a cluster down at start does not stop the app; a failed attempt is retried by the next
+/// command.
+struct LazyCluster {
+    client: ClusterClient,
+    conn: tokio::sync::OnceCell<ClusterConnection>,
+}
+
+impl LazyCluster {
+    async fn get(&self) -> redis::RedisResult<ClusterConnection> {
+        self.conn.get_or_try_init(|| self.client.get_async_connection()).await.cloned()
+    }
+}
+
+impl redis::aio::ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Conn::Single(conn) => conn.req_packed_command(cmd),
+            Conn::Cluster(cluster) => Box::pin(async move { cluster.get().await?.req_packed_command(cmd).await }),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Conn::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(cluster) => {
+                Box::pin(async move { cluster.get().await?.req_packed_commands(pipeline, offset, count).await })
+            }
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(conn) => conn.get_db(),
+            Conn::Cluster(_) => 0,
+        }
     }
 }
 
@@ -199,7 +309,7 @@ impl fmt::Debug for RedisStore {
 }
 
 struct Inner {
-    conn: ConnectionManager,
+    conn: Conn,
     prefix: String,
     channel: String,
     command_timeout: Duration,
@@ -504,9 +614,11 @@ fn apply(inner: &Inner, payload: &str) {
 
 /// Keeps the subscription alive for as long as the store lives: (re)subscribes with backoff,
 /// pings it every second, and drops the cache whenever it is not known to be alive.
-async fn subscribe(inner: Weak<Inner>, client: redis::Client, connect_timeout: Duration) {
+///
+/// A cluster gives one client per node: each attempt after a failure tries the next node.
+async fn subscribe(inner: Weak<Inner>, clients: Vec<redis::Client>, connect_timeout: Duration) {
     let mut backoff = Duration::from_millis(100);
-    loop {
+    for client in clients.iter().cycle() {
         let Some(channel) = inner.upgrade().map(|i| i.channel.clone()) else { return };
         let connected = async {
             let mut pubsub = client.get_async_pubsub().await?;
@@ -580,7 +692,7 @@ fn store_error(err: impl std::error::Error + Send + Sync + 'static) -> Error {
 }
 
 /// The store `AUTH_STORE` names, for apps following the examples' conventions:
-/// `redis://…` (a [`RedisStore`]), `memory` (auth-core's `MemoryStore`), or
+/// `redis://…` or `redis+cluster://…` (a [`RedisStore`]), `memory` (auth-core's `MemoryStore`), or
 /// unset (the cookie store: the builder is returned as it is).
 ///
 /// ```no_run
@@ -609,11 +721,44 @@ pub async fn store_from_env_with(
     if value == "memory" {
         return Ok(builder.store(auth_core::MemoryStore::new()));
     }
-    if value.starts_with("redis://") {
+    if value.starts_with("redis://") || value.starts_with("redis+cluster://") {
         let prefix = env("AUTH_STORE_PREFIX").filter(|p| !p.is_empty()).unwrap_or_else(|| "auth:".into());
         let store = RedisStore::builder(&value).prefix(prefix).connect().await?;
         tracing::info!("sessions in Redis (AUTH_STORE)");
         return Ok(builder.store(store));
     }
-    Err(Error::Env { name: "AUTH_STORE".into(), problem: "must be redis://host:port/db or memory".into() })
+    Err(Error::Env {
+        name: "AUTH_STORE".into(),
+        problem: "must be redis://host:port/db, redis+cluster://host1:port1,host2:port2 or memory".into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_url_names_its_nodes_each_with_the_credentials() {
+        assert_eq!(cluster_nodes("redis://127.0.0.1:6379/0").unwrap(), None);
+        assert_eq!(
+            cluster_nodes("redis+cluster://10.0.0.1:7000,10.0.0.2:7001/").unwrap().unwrap(),
+            ["redis://10.0.0.1:7000", "redis://10.0.0.2:7001"]
+        );
+        assert_eq!(
+            cluster_nodes("redis+cluster://app:p@ss@a:1,b:2/0").unwrap().unwrap(),
+            ["redis://app:p@ss@a:1", "redis://app:p@ss@b:2"]
+        );
+        for bad in ["redis+cluster://", "redis+cluster://a:1/3", "redis+cluster://,,"] {
+            let err = cluster_nodes(bad).unwrap_err();
+            assert!(matches!(err, Error::Config(_)), "{bad}: {err:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cluster_url_with_a_password_is_redacted_and_tls_is_refused() {
+        let builder = RedisStore::builder("redis+cluster://:secret@127.0.0.1:1");
+        assert!(!format!("{builder:?}").contains("secret"));
+        let err = RedisStore::connect("rediss+cluster://127.0.0.1:1").await.unwrap_err();
+        assert!(matches!(err, Error::Config(_)), "{err:?}");
+    }
 }

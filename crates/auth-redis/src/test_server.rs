@@ -1,6 +1,6 @@
 //! A throwaway `redis-server` for tests (feature `test-server`): on a free loopback port, without
 //! persistence, stopped when dropped. It needs the `redis-server` binary (Debian's
-//! `redis-server` package) on the `PATH`.
+//! `redis-server` package) on the `PATH`; [`RedisCluster`] needs its `redis-cli` too.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -71,19 +71,7 @@ impl RedisServer {
     /// When it does not come up within 5 s.
     pub fn restart(&mut self) -> std::io::Result<()> {
         self.stop();
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if Instant::now() > deadline {
-                return Err(std::io::Error::other("redis-server did not accept connections within 5 s"));
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        self.child = Some(spawn(self.port, &[])?);
         Ok(())
     }
 }
@@ -91,5 +79,158 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Starts `redis-server` on `port` without persistence (plus `extra` arguments), and waits (at
+/// most 5 s) until it accepts connections.
+fn spawn(port: u16, extra: &[&str]) -> std::io::Result<Child> {
+    let mut child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(std::io::Error::other("redis-server did not accept connections within 5 s"));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(child)
+}
+
+/// A Redis Cluster of the test's own: three primaries (no replicas) on free loopback ports,
+/// their slots assigned by `redis-cli --cluster create`, stopped (and their files removed) when
+/// dropped.
+///
+/// ```no_run
+/// let cluster = auth_redis::test_server::RedisCluster::start().expect("a cluster runs");
+/// assert!(cluster.url().starts_with("redis+cluster://127.0.0.1:"));
+/// ```
+#[derive(Debug)]
+pub struct RedisCluster {
+    ports: Vec<u16>,
+    children: Vec<Child>,
+    dir: std::path::PathBuf,
+}
+
+impl RedisCluster {
+    /// Starts three nodes, joins them, and waits (at most 10 s) until every node reports the
+    /// cluster up.
+    ///
+    /// # Errors
+    /// When `redis-server` or `redis-cli` is not installed, or the cluster does not come up.
+    pub fn start() -> std::io::Result<RedisCluster> {
+        // Three client ports and three cluster-bus ports (the default bus port, the client's plus
+        // 10,000, may not exist for a high free port).
+        let listeners = (0..6).map(|_| TcpListener::bind("127.0.0.1:0")).collect::<std::io::Result<Vec<_>>>()?;
+        let mut ports =
+            listeners.iter().map(|l| l.local_addr().map(|a| a.port())).collect::<std::io::Result<Vec<_>>>()?;
+        drop(listeners);
+        let bus_ports = ports.split_off(3);
+        let dir = std::env::temp_dir().join(format!("auth-redis-cluster-{}-{}", std::process::id(), ports[0]));
+        std::fs::create_dir_all(&dir)?;
+        let mut cluster = RedisCluster { ports: Vec::new(), children: Vec::new(), dir };
+        for (port, bus) in ports.iter().zip(&bus_ports) {
+            let conf = cluster.dir.join(format!("nodes-{port}.conf"));
+            let (conf, dir, bus) = (conf.to_string_lossy(), cluster.dir.to_string_lossy(), bus.to_string());
+            let extra = [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                &conf,
+                "--cluster-port",
+                &bus,
+                "--dir",
+                &dir,
+                "--cluster-node-timeout",
+                "2000",
+            ];
+            cluster.children.push(spawn(*port, &extra)?);
+            cluster.ports.push(*port);
+        }
+        let mut create = Command::new("redis-cli");
+        create.arg("--cluster").arg("create");
+        for port in &ports {
+            create.arg(format!("127.0.0.1:{port}"));
+        }
+        let out = create.args(["--cluster-replicas", "0", "--cluster-yes"]).stdin(Stdio::null()).output()?;
+        if !out.status.success() {
+            return Err(std::io::Error::other(format!(
+                "redis-cli --cluster create failed: {}",
+                String::from_utf8_lossy(&out.stdout)
+            )));
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !ports.iter().all(|port| cluster_ok(*port)) {
+            if Instant::now() > deadline {
+                return Err(std::io::Error::other("the Redis Cluster did not come up within 10 s"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(cluster)
+    }
+
+    /// [`RedisCluster::start`], or `None` with a note on stderr when Redis is not installed;
+    /// under `CI=true` a failure, never a skip (as [`RedisServer::start_or_skip`]).
+    ///
+    /// # Panics
+    /// Under `CI=true`, when the cluster cannot start.
+    pub fn start_or_skip() -> Option<RedisCluster> {
+        match RedisCluster::start() {
+            Ok(cluster) => Some(cluster),
+            Err(err) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+                panic!("a Redis Cluster is needed under CI=true: {err}")
+            }
+            Err(err) => {
+                #[allow(clippy::print_stderr)]
+                {
+                    eprintln!("skipped: no Redis Cluster ({err}); `cargo xtask test` installs redis-server");
+                }
+                None
+            }
+        }
+    }
+
+    /// `redis+cluster://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3`.
+    pub fn url(&self) -> String {
+        let nodes: Vec<String> = self.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        format!("redis+cluster://{}", nodes.join(","))
+    }
+
+    /// Stops node `index` (0, 1 or 2), as a crash would.
+    pub fn stop_node(&mut self, index: usize) {
+        if let Some(child) = self.children.get_mut(index) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// `redis://127.0.0.1:PORT/0` of each node, to inspect one directly.
+    pub fn node_urls(&self) -> Vec<String> {
+        self.ports.iter().map(|p| format!("redis://127.0.0.1:{p}/0")).collect()
+    }
+}
+
+/// Whether the node on `port` reports `cluster_state:ok`.
+fn cluster_ok(port: u16) -> bool {
+    Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "cluster", "info"])
+        .stdin(Stdio::null())
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("cluster_state:ok"))
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
