@@ -140,9 +140,15 @@ fn ensure_browser() -> Result {
 }
 
 /// `redis-server` from Debian, for the Redis store's tests (each test starts its own on a free
-/// loopback port): installed when missing and running as root.
+/// loopback port), and `redis-cli` (its `redis-tools`), with which the cluster tests join three
+/// servers into a cluster: installed when missing and running as root.
 fn ensure_redis() -> Result {
-    ensure_debian("redis-server", &["redis-server"], &["redis-server"], "the Redis store's tests are skipped")
+    ensure_debian(
+        "redis-server",
+        &["redis-server", "redis-cli"],
+        &["redis-server", "redis-tools"],
+        "the Redis store's tests are skipped",
+    )
 }
 
 /// Installs Debian `packages` when one of `binaries` is missing and we are root (with apt); else
