@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -292,6 +292,14 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// deleted, expired, or a payload of another store).
     async fn load(&self, payload: &[u8]) -> Result<Option<Session>, Error>;
 
+    /// [`load`](SessionStore::load), shared: what every request's lookup calls. A store that
+    /// keeps sessions in memory returns its own copy here instead of cloning it (a session's
+    /// claims and tokens are most of what a cached request would otherwise cost). The default
+    /// wraps `load`.
+    async fn load_shared(&self, payload: &[u8]) -> Result<Option<Arc<Session>>, Error> {
+        Ok(self.load(payload).await?.map(Arc::new))
+    }
+
     /// Deletes the server-side record of a session, if any; deleting an unknown one is `Ok`.
     async fn delete(&self, session: &Session) -> Result<(), Error>;
 
@@ -424,12 +432,12 @@ pub struct MemoryStore {
 /// The sessions by id, and each user's session ids (oldest first).
 #[derive(Debug, Default)]
 struct Sessions {
-    by_id: HashMap<String, Session>,
+    by_id: HashMap<String, Arc<Session>>,
     by_user: HashMap<String, Vec<String>>,
 }
 
 impl Sessions {
-    fn remove(&mut self, id: &str) -> Option<Session> {
+    fn remove(&mut self, id: &str) -> Option<Arc<Session>> {
         let session = self.by_id.remove(id)?;
         let user = session.user_key();
         if let Some(ids) = self.by_user.get_mut(&user) {
@@ -503,11 +511,15 @@ impl SessionStore for MemoryStore {
             }
         }
         map.by_user.entry(user).or_default().push(session.id.clone());
-        map.by_id.insert(session.id.clone(), session.clone());
+        map.by_id.insert(session.id.clone(), Arc::new(session.clone()));
         Ok(session.id.as_bytes().to_vec())
     }
 
     async fn load(&self, payload: &[u8]) -> Result<Option<Session>, Error> {
+        Ok(self.load_shared(payload).await?.map(Arc::unwrap_or_clone))
+    }
+
+    async fn load_shared(&self, payload: &[u8]) -> Result<Option<Arc<Session>>, Error> {
         let id = std::str::from_utf8(payload).unwrap_or_default();
         Ok(self.sessions.lock().unwrap_or_else(|e| e.into_inner()).by_id.get(id).cloned())
     }

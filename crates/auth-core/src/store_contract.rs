@@ -64,11 +64,14 @@ pub async fn sessions(store: &(impl SessionStore + ?Sized)) {
     let payload = store.save(&session).await.expect("save succeeds");
     let loaded = store.load(&payload).await.expect("load succeeds");
     assert_eq!(loaded.as_ref(), Some(&session), "a saved session loads back equal");
+    let shared = store.load_shared(&payload).await.expect("load_shared succeeds");
+    assert_eq!(shared.as_deref(), Some(&session), "load_shared answers as load does");
     let unknown = store.load(random_token(32).as_bytes()).await.expect("load of an unknown payload succeeds");
     assert_eq!(unknown, None, "an unknown payload loads no session");
     store.delete(&session).await.expect("delete succeeds");
     if !store.is_cookie_only() {
         assert_eq!(store.load(&payload).await.expect("load succeeds"), None, "a deleted session is gone");
+        assert_eq!(store.load_shared(&payload).await.expect("load_shared"), None, "also to load_shared");
     }
     store.delete(&session).await.expect("deleting a deleted session is fine");
     // Saving again under the same id replaces it.
@@ -77,6 +80,7 @@ pub async fn sessions(store: &(impl SessionStore + ?Sized)) {
         .unwrap_or_else(|| unreachable!("a sub is set"));
     let payload = store.save(&renamed).await.expect("save succeeds");
     assert_eq!(store.load(&payload).await.expect("load").as_ref(), Some(&renamed), "a save replaces");
+    assert_eq!(store.load_shared(&payload).await.expect("load").as_deref(), Some(&renamed), "no stale shared copy");
     store.delete(&renamed).await.expect("delete succeeds");
 }
 

@@ -323,7 +323,7 @@ struct Cache {
     /// Bumped by every event applied and every (re)subscription or disconnect: a fill that
     /// read Redis before a change does not write its stale answer after it.
     epoch: u64,
-    sessions: HashMap<String, (Session, Instant)>,
+    sessions: HashMap<String, (Arc<Session>, Instant)>,
     /// Ended-session records: `Some(at)` ended at `at`, `None` known not to exist; and when
     /// this was learnt.
     records: HashMap<String, (Option<u64>, Instant)>,
@@ -342,7 +342,7 @@ impl Cache {
         self.records.clear();
     }
 
-    fn put_session(&mut self, session: Session) {
+    fn put_session(&mut self, session: Arc<Session>) {
         if self.max_sessions == 0 {
             return;
         }
@@ -352,7 +352,7 @@ impl Cache {
         self.sessions.insert(session.id().to_owned(), (session, Instant::now()));
     }
 
-    fn session(&self, id: &str) -> Option<&Session> {
+    fn session(&self, id: &str) -> Option<&Arc<Session>> {
         self.sessions.get(id).filter(|(_, at)| at.elapsed() < CACHE_MAX_AGE).map(|(s, _)| s)
     }
 
@@ -490,16 +490,23 @@ impl SessionStore for RedisStore {
     }
 
     async fn load(&self, payload: &[u8]) -> Result<Option<Session>, Error> {
+        Ok(self.load_shared(payload).await?.map(Arc::unwrap_or_clone))
+    }
+
+    async fn load_shared(&self, payload: &[u8]) -> Result<Option<Arc<Session>>, Error> {
         let Ok(id) = std::str::from_utf8(payload) else { return Ok(None) };
         if self.trusted()
             && let Some(session) = self.cache().session(id)
         {
-            return Ok(Some(session.clone()));
+            return Ok(Some(Arc::clone(session)));
         }
         let epoch = self.cache().epoch;
         let mut conn = self.inner.conn.clone();
         let json: Option<Vec<u8>> = self.run("GET", conn.get(self.key(id, "session"))).await?;
-        let session = json.and_then(|bytes| serde_json::from_slice::<Session>(&bytes).ok()).filter(|s| s.id() == id);
+        let session = json
+            .and_then(|bytes| serde_json::from_slice::<Session>(&bytes).ok())
+            .filter(|s| s.id() == id)
+            .map(Arc::new);
         if let Some(session) = &session
             && self.trusted()
         {

@@ -75,12 +75,12 @@ impl Auth {
             Some(hit) => Some(hit),
             None => match self.inner.keys.open_noting_key(b"session", value) {
                 None => None,
-                Some((payload, old_key)) => match self.inner.store.load(&payload).await {
+                Some((payload, old_key)) => match self.inner.store.load_shared(&payload).await {
                     Ok(found) => {
                         opened = Some((payload, old_key));
                         found.map(|s| {
                             let keys: Arc<[String]> = s.revocation_keys().into();
-                            (Arc::new(s), keys)
+                            (s, keys)
                         })
                     }
                     Err(err) => return unavailable(&err),
