@@ -1,8 +1,11 @@
 //! ID token validation, OpenID Connect Core 1.0 §3.1.3.7, one rule per check.
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize as _;
 use serde_json::{Map, Value};
 
 use crate::TokenError;
@@ -75,20 +78,44 @@ pub(crate) fn header(token: &str, allowed: &[Algorithm]) -> Result<Header, Token
         return Err(TokenError::Malformed);
     }
     let (head, _) = token.split_once('.').ok_or(TokenError::Malformed)?;
-    let raw: Value =
-        URL_SAFE_NO_PAD.decode(head).ok().and_then(|b| serde_json::from_slice(&b).ok()).ok_or(TokenError::Malformed)?;
-    // RFC 7515 §4.1.11: extensions marked critical must be understood, and none is here.
-    if raw.get("crit").is_some() {
+    let bytes = URL_SAFE_NO_PAD.decode(head).map_err(|_| TokenError::Malformed)?;
+    // Typed, borrowing what it can: a fresh bearer token pays this on every request. Duplicate
+    // members and a non-string `alg`, `kid` or `typ` make the header malformed.
+    // An object, not the array a derived struct would also read.
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
         return Err(TokenError::Malformed);
     }
-    let alg_name = raw.get("alg").and_then(Value::as_str).ok_or(TokenError::Malformed)?;
+    let raw: RawHeader<'_> = serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed)?;
+    // RFC 7515 §4.1.11: extensions marked critical must be understood, and none is here.
+    if raw.crit {
+        return Err(TokenError::Malformed);
+    }
+    let alg_name = raw.alg.ok_or(TokenError::Malformed)?;
     let alg = alg_name
         .parse::<Algorithm>()
         .ok()
         .filter(|a| allowed.contains(a))
         .ok_or_else(|| TokenError::AlgorithmNotAllowed(alg_name.chars().take(16).collect()))?;
-    let text = |name: &str| raw.get(name).and_then(Value::as_str).map(str::to_owned);
-    Ok(Header { alg, kid: text("kid"), typ: text("typ") })
+    Ok(Header { alg, kid: raw.kid.map(Cow::into_owned), typ: raw.typ.map(Cow::into_owned) })
+}
+
+/// The members of a JOSE header we read; any other is ignored.
+#[derive(serde::Deserialize)]
+struct RawHeader<'a> {
+    #[serde(borrow, default)]
+    alg: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    kid: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    typ: Option<Cow<'a, str>>,
+    /// Whether `crit` is there, whatever its value.
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+}
+
+/// `true` for a member that is present, with any value (`null` included).
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(deserializer).map(|_| true)
 }
 
 /// Verifies the signature with `key` and returns the claims; no claim is checked here.
@@ -310,6 +337,27 @@ mod tests {
         assert!(header(&token(json!({"alg": "RS256"})), &[Algorithm::RS256]).is_ok());
         let crit = token(json!({"alg": "RS256", "crit": ["b64"], "b64": false}));
         assert_eq!(header(&crit, &[Algorithm::RS256]), Err(TokenError::Malformed));
+        let null_crit = token(json!({"alg": "RS256", "crit": null}));
+        assert_eq!(header(&null_crit, &[Algorithm::RS256]), Err(TokenError::Malformed), "present, even null");
+    }
+
+    #[test]
+    fn a_header_is_read_strictly() {
+        let enc = |h: &str| URL_SAFE_NO_PAD.encode(h);
+        let parse = |h: &str| header(&format!("{}.e30.sig", enc(h)), &[Algorithm::RS256]);
+        let ok = parse(r#"{"alg":"RS256","kid":"k\u0031","typ":"at+jwt","x5t":"ignored"}"#).unwrap();
+        assert_eq!((ok.kid.as_deref(), ok.typ.as_deref()), (Some("k1"), Some("at+jwt")), "escapes decoded");
+        for bad in [
+            r#"{"alg":"none","alg":"RS256"}"#,
+            r#"{"alg":"RS256","kid":1}"#,
+            r#"{"alg":null}"#,
+            r#"{"kid":"k"}"#,
+            r#"["RS256"]"#,
+            "not json",
+        ] {
+            assert_eq!(parse(bad), Err(TokenError::Malformed), "{bad}");
+        }
+        assert!(matches!(parse(r#"{"alg":"HS256"}"#), Err(TokenError::AlgorithmNotAllowed(_))));
     }
 
     #[test]

@@ -21,7 +21,7 @@ const INTROSPECTION_MAX_CACHE: u64 = 300;
 /// How long an inactive token's introspection result is reused.
 const INACTIVE_CACHE: u64 = 10;
 /// How many verified (or refused-as-inactive) tokens are remembered.
-const BEARER_CACHE_ENTRIES: usize = 10_000;
+pub(super) const BEARER_CACHE_ENTRIES: usize = 10_000;
 /// At most this many introspection calls are in flight at once: anyone can send opaque tokens
 /// (and random ones are each new to the cache), which must not become a flood of calls to the
 /// provider.
@@ -134,15 +134,17 @@ impl Principal {
 }
 
 /// Verified tokens, each until its own expiry, and opaque tokens the provider said are not
-/// active (briefly), apart; both bounded (when full, they start over). `Debug` shows no token.
+/// active (briefly), apart; both bounded, with gradual eviction (quick_cache's S3-FIFO: a burst
+/// of tokens seen once goes before the tokens in use, and a full cache never starts over).
+/// `Debug` shows no token.
 pub(crate) struct BearerCache {
     /// Verified tokens, by the whole token (no hashing on the hot path, and no collision to
     /// craft); a token longer than [`MAX_CACHED_TOKEN`] by `sha256:` and its hash (`:` is no
     /// token character, so the two kinds of key never meet).
-    map: Mutex<HashMap<Box<str>, Cached>>,
+    map: quick_cache::sync::Cache<Box<str>, Cached>,
     /// Inactive tokens, apart: anyone can send random ones, and they must not push the valid
     /// ones out.
-    inactive: Mutex<HashMap<TokenHash, u64>>,
+    inactive: quick_cache::sync::Cache<TokenHash, u64>,
     /// The introspection calls that may be in flight.
     introspections: tokio::sync::Semaphore,
     /// The introspections in progress, by token hash: concurrent requests with one new opaque
@@ -175,11 +177,12 @@ impl std::fmt::Debug for BearerCache {
     }
 }
 
-impl Default for BearerCache {
-    fn default() -> Self {
+impl BearerCache {
+    /// Room for `entries` verified tokens, and as many inactive ones.
+    pub(crate) fn new(entries: usize) -> Self {
         BearerCache {
-            map: Mutex::default(),
-            inactive: Mutex::default(),
+            map: quick_cache::sync::Cache::new(entries),
+            inactive: quick_cache::sync::Cache::new(entries),
             introspections: tokio::sync::Semaphore::new(MAX_INTROSPECTIONS),
             introspecting: Mutex::default(),
         }
@@ -209,35 +212,20 @@ fn cache_key(token: &str) -> std::borrow::Cow<'_, str> {
 impl BearerCache {
     fn valid(&self, token: &str, now: u64) -> Option<Arc<Bearer>> {
         let key = cache_key(token);
-        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(key.as_ref()).filter(|(_, until)| *until > now).map(|(b, _)| b.clone())
+        // An expired entry is never an answer; it leaves as the cache evicts.
+        self.map.get(key.as_ref()).filter(|(_, until)| *until > now).map(|(b, _)| b)
     }
 
     fn inactive(&self, key: &TokenHash, now: u64) -> bool {
-        let inactive = self.inactive.lock().unwrap_or_else(|e| e.into_inner());
-        inactive.get(key).is_some_and(|until| *until > now)
+        self.inactive.get(key).is_some_and(|until| until > now)
     }
 
     fn put_inactive(&self, key: TokenHash, until: u64) {
-        let mut inactive = self.inactive.lock().unwrap_or_else(|e| e.into_inner());
-        if inactive.len() >= BEARER_CACHE_ENTRIES {
-            inactive.clear();
-        }
-        inactive.insert(key, until);
+        self.inactive.insert(key, until);
     }
 
     fn put_valid(&self, token: &str, bearer: Arc<Bearer>, until: u64) {
-        let key = cache_key(token);
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= BEARER_CACHE_ENTRIES {
-            // Expired entries go first; only a cache full of live tokens starts over.
-            let now = now();
-            map.retain(|_, (_, until)| *until > now);
-            if map.len() >= BEARER_CACHE_ENTRIES {
-                map.clear();
-            }
-        }
-        map.insert(key.into(), (bearer, until));
+        self.map.insert(cache_key(token).into(), (bearer, until));
     }
 }
 
@@ -524,6 +512,29 @@ mod tests {
         for bad in ["Bearer", "Bearer ", "Bearer a b", "Bearer a,b", "Bearer ==", "Bearer a\"b"] {
             assert!(matches!(bearer_token(Some(bad)), Some(Err(Error::BearerMalformed))), "{bad:?}");
         }
+    }
+
+    fn bearer(sub: &str) -> Arc<Bearer> {
+        let claims = serde_json::json!({ "sub": sub }).as_object().cloned().unwrap_or_default();
+        Arc::new(Bearer { claims, expires_at: u64::MAX, jwt: true })
+    }
+
+    #[test]
+    fn a_full_cache_evicts_gradually_and_keeps_the_tokens_in_use() {
+        let cache = BearerCache::new(1_000);
+        cache.put_valid("in-use", bearer("alice"), u64::MAX);
+        for i in 0..20_000 {
+            cache.put_valid(&format!("once-{i}"), bearer("x"), u64::MAX);
+            if i % 100 == 0 {
+                assert!(cache.valid("in-use", 1).is_some(), "a token in use survives a flood of new ones ({i})");
+            }
+        }
+        assert!(cache.map.len() <= 1_000, "bounded: {}", cache.map.len());
+        assert!(cache.valid("once-19999", 1).is_some(), "the newest is there: a full cache does not start over");
+        assert!(cache.valid("in-use", u64::MAX).is_none(), "never past its expiry");
+        let none = BearerCache::new(0);
+        none.put_valid("t", bearer("a"), u64::MAX);
+        assert!(none.valid("t", 1).is_none(), "0 remembers nothing");
     }
 
     #[test]
