@@ -2,9 +2,10 @@
 //!
 //! - `demo`: run example-axum with the built-in development provider.
 //! - `test`: everything CI checks: formatting, clippy (`-D warnings`), rustdoc (`-D warnings`),
+//!   `cargo package` of the library crates,
 //!   every test of the workspace (installing `redis-server` from Debian when missing, for the
 //!   Redis store's tests), and the end-to-end stage.
-//! - `lint`: formatting, clippy and rustdoc only.
+//! - `lint`: formatting, clippy, rustdoc, and `cargo package` of every library crate.
 //! - `e2e`: install the end-to-end tools (the pinned node-oidc-provider; Chromium and chromedriver
 //!   from Debian when missing and running as root) and run the end-to-end tests.
 //! - `bench`: the criterion benchmarks.
@@ -84,7 +85,22 @@ fn lint() -> Result {
         &["doc", "--workspace", "--no-deps"],
         &project_root(),
         &[("RUSTDOCFLAGS", "-D warnings")],
-    )
+    )?;
+    package()
+}
+
+/// The library crates, as they would be published.
+const LIBRARIES: [&str; 6] = ["auth-core", "auth-testkit", "auth-axum", "auth-actix", "auth-rocket", "auth-redis"];
+
+/// `cargo package` for every library crate: its manifest, its files (README, licences) and its
+/// dependencies as the registry would see them (each other's through cargo's local overlay). The
+/// packages are not built again from their tarballs (`--no-verify`): the workspace build is.
+fn package() -> Result {
+    let mut args = vec!["package", "--no-verify", "--allow-dirty"];
+    for library in LIBRARIES {
+        args.extend(["-p", library]);
+    }
+    cargo(&args)
 }
 
 fn tests() -> Result {
