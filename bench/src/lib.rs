@@ -29,6 +29,22 @@ pub struct Fixture {
     pub cookie: String,
     /// The session's claims, as JSON text (for the peers to store the same data).
     pub claims_json: String,
+    /// The session itself.
+    pub session: auth_core::Session,
+    /// The keys the `Auth` seals cookies with (unless `configure` gave it others).
+    pub keys: KeyRing,
+}
+
+impl Fixture {
+    /// `n` distinct session cookies (`Cookie` header values) for [`Fixture::session`], each sealed
+    /// anew as a login would (the cookie store; a distinct random nonce each): `n` users to cycle
+    /// through without `n` logins.
+    pub async fn distinct_cookies(&self, n: usize) -> Vec<String> {
+        use auth_core::SessionStore as _;
+        let payload = auth_core::CookieStore::new().save(&self.session).await.unwrap();
+        let name = self.auth.session_cookie_name();
+        (0..n).map(|_| format!("{name}={}", self.keys.seal(b"session", &payload).unwrap())).collect()
+    }
 }
 
 /// Logs `claims_user()` in through the whole flow and returns the session cookie.
@@ -47,12 +63,15 @@ pub async fn fixture_on(
     configure: impl FnOnce(auth_core::AuthBuilder) -> auth_core::AuthBuilder,
 ) -> Fixture {
     let provider = op.user(claims_user()).start().await.unwrap();
+    // Two rings with one key: the `Auth`'s, and the fixture's for `distinct_cookies`.
+    let key = SessionKey::generate().to_base64();
+    let keys = KeyRing::from_text(&key).unwrap();
     let builder = Auth::builder()
         .provider(
             Provider::oidc("oidc", provider.issuer(), provider.client_id())
                 .with_client_secret(provider.client_secret()),
         )
-        .session_keys(KeyRing::new(SessionKey::generate()));
+        .session_keys(KeyRing::from_text(&key).unwrap());
     let auth = configure(builder).build().await.unwrap();
     let login = auth.handle(&RequestView::new(Method::Get, "/auth/oidc/login", None), b"").await;
     let pending: Vec<String> = cookie_pairs(&login.headers);
@@ -64,9 +83,10 @@ pub async fn fixture_on(
     let done = auth.complete_login("oidc", &req, b"").await;
     let session = done.outcome.expect("login");
     let claims_json = serde_json::to_string(session.session.claims()).unwrap();
+    let session = session.session;
     let cookie = done.set_cookies.iter().find(|c| c.starts_with("auth_session=")).unwrap();
     let cookie = cookie.split(';').next().unwrap().to_owned();
-    Fixture { provider, auth, cookie, claims_json }
+    Fixture { provider, auth, cookie, claims_json, session, keys }
 }
 
 fn cookie_pairs(headers: &[(&'static str, String)]) -> Vec<String> {

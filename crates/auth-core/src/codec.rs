@@ -119,6 +119,15 @@ pub(crate) fn encode(session: &Session) -> Result<Vec<u8>, Error> {
 }
 
 /// Decodes a session; `None` for anything malformed (only our own sealed bytes get here).
+/// Inflates a session's JSON, bounded: never past [`MAX_SESSION_JSON`] (`None` beyond it, or for
+/// data that is not a deflate stream). One byte more than the bound is read, to tell a session at
+/// the bound from a longer one.
+fn inflate(compressed: &[u8]) -> Option<Vec<u8>> {
+    let mut json = Vec::new();
+    flate2::read::DeflateDecoder::new(compressed).take(MAX_SESSION_JSON as u64 + 1).read_to_end(&mut json).ok()?;
+    (json.len() <= MAX_SESSION_JSON).then_some(json)
+}
+
 pub(crate) fn decode(bytes: &[u8]) -> Option<Session> {
     let (&version, rest) = bytes.split_first()?;
     if version != VERSION || rest.len() < 4 {
@@ -130,13 +139,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<Session> {
         return None;
     }
     let (compressed, mut rest) = rest.split_at(len);
-    // Bounded inflation: a session never inflates past MAX_SESSION_JSON (one byte more is read
-    // to tell a session at the bound from a longer one).
-    let mut json = Vec::new();
-    flate2::read::DeflateDecoder::new(compressed).take(MAX_SESSION_JSON as u64 + 1).read_to_end(&mut json).ok()?;
-    if json.len() > MAX_SESSION_JSON {
-        return None;
-    }
+    let json = inflate(compressed)?;
     let doc: Doc = serde_json::from_slice(&json).ok()?;
     let mut secrets = Vec::new();
     while rest.len() >= 2 {
@@ -171,6 +174,28 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<Session> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn deflate(data: &[u8]) -> Vec<u8> {
+        let mut deflater = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        deflater.write_all(data).unwrap();
+        deflater.finish().unwrap()
+    }
+
+    #[test]
+    fn inflation_is_bounded_and_needs_a_whole_stream() {
+        let at_bound = vec![b'a'; MAX_SESSION_JSON];
+        assert!(inflate(&deflate(&at_bound)).is_some_and(|j| j == at_bound), "at the bound");
+        let bomb = deflate(&vec![0u8; 16 * MAX_SESSION_JSON]);
+        assert!(bomb.len() < 4096, "a small input…");
+        assert!(inflate(&bomb).is_none(), "…that would inflate past the bound");
+        let whole = deflate(br#"{"claims":"a session"}"#);
+        assert_eq!(inflate(&whole).as_deref(), Some(br#"{"claims":"a session"}"#.as_slice()));
+        assert_eq!(inflate(&whole[..whole.len() - 2]), None, "a truncated stream");
+        assert_eq!(inflate(b"\xff\xfe not deflate"), None, "garbage");
+        assert!(inflate(&whole).is_some(), "a failure leaves nothing behind");
+        let big: Vec<u8> = (0..40_000u32).flat_map(|i| i.to_le_bytes()).take(MAX_SESSION_JSON - 7).collect();
+        assert!(inflate(&deflate(&big)).is_some_and(|j| j == big), "poorly compressible data grows the buffer");
+    }
 
     fn session(at: &str, id_token: Option<&str>) -> Session {
         Session {

@@ -2,7 +2,7 @@
 //! one-time values, ended sessions) and the cache of decoded session cookies.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 use crate::now;
 use crate::session::Session;
@@ -197,24 +197,41 @@ impl ExpiringSet {
 /// The key is the cookie's last 24 characters (they encode the AES-GCM tag, unique per sealing); a
 /// hit also compares the whole value, so a forged cookie sharing a tag falls through to decryption.
 /// Only used with the cookie store (a server-side store must be asked each time, as another
-/// instance may have deleted the session). Bounded in entries and in bytes (each entry weighs its
-/// cookie plus its session's claims and tokens, roughly): when either bound is reached, it starts
-/// over.
-#[derive(Debug)]
+/// instance may have deleted the session). Bounded in bytes (each entry weighs its cookie plus its
+/// session's claims and tokens, roughly), with gradual eviction: quick_cache's S3-FIFO keeps the
+/// sessions that come back and lets a burst of one-time cookies go first, so more active users
+/// than fit cost a miss each, never a cleared cache. Only cookies that opened are inserted: an
+/// invalid one cannot push a valid one out.
 pub(crate) struct SessionCache {
-    cap: usize,
-    max_bytes: usize,
-    map: RwLock<CacheMap>,
+    cache: quick_cache::sync::Cache<Box<str>, CacheEntry, EntryWeight>,
 }
 
-#[derive(Debug, Default)]
-struct CacheMap {
-    entries: HashMap<Box<str>, CacheEntry>,
-    bytes: usize,
+impl std::fmt::Debug for SessionCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Cookies are credentials: only the counts.
+        f.debug_struct("SessionCache").field("entries", &self.cache.len()).finish_non_exhaustive()
+    }
 }
 
-/// The whole cookie value, its session, and the session's revocation keys (computed once).
-type CacheEntry = (Box<str>, Arc<Session>, Arc<[String]>);
+/// The whole cookie value, its session, the session's revocation keys (computed once), and the
+/// entry's weight (computed once: the eviction reads it often).
+#[derive(Clone)]
+struct CacheEntry {
+    cookie: Box<str>,
+    session: Arc<Session>,
+    keys: Arc<[String]>,
+    weight: u64,
+}
+
+/// An entry weighs what it holds, roughly.
+#[derive(Clone, Copy)]
+struct EntryWeight;
+
+impl quick_cache::Weighter<Box<str>, CacheEntry> for EntryWeight {
+    fn weight(&self, _key: &Box<str>, entry: &CacheEntry) -> u64 {
+        entry.weight
+    }
+}
 
 fn cache_key(cookie: &str) -> &str {
     let start = cookie.len().saturating_sub(24);
@@ -242,53 +259,34 @@ fn json_size(value: &serde_json::Value) -> usize {
 }
 
 impl SessionCache {
-    pub(crate) fn new(cap: usize, max_bytes: usize) -> Self {
-        SessionCache { cap, max_bytes, map: RwLock::new(CacheMap::default()) }
+    /// Room for about `entries` sessions and at most `max_bytes` of them.
+    pub(crate) fn new(entries: usize, max_bytes: usize) -> Self {
+        let max_bytes = u64::try_from(max_bytes).unwrap_or(u64::MAX);
+        SessionCache { cache: quick_cache::sync::Cache::with_weighter(entries, max_bytes, EntryWeight) }
     }
 
     pub(crate) fn get(&self, cookie: &str) -> Option<(Arc<Session>, Arc<[String]>)> {
-        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
-        match map.entries.get(cache_key(cookie)) {
-            Some((full, session, keys)) if full.as_ref() == cookie => Some((session.clone(), keys.clone())),
+        match self.cache.get(cache_key(cookie)) {
+            Some(entry) if entry.cookie.as_ref() == cookie => Some((entry.session, entry.keys)),
             _ => None,
         }
     }
 
     pub(crate) fn insert(&self, cookie: &str, session: Arc<Session>, keys: Arc<[String]>) {
-        let size = weight(cookie, &session, &keys);
-        if size > self.max_bytes {
-            return;
-        }
-        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
-        if map.entries.len() >= self.cap || map.bytes + size > self.max_bytes {
-            map.entries.clear();
-            map.bytes = 0;
-        }
-        if let Some((old_cookie, old, old_keys)) =
-            map.entries.insert(cache_key(cookie).into(), (cookie.into(), session, keys))
-        {
-            map.bytes = map.bytes.saturating_sub(weight(&old_cookie, &old, &old_keys));
-        }
-        map.bytes += size;
+        let weight = u64::try_from(weight(cookie, &session, &keys)).unwrap_or(u64::MAX);
+        // An entry heavier than the cache's share for it is not kept (quick_cache refuses it).
+        self.cache.insert(cache_key(cookie).into(), CacheEntry { cookie: cookie.into(), session, keys, weight });
     }
 
+    /// Forgets every cookie of session `id` (a logout: its cookies must be decoded, and refused,
+    /// again).
     pub(crate) fn remove_session(&self, id: &str) {
-        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
-        let mut freed = 0;
-        map.entries.retain(|_, (cookie, s, keys)| {
-            let keep = s.id() != id;
-            if !keep {
-                freed += weight(cookie, s, keys);
-            }
-            keep
-        });
-        map.bytes = map.bytes.saturating_sub(freed);
+        self.cache.retain(|_, entry| entry.session.id() != id);
     }
 
     #[cfg(test)]
     fn bytes(&self) -> (usize, usize) {
-        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
-        (map.entries.len(), map.bytes)
+        (self.cache.len(), usize::try_from(self.cache.weight()).unwrap_or(usize::MAX))
     }
 }
 
@@ -375,6 +373,22 @@ mod tests {
             created_at: 1,
             expires_at: u64::MAX,
         })
+    }
+
+    #[test]
+    fn a_full_session_cache_keeps_the_sessions_in_use() {
+        let cache = SessionCache::new(500, 1024 * 1024);
+        let hot = "cookie-hot-hot-hot-hot-hot-hot-hot-hot";
+        cache.insert(hot, session("hot", 100), Arc::from(vec![]));
+        for i in 0..20_000 {
+            cache.insert(&format!("cookie-once-{i:024}"), session(&format!("u{i}"), 100), Arc::from(vec![]));
+            if i % 50 == 0 {
+                assert!(cache.get(hot).is_some(), "a session in use survives a stream of new ones ({i})");
+            }
+        }
+        let (entries, bytes) = cache.bytes();
+        assert!(bytes <= 1024 * 1024 && entries > 100, "{entries} entries, {bytes} bytes");
+        assert!(cache.get("cookie-once-000000000000000000019999").is_some(), "no start-over: the newest is there");
     }
 
     #[test]
