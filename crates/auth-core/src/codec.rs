@@ -118,7 +118,6 @@ pub(crate) fn encode(session: &Session) -> Result<Vec<u8>, Error> {
     Ok(out)
 }
 
-/// Decodes a session; `None` for anything malformed (only our own sealed bytes get here).
 /// Inflates a session's JSON, bounded: never past [`MAX_SESSION_JSON`] (`None` beyond it, or for
 /// data that is not a deflate stream). One byte more than the bound is read, to tell a session at
 /// the bound from a longer one.
@@ -128,6 +127,7 @@ fn inflate(compressed: &[u8]) -> Option<Vec<u8>> {
     (json.len() <= MAX_SESSION_JSON).then_some(json)
 }
 
+/// Decodes a session; `None` for anything malformed (only our own sealed bytes get here).
 pub(crate) fn decode(bytes: &[u8]) -> Option<Session> {
     let (&version, rest) = bytes.split_first()?;
     if version != VERSION || rest.len() < 4 {

@@ -203,7 +203,7 @@ impl ExpiringSet {
 /// than fit cost a miss each, never a cleared cache. Only cookies that opened are inserted: an
 /// invalid one cannot push a valid one out.
 pub(crate) struct SessionCache {
-    cache: quick_cache::sync::Cache<Box<str>, CacheEntry, EntryWeight>,
+    cache: quick_cache::sync::Cache<Box<str>, CacheEntry, EntryWeight, std::hash::RandomState>,
 }
 
 impl std::fmt::Debug for SessionCache {
@@ -217,7 +217,8 @@ impl std::fmt::Debug for SessionCache {
 /// entry's weight (computed once: the eviction reads it often).
 #[derive(Clone)]
 struct CacheEntry {
-    cookie: Box<str>,
+    /// Shared: a hit clones the entry.
+    cookie: Arc<str>,
     session: Arc<Session>,
     keys: Arc<[String]>,
     weight: u64,
@@ -262,7 +263,16 @@ impl SessionCache {
     /// Room for about `entries` sessions and at most `max_bytes` of them.
     pub(crate) fn new(entries: usize, max_bytes: usize) -> Self {
         let max_bytes = u64::try_from(max_bytes).unwrap_or(u64::MAX);
-        SessionCache { cache: quick_cache::sync::Cache::with_weighter(entries, max_bytes, EntryWeight) }
+        // std's SipHash, pinned: another crate of the app enabling quick_cache's default (foldhash)
+        // must not change it, as anyone can choose the keys looked up.
+        let cache = quick_cache::sync::Cache::with(
+            entries,
+            max_bytes,
+            EntryWeight,
+            std::hash::RandomState::new(),
+            quick_cache::sync::DefaultLifecycle::default(),
+        );
+        SessionCache { cache }
     }
 
     pub(crate) fn get(&self, cookie: &str) -> Option<(Arc<Session>, Arc<[String]>)> {

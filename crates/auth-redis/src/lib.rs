@@ -35,15 +35,18 @@
 //! of one session live in one slot while sessions spread over the shards; the one command that
 //! reads several names at once (the ended-session records that could end a session: `MGET`) is
 //! split per shard by the client. The subscription is held on one node (a cluster relays every
-//! `PUBLISH` to all of them) and moves to the next node when that one stops answering.
+//! `PUBLISH` to all of them) and moves to the next node when heartbeats stop coming back through
+//! it.
 //!
 //! # Zero round trips on the hot path
 //! A request whose session this instance has seen is answered from an in-process cache: the
 //! session by id, and what is known of the records that could end it. Every end of a session
 //! and every delete is published on the channel `{prefix}events`, to which every instance
-//! subscribes and applies to its cache. The cache is trusted only while that subscription is
-//! alive (a ping every second checks it): after a disconnect it is dropped and rebuilt from
-//! Redis, so a missed message can never keep a dead session alive.
+//! subscribes and applies to its cache. The cache is trusted only while events are known to
+//! travel: every second each instance publishes a heartbeat and must hear it back on its
+//! subscription within two seconds. Otherwise (its subscription dropped, or the node that relays
+//! the channel is down while the rest answers) the cache is dropped and rebuilt from Redis, so a
+//! missed message cannot keep a dead session alive for longer than that.
 //!
 //! # Redis down
 //! Every command has a time limit ([`RedisStoreBuilder::command_timeout`], default 500 ms); a
@@ -71,7 +74,8 @@ use redis::cluster_async::ClusterConnection;
 const DEFAULT_CACHE_SESSIONS: usize = 10_000;
 /// How many ended-record answers the in-process cache holds by default.
 const DEFAULT_CACHE_RECORDS: usize = 100_000;
-/// How often the subscription is checked with a ping.
+/// How often each instance publishes a heartbeat on the channel (it must hear it back within two
+/// of these for its cache to stay trusted).
 const PING_EVERY: Duration = Duration::from_secs(1);
 /// The longest a cached answer is used without asking Redis again: bounds what an event lost
 /// on its way (an instance that wrote to Redis but failed to publish) can leave stale.
@@ -163,12 +167,18 @@ impl RedisStoreBuilder {
                 .max_retry_wait(1000)
                 .build()
                 .map_err(invalid)?;
-            let cluster = Arc::new(LazyCluster { client, conn: tokio::sync::OnceCell::new() });
-            let eager = tokio::time::timeout(self.connect_timeout.saturating_mul(3), cluster.get()).await;
-            if !matches!(eager, Ok(Ok(_))) {
-                tracing::warn!(
-                    "auth-redis: the Redis Cluster is not reachable at start; requests that need it answer 503 until it is"
-                );
+            let cluster = Arc::new(LazyCluster { conn: std::sync::OnceLock::new() });
+            let attempt = self.connect_timeout.saturating_mul(3);
+            match tokio::time::timeout(attempt, client.get_async_connection()).await {
+                Ok(Ok(conn)) => drop(cluster.conn.set(conn)),
+                failed => {
+                    let why = match failed {
+                        Ok(Err(err)) => err.to_string(),
+                        _ => "timed out".into(),
+                    };
+                    tracing::warn!(error = %why, "auth-redis: the Redis Cluster is not reachable at start; requests that need it answer 503 until it is");
+                    tokio::spawn(connect_cluster(Arc::downgrade(&cluster), client, attempt));
+                }
             }
             let subscribers = nodes
                 .iter()
@@ -221,6 +231,9 @@ impl RedisStoreBuilder {
 fn cluster_nodes(url: &str) -> Result<Option<Vec<String>>, Error> {
     let Some(rest) = url.strip_prefix("redis+cluster://") else { return Ok(None) };
     let invalid = |why: &str| Error::Config(format!("the Redis Cluster URL is not valid: {why}"));
+    if rest.contains(['?', '#']) {
+        return Err(invalid("options (?…) are not supported in a cluster URL"));
+    }
     let (rest, db) = rest.split_once('/').unwrap_or((rest, ""));
     if !matches!(db, "" | "0") {
         return Err(invalid("a cluster has only database 0"));
@@ -249,17 +262,42 @@ enum Conn {
     Cluster(Arc<LazyCluster>),
 }
 
-/// A cluster connection made on first use (the cluster client has no lazy mode of its own), so
-/// that a cluster down at start does not stop the app; a failed attempt is retried by the next
-/// command.
+/// The cluster connection, once made: a cluster down at start does not stop the app. Until a
+/// background task ([`connect_cluster`]) has connected, every command fails at once (503):
+/// requests never wait on the handshake, nor race to make it within their own time limit.
 struct LazyCluster {
-    client: ClusterClient,
-    conn: tokio::sync::OnceCell<ClusterConnection>,
+    conn: std::sync::OnceLock<ClusterConnection>,
 }
 
 impl LazyCluster {
-    async fn get(&self) -> redis::RedisResult<ClusterConnection> {
-        self.conn.get_or_try_init(|| self.client.get_async_connection()).await.cloned()
+    fn get(&self) -> redis::RedisResult<ClusterConnection> {
+        self.conn.get().cloned().ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::NotConnected, "the Redis Cluster is not connected yet").into()
+        })
+    }
+}
+
+/// Connects to the cluster in the background, with backoff, until it answers (or the store is
+/// gone).
+async fn connect_cluster(cluster: Weak<LazyCluster>, client: ClusterClient, attempt: Duration) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        tokio::time::sleep(backoff).await;
+        if cluster.strong_count() == 0 {
+            return;
+        }
+        match tokio::time::timeout(attempt, client.get_async_connection()).await {
+            Ok(Ok(conn)) => {
+                if let Some(cluster) = cluster.upgrade() {
+                    drop(cluster.conn.set(conn));
+                    tracing::info!("auth-redis: connected to the Redis Cluster");
+                }
+                return;
+            }
+            Ok(Err(err)) => tracing::debug!(error = %err, "auth-redis: the Redis Cluster is still unreachable"),
+            Err(_) => tracing::debug!("auth-redis: connecting to the Redis Cluster timed out"),
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(2));
     }
 }
 
@@ -267,7 +305,7 @@ impl redis::aio::ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, redis::Value> {
         match self {
             Conn::Single(conn) => conn.req_packed_command(cmd),
-            Conn::Cluster(cluster) => Box::pin(async move { cluster.get().await?.req_packed_command(cmd).await }),
+            Conn::Cluster(cluster) => Box::pin(async move { cluster.get()?.req_packed_command(cmd).await }),
         }
     }
 
@@ -280,7 +318,7 @@ impl redis::aio::ConnectionLike for Conn {
         match self {
             Conn::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
             Conn::Cluster(cluster) => {
-                Box::pin(async move { cluster.get().await?.req_packed_commands(pipeline, offset, count).await })
+                Box::pin(async move { cluster.get()?.req_packed_commands(pipeline, offset, count).await })
             }
         }
     }
@@ -535,10 +573,11 @@ impl SessionStore for RedisStore {
 
     async fn end_sessions(&self, key: &str, at: u64, until: u64) -> Result<(), Error> {
         let mut conn = self.inner.conn.clone();
-        let script = redis::Script::new(END_SCRIPT);
-        let mut invocation = script.key(self.key(key, "ended"));
-        invocation.arg(at).arg(ttl_ms(until));
-        self.run("EVALSHA", async move { invocation.invoke_async::<i64>(&mut conn).await }).await?;
+        // EVAL, not EVALSHA: a script cache reloaded with SCRIPT LOAD must reach every node of a
+        // cluster, so one node down would fail every logout; the scripts are a few lines.
+        let cmd =
+            redis::cmd("EVAL").arg(END_SCRIPT).arg(1).arg(self.key(key, "ended")).arg(at).arg(ttl_ms(until)).to_owned();
+        self.run("EVAL", async move { cmd.query_async::<i64>(&mut conn).await }).await?;
         {
             let mut cache = self.cache();
             let known = cache.known_end(key);
@@ -557,10 +596,8 @@ impl SessionStore for RedisStore {
 
     async fn unlock(&self, key: &str, owner: &str) -> Result<(), Error> {
         let mut conn = self.inner.conn.clone();
-        let script = redis::Script::new(UNLOCK_SCRIPT);
-        let mut invocation = script.key(self.key(key, "lock"));
-        invocation.arg(owner);
-        self.run("EVALSHA", async move { invocation.invoke_async::<i64>(&mut conn).await }).await.map(drop)
+        let cmd = redis::cmd("EVAL").arg(UNLOCK_SCRIPT).arg(1).arg(self.key(key, "lock")).arg(owner).to_owned();
+        self.run("EVAL", async move { cmd.query_async::<i64>(&mut conn).await }).await.map(drop)
     }
 
     async fn load_current(&self, payload: &[u8]) -> Result<Option<Session>, Error> {
@@ -625,6 +662,7 @@ fn apply(inner: &Inner, payload: &str) {
 /// A cluster gives one client per node: each attempt after a failure tries the next node.
 async fn subscribe(inner: Weak<Inner>, clients: Vec<redis::Client>, connect_timeout: Duration) {
     let mut backoff = Duration::from_millis(100);
+    let me = instance_id();
     for client in clients.iter().cycle() {
         let Some(channel) = inner.upgrade().map(|i| i.channel.clone()) else { return };
         let connected = async {
@@ -635,33 +673,58 @@ async fn subscribe(inner: Weak<Inner>, clients: Vec<redis::Client>, connect_time
         match tokio::time::timeout(connect_timeout, connected).await {
             Ok(Ok(pubsub)) => {
                 backoff = Duration::from_millis(100);
-                let (mut sink, mut stream) = pubsub.split();
+                // The sink is kept (unused): the subscription lives as long as both halves.
+                let (_sink, mut stream) = pubsub.split();
                 {
                     let Some(inner) = inner.upgrade() else { return };
-                    // Whatever happened while unsubscribed is unknown: start from Redis again.
+                    // Whatever happened while unsubscribed is unknown: start from Redis again. The
+                    // cache is trusted once this instance hears its own first heartbeat.
                     inner.cache.lock().unwrap_or_else(|e| e.into_inner()).clear();
-                    inner.subscribed.store(true, Ordering::SeqCst);
-                    tracing::debug!(channel, "auth-redis: subscribed; the session cache is live");
                 }
-                let mut ping = tokio::time::interval(PING_EVERY);
+                let mut seq = 0u64;
+                // The heartbeat awaited, and for how many ticks it has been.
+                let mut awaiting: Option<(u64, u32)> = None;
+                let mut tick = tokio::time::interval(PING_EVERY);
                 loop {
                     tokio::select! {
                         message = stream.next() => match message {
                             Some(message) => {
                                 let Some(inner) = inner.upgrade() else { return };
-                                if let Ok(payload) = message.get_payload::<String>() {
-                                    apply(&inner, &payload);
+                                let Ok(payload) = message.get_payload::<String>() else { continue };
+                                match heartbeat_of(&payload) {
+                                    Some((from, n)) if from == me && awaiting.is_some_and(|(a, _)| a == n) => {
+                                        awaiting = None;
+                                        if !inner.subscribed.swap(true, Ordering::SeqCst) {
+                                            tracing::debug!(channel, "auth-redis: subscribed; the session cache is live");
+                                        }
+                                    }
+                                    Some(_) => {}
+                                    None => apply(&inner, &payload),
                                 }
                             }
                             None => break,
                         },
-                        _ = ping.tick() => {
-                            let alive = tokio::time::timeout(connect_timeout, sink.ping::<redis::Value>()).await;
-                            if !matches!(alive, Ok(Ok(_))) {
-                                break;
-                            }
-                            if inner.strong_count() == 0 {
-                                return;
+                        _ = tick.tick() => {
+                            let Some(inner) = inner.upgrade() else { return };
+                            match awaiting {
+                                // Not back after two ticks: the way events travel is broken
+                                // somewhere (this subscription, or the node that relays them).
+                                Some((_, ticks)) if ticks >= 1 => break,
+                                Some((n, ticks)) => awaiting = Some((n, ticks + 1)),
+                                None => {
+                                    seq += 1;
+                                    let mut conn = inner.conn.clone();
+                                    let beat = format!("h\t{me}\t{seq}");
+                                    let sent = tokio::time::timeout(
+                                        inner.command_timeout,
+                                        conn.publish::<_, _, usize>(&inner.channel, beat),
+                                    )
+                                    .await;
+                                    if !matches!(sent, Ok(Ok(_))) {
+                                        break;
+                                    }
+                                    awaiting = Some((seq, 0));
+                                }
                             }
                         }
                     }
@@ -680,6 +743,20 @@ async fn subscribe(inner: Weak<Inner>, clients: Vec<redis::Client>, connect_time
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(2));
     }
+}
+
+/// A random id for this store's heartbeats.
+fn instance_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    hasher.finish()
+}
+
+/// A heartbeat event (`h\t<instance>\t<n>`): whose, and which.
+fn heartbeat_of(payload: &str) -> Option<(u64, u64)> {
+    let mut parts = payload.strip_prefix("h\t")?.splitn(2, '\t');
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }
 
 /// A command that ran out of time.

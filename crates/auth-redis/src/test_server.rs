@@ -114,6 +114,7 @@ fn spawn(port: u16, extra: &[&str]) -> std::io::Result<Child> {
 #[derive(Debug)]
 pub struct RedisCluster {
     ports: Vec<u16>,
+    bus_ports: Vec<u16>,
     children: Vec<Child>,
     dir: std::path::PathBuf,
 }
@@ -134,24 +135,12 @@ impl RedisCluster {
         let bus_ports = ports.split_off(3);
         let dir = std::env::temp_dir().join(format!("auth-redis-cluster-{}-{}", std::process::id(), ports[0]));
         std::fs::create_dir_all(&dir)?;
-        let mut cluster = RedisCluster { ports: Vec::new(), children: Vec::new(), dir };
+        let mut cluster = RedisCluster { ports: Vec::new(), bus_ports: Vec::new(), children: Vec::new(), dir };
         for (port, bus) in ports.iter().zip(&bus_ports) {
-            let conf = cluster.dir.join(format!("nodes-{port}.conf"));
-            let (conf, dir, bus) = (conf.to_string_lossy(), cluster.dir.to_string_lossy(), bus.to_string());
-            let extra = [
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                &conf,
-                "--cluster-port",
-                &bus,
-                "--dir",
-                &dir,
-                "--cluster-node-timeout",
-                "2000",
-            ];
-            cluster.children.push(spawn(*port, &extra)?);
             cluster.ports.push(*port);
+            cluster.bus_ports.push(*bus);
+            let child = cluster.spawn_node(cluster.ports.len() - 1)?;
+            cluster.children.push(child);
         }
         let mut create = Command::new("redis-cli");
         create.arg("--cluster").arg("create");
@@ -200,6 +189,58 @@ impl RedisCluster {
     pub fn url(&self) -> String {
         let nodes: Vec<String> = self.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
         format!("redis+cluster://{}", nodes.join(","))
+    }
+
+    /// Starts node `index` with its cluster configuration file (so it rejoins with its slots).
+    fn spawn_node(&self, index: usize) -> std::io::Result<Child> {
+        let (port, bus) = (self.ports[index], self.bus_ports[index]);
+        let conf = self.dir.join(format!("nodes-{port}.conf"));
+        let (conf, dir, bus) = (conf.to_string_lossy(), self.dir.to_string_lossy(), bus.to_string());
+        let extra = [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            &conf,
+            "--cluster-port",
+            &bus,
+            "--dir",
+            &dir,
+            "--cluster-node-timeout",
+            "2000",
+        ];
+        spawn(port, &extra)
+    }
+
+    /// Starts node `index` again after [`RedisCluster::stop_node`] (see
+    /// [`RedisCluster::wait_until_up`]).
+    ///
+    /// # Errors
+    /// When it does not accept connections within 5 s.
+    pub fn restart_node(&mut self, index: usize) -> std::io::Result<()> {
+        self.stop_node(index);
+        let child = self.spawn_node(index)?;
+        self.children[index] = child;
+        Ok(())
+    }
+
+    /// Waits (at most 10 s) until every node reports the cluster up.
+    ///
+    /// # Errors
+    /// When it does not come up.
+    pub fn wait_until_up(&self) -> std::io::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.ports.iter().all(|port| cluster_ok(*port)) {
+            if Instant::now() > deadline {
+                return Err(std::io::Error::other("the Redis Cluster did not come back within 10 s"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    /// The client port of each node, in order.
+    pub fn ports(&self) -> &[u16] {
+        &self.ports
     }
 
     /// Stops node `index` (0, 1 or 2), as a crash would.

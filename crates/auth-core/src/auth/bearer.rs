@@ -141,10 +141,10 @@ pub(crate) struct BearerCache {
     /// Verified tokens, by the whole token (no hashing on the hot path, and no collision to
     /// craft); a token longer than [`MAX_CACHED_TOKEN`] by `sha256:` and its hash (`:` is no
     /// token character, so the two kinds of key never meet).
-    map: quick_cache::sync::Cache<Box<str>, Cached>,
+    map: TokenCache<Box<str>, Cached>,
     /// Inactive tokens, apart: anyone can send random ones, and they must not push the valid
     /// ones out.
-    inactive: quick_cache::sync::Cache<TokenHash, u64>,
+    inactive: TokenCache<TokenHash, u64>,
     /// The introspection calls that may be in flight.
     introspections: tokio::sync::Semaphore,
     /// The introspections in progress, by token hash: concurrent requests with one new opaque
@@ -181,12 +181,26 @@ impl BearerCache {
     /// Room for `entries` verified tokens, and as many inactive ones.
     pub(crate) fn new(entries: usize) -> Self {
         BearerCache {
-            map: quick_cache::sync::Cache::new(entries),
-            inactive: quick_cache::sync::Cache::new(entries),
+            map: token_cache(entries),
+            inactive: token_cache(entries),
             introspections: tokio::sync::Semaphore::new(MAX_INTROSPECTIONS),
             introspecting: Mutex::default(),
         }
     }
+}
+
+/// A bounded cache hashed with std's SipHash, pinned (another crate of the app enabling
+/// quick_cache's default foldhash must not change it: anyone can choose the keys looked up).
+type TokenCache<K, V> = quick_cache::sync::Cache<K, V, quick_cache::UnitWeighter, std::hash::RandomState>;
+
+fn token_cache<K: Eq + std::hash::Hash, V: Clone>(entries: usize) -> TokenCache<K, V> {
+    quick_cache::sync::Cache::with(
+        entries,
+        u64::try_from(entries).unwrap_or(u64::MAX),
+        quick_cache::UnitWeighter,
+        std::hash::RandomState::new(),
+        quick_cache::sync::DefaultLifecycle::default(),
+    )
 }
 
 /// SHA-256 of a whole token: the key of the inactive ones, which anyone can make up (their
