@@ -21,7 +21,8 @@ async fn main() -> Result<(), Report> {
     // alive for the app's lifetime. It runs on this (the main) thread's runtime, which keeps
     // running while the server's workers serve the app.
     let (builder, _dev_provider) = auth_testkit::dev_provider_unless_configured(Auth::builder().from_env()?).await?;
-    // AUTH_STORE: redis://host:port/db (sessions shared by every instance), memory, or unset (cookies).
+    // AUTH_STORE: redis://host:port/db or redis+cluster://h1:p1,h2:p2 (sessions shared by every
+    // instance), memory, or unset (cookies).
     let builder = auth_redis::store_from_env(builder).await?;
     let app_url = builder.base_url_str().to_owned();
     let (host, port) = builder.listen_addr_from_env()?;
