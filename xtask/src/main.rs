@@ -5,9 +5,12 @@
 //!   `cargo package` of the library crates,
 //!   every test of the workspace (installing `redis-server` from Debian when missing, for the
 //!   Redis store's tests), and the end-to-end stage.
-//! - `lint`: formatting, clippy, rustdoc, and `cargo package` of every library crate.
+//! - `lint`: formatting, clippy, rustdoc, `cargo package` of every library crate, and the guide's
+//!   build.
 //! - `e2e`: install the end-to-end tools (the pinned node-oidc-provider; Chromium and chromedriver
 //!   from Debian when missing and running as root) and run the end-to-end tests.
+//! - `docs`: build the guide (`docs/`, with mdBook, installed at the pinned version when missing)
+//!   into `docs/book/`, and run its code blocks as doctests.
 //! - `bench`: the criterion benchmarks.
 //!
 //! Only the standard library: a handful of subcommands without flags needs no argument parser.
@@ -26,9 +29,10 @@ fn main() -> ExitCode {
         Some("lint") => lint(),
         Some("unit") => tests(),
         Some("e2e") => e2e(),
+        Some("docs") => docs(),
         Some("bench") => bench(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <demo | test | lint | unit | e2e | bench>");
+            eprintln!("usage: cargo xtask <demo | test | lint | unit | e2e | docs | bench>");
             return ExitCode::from(2);
         }
     };
@@ -86,7 +90,55 @@ fn lint() -> Result {
         &project_root(),
         &[("RUSTDOCFLAGS", "-D warnings")],
     )?;
-    package()
+    package()?;
+    book()
+}
+
+/// The mdBook release the guide is built with.
+const MDBOOK_VERSION: &str = "0.5.4";
+
+/// `cargo xtask docs`: the guide's HTML, and its code blocks compiled and run (they are doctests
+/// of `tests/readme`, with the page list checked against `SUMMARY.md`).
+fn docs() -> Result {
+    book()?;
+    cargo(&["test", "-p", "readme-snippets"])?;
+    let index = project_root().join("docs/book/index.html");
+    println!("the guide: {}", index.display());
+    Ok(())
+}
+
+/// Builds `docs/` into `docs/book/`.
+fn book() -> Result {
+    let mdbook = ensure_mdbook()?;
+    run(&mdbook.to_string_lossy(), &["build"], &project_root().join("docs"), &[])
+}
+
+/// mdBook at [`MDBOOK_VERSION`], installed with `cargo install` (only its HTML renderer and
+/// search, no server) under the target directory's `tools/`, which CI keeps between runs.
+fn ensure_mdbook() -> Result<PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| project_root().join("target"), PathBuf::from);
+    let root = target.join("tools");
+    let mdbook = root.join("bin").join("mdbook");
+    let installed = Command::new(&mdbook)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == format!("mdbook v{MDBOOK_VERSION}"));
+    if !installed {
+        let root = root.to_string_lossy();
+        cargo(&[
+            "install",
+            "mdbook",
+            "--version",
+            MDBOOK_VERSION,
+            "--locked",
+            "--no-default-features",
+            "--features",
+            "search",
+            "--root",
+            &root,
+        ])?;
+    }
+    Ok(mdbook)
 }
 
 /// The library crates, as they would be published.
