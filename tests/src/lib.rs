@@ -186,6 +186,15 @@ macro_rules! scenarios {
             userinfo_route_answers_with_the_providers_json,
             principal_is_the_bearer_token_or_the_session,
         );
+        /// The zero-config demo: the app against the development provider.
+        mod dev_provider {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn the_home_pages_curl_lines_call_the_api() {
+                let app = $crate::TestApp::start_with::<$framework>($crate::TestProvider::builder().dev_mode(true)).await;
+                $crate::scenario::the_home_pages_curl_lines_call_the_api(&app).await;
+            }
+        }
         /// Scenarios whose provider issues 2-second access tokens: refreshes.
         mod short_tokens {
             use super::*;
@@ -343,14 +352,46 @@ pub mod scenario {
         assert_eq!(api.status(), 200);
     }
 
-    /// `/` is public and shows who is logged in.
+    /// `/` is public and shows who is logged in, their claims, a logout button and what to try.
     pub async fn home_page_shows_the_user(app: &TestApp) {
         let before = app.nav_get(&app.browser, "/").await;
         assert_eq!(before.status(), 200);
-        assert!(before.text().await.unwrap().contains("Not logged in"));
+        let before = before.text().await.unwrap();
+        assert!(before.contains("Not logged in") && before.contains("id=\"login\""), "{before}");
+        app.provider.set_user(TestUser::new("dana").with_name("Dana <b>").with_email("dana@example.test"));
         app.login(&app.browser).await;
         let after = app.nav_get(&app.browser, "/").await.text().await.unwrap();
-        assert!(after.contains("Logged in as"), "{after}");
+        assert!(after.contains("Logged in as <b id=\"user\">Dana &lt;b&gt;</b>"), "escaped name: {after}");
+        assert!(after.contains("<code id=\"sub\">dana</code>"), "{after}");
+        assert!(after.contains("&quot;email&quot;: &quot;dana@example.test&quot;"), "the claims: {after}");
+        assert!(after.contains("action=\"/auth/logout\""), "a logout form: {after}");
+        for link in ["href=\"/me\"", "href=\"/me/userinfo\"", "/api/whoami"] {
+            assert!(after.contains(link), "{link}: {after}");
+        }
+        assert!(after.contains(&format!("curl -H \"Authorization: Bearer $ACCESS_TOKEN\" {}/api/whoami", app.base)));
+    }
+
+    /// What the home page tells a new user to run in a terminal works: the development provider's
+    /// token URL answers an access token for the app's API audience, and `/api/whoami` and
+    /// `/api/admin` accept it.
+    pub async fn the_home_pages_curl_lines_call_the_api(app: &TestApp) {
+        let page = app.nav_get(&app.browser, "/").await.text().await.unwrap();
+        let start = page.find("ACCESS_TOKEN=$(curl -s '").expect("the token line") + "ACCESS_TOKEN=$(curl -s '".len();
+        let url = page[start..].split('\'').next().unwrap().replace("&amp;", "&");
+        assert!(url.starts_with(&format!("{}/dev/access-token?", app.provider.issuer())), "{url}");
+        let token = reqwest::get(&url).await.unwrap();
+        assert_eq!(token.status(), 200, "{url}");
+        let token = token.text().await.unwrap();
+        for path in ["/api/whoami", "/api/admin"] {
+            let res = api(app, path, Some(&format!("Bearer {token}"))).await;
+            assert_eq!(res.status(), 200, "{path}");
+            let body: serde_json::Value = res.json().await.unwrap();
+            assert_eq!(body["sub"], app.provider.user().sub, "{path}: {body}");
+        }
+        // Without the development provider's mode the URL does not exist.
+        let plain = TestProvider::start().await.unwrap();
+        let res = reqwest::get(format!("{}/dev/access-token?audience=x", plain.issuer())).await.unwrap();
+        assert_eq!(res.status(), 404);
     }
 
     /// The session cookie is `HttpOnly`, `SameSite=Lax`, `Path=/`, and its value reveals no claim.

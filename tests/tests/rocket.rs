@@ -25,8 +25,7 @@ impl Framework for Rocket {
         let (ready, listening) = tokio::sync::oneshot::channel();
         let ready = Mutex::new(Some(ready));
         // Two instances behind one URL listen on other ports than the URL's.
-        let fairing = auth_rocket::AuthFairing::new(auth).allow_port_mismatch();
-        let rocket = example_rocket::rocket_with(fairing, figment)
+        let rocket = example_rocket::rocket_with(auth, auth_rocket::AuthFairing::allow_port_mismatch, figment)
             .attach(AdHoc::on_liftoff("scenario harness: listening", move |_| {
                 let ready = ready.lock().expect("not poisoned").take();
                 Box::pin(async move {

@@ -102,8 +102,33 @@ const MDBOOK_VERSION: &str = "0.5.4";
 fn docs() -> Result {
     book()?;
     cargo(&["test", "-p", "readme-snippets"])?;
+    docs_rs()?;
     let index = project_root().join("docs/book/index.html");
     println!("the guide: {}", index.display());
+    Ok(())
+}
+
+/// The API docs as docs.rs builds them (nightly, `--cfg docsrs`, every feature), so that each
+/// item behind a feature carries its badge; skipped, with a note, without a nightly toolchain.
+fn docs_rs() -> Result {
+    let nightly = Command::new("rustup")
+        .args(["toolchain", "list"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.starts_with("nightly")));
+    if !nightly {
+        println!("no nightly toolchain: the docs.rs build (feature badges) is skipped");
+        return Ok(());
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| project_root().join("target"), PathBuf::from);
+    let target = target.join("docsrs");
+    let mut args = vec!["run", "nightly", "cargo", "doc", "--no-deps", "--all-features", "--target-dir"];
+    let target = target.to_string_lossy();
+    args.push(&target);
+    for library in LIBRARIES {
+        args.extend(["-p", library]);
+    }
+    run("rustup", &args, &project_root(), &[("RUSTDOCFLAGS", "--cfg docsrs -D warnings")])?;
+    println!("the API docs, as docs.rs shows them: {target}/doc/auth_core/index.html");
     Ok(())
 }
 

@@ -43,6 +43,12 @@
 //!
 //! Errors of extractors are [`AuthRejection`]s, an [`actix_web::ResponseError`] carrying the
 //! response auth-core decided on.
+//!
+//! # Cargo features
+//!
+//! None: the middleware, the routes and every extractor are always built. Only the `actix-web`
+//! features the adapter uses are enabled (no `macros`, no compression).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod bearer;
 mod convert;

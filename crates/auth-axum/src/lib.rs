@@ -28,6 +28,11 @@
 //! axum::serve(listener, app).await?;
 //! # Ok(()) }
 //! ```
+//!
+//! # Cargo features
+//!
+//! None: the layer, the routes and every extractor are always built.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod bearer;
 mod convert;

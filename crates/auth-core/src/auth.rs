@@ -257,6 +257,38 @@ impl Auth {
         self.slot(provider).ok().map(|p| p.redirect_uri.as_str())
     }
 
+    /// The issuer a provider was configured with (`{NAME}_ISSUER`, or the preset's), where
+    /// discovery starts; `None` for an unknown provider and for plain OAuth 2.0 providers with
+    /// explicit endpoints (GitHub, Facebook). A multi-tenant Microsoft issuer is its template.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use auth_core::{Auth, Provider};
+    /// let op = auth_testkit::TestProvider::start().await?;
+    /// let auth = Auth::builder()
+    ///     .provider(Provider::oidc("corp", op.issuer(), op.client_id()))
+    ///     .provider(Provider::github("id", "secret"))
+    ///     .build()
+    ///     .await?;
+    /// assert_eq!(auth.issuer("corp"), Some(op.issuer()));
+    /// assert_eq!(auth.issuer("github"), None);
+    /// assert_eq!(auth.api_audience(), "http://127.0.0.1:3000");
+    /// # Ok(()) }
+    /// ```
+    pub fn issuer(&self, provider: &str) -> Option<&str> {
+        match &self.slot(provider).ok()?.config.endpoints {
+            crate::provider::Endpoints::Discovery { issuer, .. } => Some(issuer),
+            crate::provider::Endpoints::Explicit { .. } => None,
+        }
+    }
+
+    /// The audience a bearer access token must carry to be accepted by this app's API routes
+    /// ([`AuthBuilder::api_audience`], `API_AUDIENCE`; by default the app's base URL).
+    pub fn api_audience(&self) -> &str {
+        &self.inner.api_audience
+    }
+
     /// Whether a provider's discovery has succeeded (a provider that was down at start answers
     /// its logins with 503 until then).
     pub fn is_provider_ready(&self, provider: &str) -> bool {

@@ -36,6 +36,12 @@
 //! }
 //! # }
 //! ```
+//!
+//! # Cargo features
+//!
+//! None: everything above is always built. The stores that need a server are crates of their own
+//! (`auth-redis`), so auth-core has no database driver.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod auth;
 mod codec;

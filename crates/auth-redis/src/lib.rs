@@ -52,6 +52,13 @@
 //! Every command has a time limit ([`RedisStoreBuilder::command_timeout`], default 500 ms); a
 //! request that needs Redis then gets 503 (auth-core's `StoreUnavailable`), requests answered
 //! from the cache keep working, and the store reconnects by itself when Redis is back.
+//!
+//! # Cargo features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `test-server` | off | `test_server`: a throwaway `redis-server` (and a three-node Redis Cluster) on free loopback ports, for your tests; it needs `redis-server` and `redis-cli` on the `PATH` |
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "test-server")]
 pub mod test_server;

@@ -51,6 +51,11 @@
 //! Rocket's local [`Client`](rocket::local::asynchronous::Client) works as with any Rocket app:
 //! a request that carries no `Cookie` header is given the cookies of Rocket's jar, where a tracked
 //! client keeps those the app set (see `tests/guards.rs` for a whole login in-process).
+//!
+//! # Cargo features
+//!
+//! None: the fairing, the routes and every guard are always built.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod bearer;
 mod config;

@@ -74,10 +74,15 @@
 //! [users](TestProviderBuilder::users), each a button, and a Deny button: enough to click
 //! through an example app by hand without registering anywhere.
 //!
-//! # Feature flags
+//! # Cargo features
 //!
-//! None. The crate uses axum and Tokio for the server, jsonwebtoken with aws-lc-rs for keys and
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `auth-core` | off | `dev_provider_unless_configured`, the examples' zero-config development provider for an app built on auth-core, and `DevHomePage`, their home page (both depend on auth-core, which a provider used only in tests does not need) |
+//!
+//! The crate uses axum and Tokio for the server, jsonwebtoken with aws-lc-rs for keys and
 //! signatures, and reqwest (rustls) for [`Browser`].
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backchannel;
 mod browser;
@@ -93,7 +98,7 @@ mod util;
 
 pub use browser::{Browser, BrowserError, MAX_REDIRECTS};
 #[cfg(feature = "auth-core")]
-pub use dev::dev_provider_unless_configured;
+pub use dev::{DevHomePage, dev_provider_unless_configured};
 pub use fault::{Fault, LogoutTokenFault};
 pub use keys::SigningAlg;
 pub use model::{ClientAuthMethod, TestClient, TestUser};

@@ -115,6 +115,10 @@ impl TestProvider {
 
     /// The development provider the examples start when no real one is configured: development
     /// mode (a page to pick a user), with `alice` and `bob` (whose `groups` claim holds `admin`).
+    /// In development mode the provider also answers `GET /dev/access-token?audience=…&scope=…`
+    /// (and `&user=bob`) with a JWT access token (RFC 9068) for the first user, or the one named,
+    /// so that an app's bearer-protected routes can be tried with `curl` (see `DevHomePage`, with
+    /// the `auth-core` feature).
     ///
     /// ```
     /// # #[tokio::main] async fn main() -> std::io::Result<()> {

@@ -411,8 +411,69 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/end_session", get(end_session_get).post(end_session_post))
         .route("/revoke", post(revoke))
         .route("/introspect", post(introspect))
+        .route("/dev/access-token", get(dev_access_token))
         .fallback(not_found)
         .with_state(shared)
+}
+
+/// The longest `audience`, `scope` or `user` the development token endpoint takes.
+const DEV_PARAM_MAX: usize = 1024;
+
+/// `GET /dev/access-token?audience=…&scope=…&user=…`, development mode only (404 otherwise): a
+/// JWT access token (RFC 9068) for `user` (a known user's `sub` or email; default: the first
+/// known user) and the default client, so that a developer can call the app's bearer-protected
+/// routes with `curl`. Anyone can log in as anyone through the development provider anyway; this
+/// only saves the login.
+async fn dev_access_token(AxumState(s): S, RawQuery(query): RawQuery) -> Response {
+    if !s.config.dev_mode {
+        return not_found().await;
+    }
+    let params = Params::parse(query.unwrap_or_default().as_bytes());
+    if let Some(name) = params.duplicate() {
+        return OAuthError::invalid_request(format!("{name} is repeated")).into_response();
+    }
+    let Some(audience) = params.get("audience").filter(|a| !a.is_empty()) else {
+        return OAuthError::invalid_request("audience is missing: the app's API audience (API_AUDIENCE or APP_URL)")
+            .into_response();
+    };
+    let scope = params.get("scope").unwrap_or("");
+    let wanted = params.get("user");
+    if [Some(audience), Some(scope), wanted].into_iter().flatten().any(|v| v.len() > DEV_PARAM_MAX) {
+        return OAuthError::invalid_request(format!("a parameter is longer than {DEV_PARAM_MAX} bytes"))
+            .into_response();
+    }
+    let (user, key) = {
+        let st = s.lock();
+        let users = s.known_users(&st);
+        let user = match wanted {
+            Some(w) => users.into_iter().find(|u| u.sub == w || u.email == w),
+            None => users.into_iter().next(),
+        };
+        (user, Arc::clone(&st.key))
+    };
+    let Some(user) = user else {
+        return OAuthError::invalid_request("no such user").into_response();
+    };
+    let now = now();
+    let claims = json!({
+        "iss": s.issuer,
+        "sub": user.sub,
+        "aud": audience,
+        "client_id": s.config.default_client_id,
+        "scope": scope,
+        "iat": now,
+        "exp": now + s.config.token_ttl.as_secs(),
+        "jti": random_token(16),
+    });
+    match key.sign(&claims, "at+jwt", true) {
+        Ok(token) => {
+            let mut res = (StatusCode::OK, token).into_response();
+            res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            res
+        }
+        Err(_) => OAuthError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "signing failed".to_owned())
+            .into_response(),
+    }
 }
 
 async fn not_found() -> Response {

@@ -193,3 +193,54 @@ async fn browser_single_steps_and_errors() {
         fresh.post_form(&format!("{base}/auth/test/callback"), &[("state", "st"), ("code", "c")]).await.expect("post");
     assert_eq!(response.status(), StatusCode::BAD_REQUEST, "no pending cookie");
 }
+
+/// `GET /dev/access-token`: a JWT access token for the first user or the one named, with the
+/// audience and scope asked for; every mistake a clear 400, and 404 outside development mode.
+#[tokio::test]
+async fn dev_access_token_mints_for_a_known_user_and_refuses_the_rest() {
+    use base64::Engine as _;
+    let op = dev_provider().await;
+    let get = |query: String| {
+        let url = format!("{}/dev/access-token?{query}", op.issuer());
+        async move {
+            let res = reqwest::get(url).await.expect("request");
+            (res.status(), res.text().await.expect("body"))
+        }
+    };
+    let payload = |jwt: &str| -> serde_json::Value {
+        let part = jwt.split('.').nth(1).expect("a JWS");
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).expect("base64url"))
+            .expect("JSON")
+    };
+    let header = |jwt: &str| -> serde_json::Value {
+        let part = jwt.split('.').next().expect("a JWS");
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).expect("base64url"))
+            .expect("JSON")
+    };
+
+    let (status, token) = get("audience=https%3A%2F%2Fapi.example&scope=admin".into()).await;
+    assert_eq!(status, StatusCode::OK, "{token}");
+    assert_eq!(header(&token)["typ"], "at+jwt");
+    let claims = payload(&token);
+    assert_eq!((claims["sub"].as_str(), claims["aud"].as_str()), (Some("alice"), Some("https://api.example")));
+    assert_eq!((claims["scope"].as_str(), claims["iss"].as_str()), (Some("admin"), Some(op.issuer())));
+    let (status, token) = get("audience=a&user=bob".into()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(payload(&token)["sub"], "bob");
+
+    for (query, why) in [
+        ("scope=admin".to_owned(), "audience is missing"),
+        ("audience=".to_owned(), "audience is missing"),
+        ("audience=a&audience=b".to_owned(), "repeated"),
+        ("audience=a&user=mallory".to_owned(), "no such user"),
+        (format!("audience={}", "a".repeat(1025)), "longer than"),
+    ] {
+        let (status, body) = get(query.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        assert!(body.contains(why), "{query}: {body}");
+    }
+
+    let plain = TestProvider::start().await.expect("start");
+    let res = reqwest::get(format!("{}/dev/access-token?audience=a", plain.issuer())).await.expect("request");
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}

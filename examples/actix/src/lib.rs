@@ -1,7 +1,8 @@
 //! The Actix Web example app, as a library so the scenario tests can serve it.
 //!
 //! Routes (the conventions every example follows):
-//! - `GET /`: public; says who is logged in.
+//! - `GET /`: public; says who is logged in, shows the claims and links to what to try
+//!   ([`DevHomePage`]).
 //! - `GET /me`: the user's claims as JSON; a browser without a session is sent to the login, an API
 //!   client gets 401.
 //! - `GET /me/userinfo`: protected like `/me`; the provider's userinfo, fetched with the session's
@@ -21,7 +22,8 @@ use actix_web::{App, Error, Route, guard};
 use auth_actix::{
     AuthError, AuthMiddleware, AuthUser, Authorized, BearerUser, Policy, Principal, RequireScope, Scope, Session,
 };
-use auth_core::{Auth, html_escape};
+use auth_core::Auth;
+use auth_testkit::DevHomePage;
 
 /// The policy of `/admin`: the `groups` claim contains `admin`.
 #[derive(Debug)]
@@ -55,7 +57,10 @@ pub fn app(
         InitError = (),
     >,
 > {
+    // The home page: who is logged in, the claims, and what to try (with a `curl` line for the API).
+    let page = web::Data::new(DevHomePage::new(&auth, "example-actix"));
     App::new()
+        .app_data(page)
         .service(web::resource("/").route(get().to(home)))
         .service(web::resource("/me").route(get().to(me)))
         .service(web::resource("/me/userinfo").route(get().to(userinfo)))
@@ -73,18 +78,8 @@ fn get() -> Route {
     web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
 }
 
-async fn home(user: Option<AuthUser>) -> Html {
-    let body = match user {
-        Some(user) => format!(
-            "<p>Logged in as <b id=\"user\">{}</b>.</p><p><a href=\"/me\">Your claims</a></p>\
-             <form method=\"post\" action=\"/auth/logout\"><button id=\"logout\">Log out</button></form>",
-            html_escape(user.claims().name().unwrap_or(user.sub()))
-        ),
-        None => "<p>Not logged in.</p><p><a id=\"login\" href=\"/auth/oidc/login?next=/me\">Log in</a></p>".to_owned(),
-    };
-    Html::new(format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>example-actix</title></head><body><h1>example-actix</h1>{body}</body></html>"
-    ))
+async fn home(page: web::Data<DevHomePage>, user: Option<AuthUser>) -> Html {
+    Html::new(page.render(user.as_ref().map(|u| u.session().as_ref())))
 }
 
 async fn me(user: AuthUser) -> Json<serde_json::Value> {

@@ -1,13 +1,26 @@
 //! `cargo run -p example-actix`: an Actix Web app with OpenID Connect login.
 //!
-//! With no provider configured, it starts the auth-testkit provider in-process (development mode:
-//! a page to pick a user), so it works on a fresh machine with zero set-up. To use a real provider:
+//! What it shows (the routes are in `src/lib.rs`, the same in the three framework examples):
+//! `AuthMiddleware` wrapping the whole `App`, `auth_actix::routes` configured at the root, and
+//! the extractors `AuthUser` (`/me`), `Option<AuthUser>` (`/`), `Authorized<Admin>` (`/admin`),
+//! `BearerUser` and `RequireScope` (`/api/whoami`, `/api/admin`) and `Principal` (`/api/me`).
+//!
+//! **Zero configuration:** with no provider configured it starts the auth-testkit provider
+//! in-process (development mode: a page to pick `alice` or `bob`; debug builds only). Open
+//! <http://127.0.0.1:3000/>: the home page shows who is logged in, the claims, and `curl` lines for
+//! the API.
+//!
+//! **A real provider** (any OpenID Connect issuer; the guide's provider pages give each console's
+//! steps), with its redirect URI registered as `$APP_URL/auth/oidc/callback`:
 //!
 //! ```text
 //! OIDC_ISSUER=https://accounts.google.com OIDC_CLIENT_ID=… OIDC_CLIENT_SECRET=… \
 //! APP_URL=http://127.0.0.1:3000 AUTH_SESSION_KEY=$(openssl rand -base64 32) cargo run -p example-actix
 //! ```
-//! Register `$APP_URL/auth/oidc/callback` as the redirect URI at the provider.
+//!
+//! Other settings: `OIDC_SCOPE`, `OIDC_CLIENT_AUTH`, `API_AUDIENCE`, `HOST`/`PORT`, and
+//! `AUTH_STORE=redis://127.0.0.1:6379/0` (sessions in Redis, shared by every instance) or
+//! `memory`; the guide's configuration page lists them all (`cargo xtask docs`).
 
 use actix_web::HttpServer;
 use auth_core::{Auth, Report};

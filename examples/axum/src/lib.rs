@@ -1,7 +1,8 @@
 //! The Axum example app, as a library so the scenario tests can serve it.
 //!
 //! Routes (the conventions every example follows):
-//! - `GET /`: public; says who is logged in.
+//! - `GET /`: public; says who is logged in, shows the claims and links to what to try
+//!   ([`DevHomePage`]).
 //! - `GET /me`: the user's claims as JSON; a browser without a session is sent to the login, an API
 //!   client gets 401.
 //! - `GET /me/userinfo`: protected like `/me`; the provider's userinfo, fetched with the session's
@@ -17,7 +18,8 @@
 use auth_axum::{
     AuthError, AuthLayer, AuthUser, Authorized, BearerUser, Policy, Principal, RequireScope, Scope, Session,
 };
-use auth_core::{Auth, html_escape};
+use auth_core::Auth;
+use auth_testkit::DevHomePage;
 use axum::response::Html;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -43,8 +45,15 @@ impl Scope for AdminScope {
 
 /// The whole app for an [`Auth`].
 pub fn app(auth: Auth) -> Router {
+    // The home page: who is logged in, the claims, and what to try (with a `curl` line for the API).
+    let page = DevHomePage::new(&auth, "example-axum");
     Router::new()
-        .route("/", get(home))
+        .route(
+            "/",
+            get(move |user: Option<AuthUser>| {
+                std::future::ready(Html(page.render(user.as_ref().map(|u| u.session().as_ref()))))
+            }),
+        )
         .route("/me", get(me))
         .route("/me/userinfo", get(userinfo))
         .route("/admin", get(admin))
@@ -53,20 +62,6 @@ pub fn app(auth: Auth) -> Router {
         .route("/api/me", get(api_me))
         .merge(auth_axum::routes())
         .layer(AuthLayer::new(auth))
-}
-
-async fn home(user: Option<AuthUser>) -> Html<String> {
-    let body = match user {
-        Some(user) => format!(
-            "<p>Logged in as <b id=\"user\">{}</b>.</p><p><a href=\"/me\">Your claims</a></p>\
-             <form method=\"post\" action=\"/auth/logout\"><button id=\"logout\">Log out</button></form>",
-            html_escape(user.claims().name().unwrap_or(user.sub()))
-        ),
-        None => "<p>Not logged in.</p><p><a id=\"login\" href=\"/auth/oidc/login?next=/me\">Log in</a></p>".to_owned(),
-    };
-    Html(format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>example-axum</title></head><body><h1>example-axum</h1>{body}</body></html>"
-    ))
 }
 
 async fn me(user: AuthUser) -> Json<serde_json::Value> {

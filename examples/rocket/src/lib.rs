@@ -1,7 +1,8 @@
 //! The Rocket example app, as a library so the scenario tests can serve it.
 //!
 //! Routes (the conventions every example follows):
-//! - `GET /`: public; says who is logged in.
+//! - `GET /`: public; says who is logged in, shows the claims and links to what to try
+//!   ([`DevHomePage`]).
 //! - `GET /me`: the user's claims as JSON; a browser without a session is sent to the login, an API
 //!   client gets 401.
 //! - `GET /me/userinfo`: protected like `/me`; the provider's userinfo, fetched with the session's
@@ -14,14 +15,15 @@
 //!   session (`Principal`): JSON with `sub` and `via` (`bearer` or `session`).
 //! - `/auth/...`: login, callback, logout (from `auth_rocket::routes()`).
 
-use auth_core::{Auth, html_escape};
+use auth_core::Auth;
 use auth_rocket::{
     AuthError, AuthFairing, AuthUser, Authorized, BearerUser, Policy, Principal, RequireScope, Scope, Session,
 };
+use auth_testkit::DevHomePage;
 use rocket::figment::Figment;
 use rocket::response::content::RawHtml;
 use rocket::serde::json::{Json, Value, json};
-use rocket::{Build, Rocket};
+use rocket::{Build, Rocket, State};
 
 /// The policy of `/admin`: the `groups` claim contains `admin`.
 #[derive(Debug)]
@@ -45,31 +47,24 @@ impl Scope for AdminScope {
 /// The whole app for an [`Auth`], configured by `figment` (address, port, log level…; start from
 /// [`rocket::Config::figment()`] for Rocket's usual sources).
 pub fn rocket(auth: Auth, figment: Figment) -> Rocket<Build> {
-    rocket_with(AuthFairing::new(auth), figment)
+    rocket_with(auth, |fairing| fairing, figment)
 }
 
-/// [`rocket()`] with a fairing of your own (for example behind a proxy:
-/// [`AuthFairing::allow_port_mismatch`]).
-pub fn rocket_with(fairing: AuthFairing, figment: Figment) -> Rocket<Build> {
+/// [`rocket()`] with the fairing customized (for example behind a proxy:
+/// `example_rocket::rocket_with(auth, AuthFairing::allow_port_mismatch, figment)`).
+pub fn rocket_with(auth: Auth, customize: impl FnOnce(AuthFairing) -> AuthFairing, figment: Figment) -> Rocket<Build> {
+    // The home page: who is logged in, the claims, and what to try (with a `curl` line for the API).
+    let page = DevHomePage::new(&auth, "example-rocket");
     rocket::custom(figment)
+        .manage(page)
         .mount("/", rocket::routes![home, me, userinfo, admin, whoami, api_admin, api_me])
         .mount("/", auth_rocket::routes())
-        .attach(fairing)
+        .attach(customize(AuthFairing::new(auth)))
 }
 
 #[rocket::get("/")]
-async fn home(user: Option<AuthUser>) -> RawHtml<String> {
-    let body = match user {
-        Some(user) => format!(
-            "<p>Logged in as <b id=\"user\">{}</b>.</p><p><a href=\"/me\">Your claims</a></p>\
-             <form method=\"post\" action=\"/auth/logout\"><button id=\"logout\">Log out</button></form>",
-            html_escape(user.claims().name().unwrap_or(user.sub()))
-        ),
-        None => "<p>Not logged in.</p><p><a id=\"login\" href=\"/auth/oidc/login?next=/me\">Log in</a></p>".to_owned(),
-    };
-    RawHtml(format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>example-rocket</title></head><body><h1>example-rocket</h1>{body}</body></html>"
-    ))
+async fn home(page: &State<DevHomePage>, user: Option<AuthUser>) -> RawHtml<String> {
+    RawHtml(page.render(user.as_ref().map(|u| u.session().as_ref())))
 }
 
 #[rocket::get("/me")]
