@@ -11,7 +11,10 @@
 //!   from Debian when missing and running as root) and run the end-to-end tests.
 //! - `docs`: build the guide (`docs/`, with mdBook, installed at the pinned version when missing)
 //!   into `docs/book/`, and run its code blocks as doctests.
-//! - `bench`: the criterion benchmarks.
+//! - `bench`: the criterion benchmarks; `bench --load [SECONDS]`: the loopback load test (wrk
+//!   against each framework's protected route, bare, behind our guard and behind the peers),
+//!   writing its tables into `bench/RESULTS.md`; `bench --load --smoke`: one second per target,
+//!   a debug build, nothing written (CI runs it so that the load test keeps working).
 //!
 //! Only the standard library: a handful of subcommands without flags needs no argument parser.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -119,8 +122,7 @@ fn docs_rs() -> Result {
         println!("no nightly toolchain: the docs.rs build (feature badges) is skipped");
         return Ok(());
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| project_root().join("target"), PathBuf::from);
-    let target = target.join("docsrs");
+    let target = target_dir().join("docsrs");
     let mut args = vec!["run", "nightly", "cargo", "doc", "--no-deps", "--all-features", "--target-dir"];
     let target = target.to_string_lossy();
     args.push(&target);
@@ -141,8 +143,7 @@ fn book() -> Result {
 /// mdBook at [`MDBOOK_VERSION`], installed with `cargo install` (only its HTML renderer and
 /// search, no server) under the target directory's `tools/`, which CI keeps between runs.
 fn ensure_mdbook() -> Result<PathBuf> {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| project_root().join("target"), PathBuf::from);
-    let root = target.join("tools");
+    let root = target_dir().join("tools");
     let mdbook = root.join("bin").join("mdbook");
     let installed = Command::new(&mdbook)
         .arg("--version")
@@ -268,7 +269,22 @@ fn ensure_debian(what: &str, binaries: &[&str], packages: &[&str], without: &str
 }
 
 fn bench(extra: &[String]) -> Result {
+    if extra.first().map(String::as_str) == Some("--load") {
+        return load::run(&extra[1..]);
+    }
+    let since = std::time::SystemTime::now();
     let mut args = vec!["bench", "-p", "auth-bench"];
     args.extend(extra.iter().map(String::as_str));
-    cargo(&args)
+    cargo(&args)?;
+    results::write_criterion(since)?;
+    // A whole run (no benchmark named) measures under load too.
+    if extra.is_empty() { load::run(&[]) } else { Ok(()) }
 }
+
+/// The target directory cargo builds into (CI keeps one outside the clone).
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| project_root().join("target"), PathBuf::from)
+}
+
+mod load;
+mod results;

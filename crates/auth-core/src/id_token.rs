@@ -142,9 +142,7 @@ fn check_common(claims: &Claims, exp: &Expected<'_>) -> Result<(), TokenError> {
     let num_claim = |name: &'static str| claims.get(name).and_then(Value::as_u64).ok_or(TokenError::MissingClaim(name));
     // Rule 1: iss equals the issuer exactly.
     let iss = str_claim("iss")?;
-    if iss != expected_issuer(exp, claims).as_deref().unwrap_or(exp.issuer)
-        && !exp.issuer_aliases.iter().any(|a| a == iss)
-    {
+    if !names_issuer(iss, exp.issuer, exp.issuer_template, exp.issuer_aliases, claims) {
         return Err(TokenError::WrongIssuer);
     }
     // Rule 2: aud contains the client id and no untrusted party; azp is the client.
@@ -300,16 +298,19 @@ pub(crate) fn check_logout_claims(claims: &Claims, exp: &Expected<'_>) -> Result
     })
 }
 
-/// For Microsoft's multi-tenant template, the issuer with the token's own `tid`.
-fn expected_issuer(exp: &Expected<'_>, claims: &Claims) -> Option<String> {
-    if !exp.issuer_template {
-        return None;
-    }
-    let tid = claims.get("tid").and_then(Value::as_str)?;
-    if tid.is_empty() || !tid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-        return None;
-    }
-    Some(exp.issuer.replace("{tenantid}", tid))
+/// Whether `iss`, a token's issuer, is the provider's: `issuer` exactly, one of its documented
+/// `aliases`, or, for Microsoft's multi-tenant template (`template`), the template with the token's
+/// own `tid` (a tenant id's characters only). Every token a provider signs (ID, logout and access
+/// tokens) is checked this way.
+pub(crate) fn names_issuer(iss: &str, issuer: &str, template: bool, aliases: &[String], claims: &Claims) -> bool {
+    let tenant_issuer = || {
+        let tid = claims.get("tid").and_then(Value::as_str)?;
+        let valid = !tid.is_empty() && tid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        valid.then(|| issuer.replace("{tenantid}", tid))
+    };
+    // Under the template, only a tenant's issuer: never the template itself.
+    let matches = if template { tenant_issuer().is_some_and(|t| t == iss) } else { iss == issuer };
+    matches || aliases.iter().any(|a| a == iss)
 }
 
 /// `at_hash`/`c_hash`: the left half of the hash named by `alg`, base64url (Core §3.1.3.6).
@@ -577,5 +578,23 @@ mod tests {
         assert_eq!(logout_with(|c| drop(c.insert("iss".into(), json!("x")))), Err(TokenError::WrongIssuer));
         assert_eq!(logout_with(|c| drop(c.insert("exp".into(), json!(NOW - 100)))), Err(TokenError::Expired));
         assert_eq!(logout_with(|c| drop(c.remove("iat"))), Err(TokenError::MissingClaim("iat")));
+    }
+
+    #[test]
+    fn names_issuer_exactly_by_alias_or_by_tenant() {
+        let none = Claims::new();
+        let aliases = ["accounts.google.com".to_owned()];
+        assert!(names_issuer("https://accounts.google.com", "https://accounts.google.com", false, &aliases, &none));
+        assert!(names_issuer("accounts.google.com", "https://accounts.google.com", false, &aliases, &none));
+        assert!(!names_issuer("https://accounts.google.com/", "https://accounts.google.com", false, &aliases, &none));
+        let template = "https://login.microsoftonline.com/{tenantid}/v2.0";
+        let tid = |t: &str| serde_json::json!({ "tid": t }).as_object().cloned().unwrap_or_default();
+        let tenant = "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0";
+        assert!(names_issuer(tenant, template, true, &[], &tid("9188040d-6c67-4c5b-b112-36a304b66dad")));
+        assert!(!names_issuer(tenant, template, true, &[], &tid("another-tenant")), "the token's own tid");
+        assert!(!names_issuer(tenant, template, true, &[], &none), "no tid");
+        assert!(!names_issuer(template, template, true, &[], &none), "the template itself is no issuer");
+        assert!(!names_issuer("https://login.microsoftonline.com/x/y/v2.0", template, true, &[], &tid("x/y")));
+        assert!(!names_issuer(tenant, template, false, &[], &tid("9188040d-6c67-4c5b-b112-36a304b66dad")));
     }
 }

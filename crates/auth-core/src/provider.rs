@@ -112,6 +112,9 @@ pub(crate) enum Endpoints {
     Explicit { authorize: String, token: String, userinfo: Option<String> },
 }
 
+/// The tenant of personal Microsoft accounts: the issuer of `consumers` tokens.
+const MICROSOFT_CONSUMERS_TENANT: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
+
 /// One login provider, registered under a name (`google`, `github`, `oidc`, …).
 ///
 /// ```
@@ -225,19 +228,24 @@ impl Provider {
             .with_api_base_url("https://gitlab.com/api/v4/")
     }
 
-    /// Microsoft Entra ID. `tenant` is a tenant id or domain, or `common`, `organizations`,
-    /// `consumers` for multi-tenant apps, whose ID tokens are checked against the issuer template
-    /// `https://login.microsoftonline.com/{tenantid}/v2.0` with the token's own `tid`.
+    /// Microsoft Entra ID. `tenant` is a tenant id (a single-tenant app), or `common` or
+    /// `organizations` for multi-tenant apps, whose tokens are checked against the issuer template
+    /// `https://login.microsoftonline.com/{tenantid}/v2.0` with the token's own `tid`. `consumers`
+    /// (personal Microsoft accounts only) is the fixed tenant
+    /// `9188040d-6c67-4c5b-b112-36a304b66dad`, the issuer Microsoft's metadata names for it. Give a
+    /// tenant by its id, not its domain name: the metadata names the issuer by id, and discovery
+    /// refuses an issuer that differs from the configured one.
     ///
     /// Refresh tokens: Entra ID issues one only for the scope `offline_access`, which this preset
     /// requests. [`User::api`](crate::User::api) calls Microsoft Graph,
     /// `https://graph.microsoft.com/v1.0/`.
     pub fn microsoft(tenant: &str, client_id: impl Into<String>, client_secret: impl Into<String>) -> Self {
+        let tenant = if tenant == "consumers" { MICROSOFT_CONSUMERS_TENANT } else { tenant };
         let mut p = Provider::oidc("microsoft", format!("https://login.microsoftonline.com/{tenant}/v2.0"), client_id)
             .with_client_secret(client_secret)
             .with_scopes(["openid", "email", "profile", "offline_access"])
             .with_api_base_url("https://graph.microsoft.com/v1.0/");
-        p.multi_tenant_issuer = matches!(tenant, "common" | "organizations" | "consumers");
+        p.multi_tenant_issuer = matches!(tenant, "common" | "organizations");
         p
     }
 
@@ -637,6 +645,24 @@ mod tests {
         let ms = Provider::from_env_with("microsoft", env(&[("MICROSOFT_CLIENT_ID", "id")])).unwrap();
         assert!(ms.multi_tenant_issuer);
         assert_eq!(ms.client_auth, ClientAuth::None, "no secret means a public client");
+    }
+
+    #[test]
+    fn microsoft_tenants() {
+        let issuer = |p: &Provider| match &p.endpoints {
+            Endpoints::Discovery { issuer, .. } => issuer.clone(),
+            Endpoints::Explicit { .. } => String::new(),
+        };
+        for multi in ["common", "organizations"] {
+            let p = Provider::microsoft(multi, "id", "s");
+            assert!(p.multi_tenant_issuer, "{multi}");
+            assert_eq!(issuer(&p), format!("https://login.microsoftonline.com/{multi}/v2.0"));
+        }
+        let consumers = Provider::microsoft("consumers", "id", "s");
+        assert!(!consumers.multi_tenant_issuer, "one tenant: the one of personal accounts");
+        assert_eq!(issuer(&consumers), "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0");
+        let single = Provider::microsoft("0a1b2c3d-0000-1111-2222-333344445555", "id", "s");
+        assert!(!single.multi_tenant_issuer);
     }
 
     #[test]

@@ -183,3 +183,32 @@ async fn concurrent_requests_with_one_new_opaque_token_make_one_introspection() 
     assert!(check(&r.auth, &token).await.is_ok(), "then from the cache");
     assert_eq!(r.op.introspect_requests(), 1);
 }
+
+/// A token bound to a key (`cnf`: DPoP's `jkt`, or a certificate) is refused as a plain bearer
+/// token: without the proof of possession, which this API does not check, it must not count.
+#[tokio::test]
+async fn sender_constrained_tokens_are_refused_as_bearer_tokens() {
+    let r = rig().await;
+    let base = "http://127.0.0.1:3000";
+    let claims = |cnf: serde_json::Value| {
+        serde_json::json!({
+            "iss": r.op.issuer(), "sub": "alice", "aud": base, "client_id": r.op.client_id(), "scope": "read",
+            "iat": now(), "exp": now() + 300, "jti": "j1", "cnf": cnf,
+        })
+    };
+    for cnf in [
+        serde_json::json!({ "jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I" }),
+        serde_json::json!({ "x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2" }),
+    ] {
+        let token = r.op.sign_jwt_with_type(&claims(cnf.clone()), "at+jwt");
+        let err = check(&r.auth, &token).await.unwrap_err();
+        assert!(matches!(&err, Error::BearerInvalid(why) if why.contains("bound")), "{cnf}: {err:?}");
+    }
+    let mut unbound = claims(serde_json::Value::Null);
+    unbound.as_object_mut().unwrap().remove("cnf");
+    check(&r.auth, &r.op.sign_jwt_with_type(&unbound, "at+jwt")).await.expect("the same token without cnf");
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}

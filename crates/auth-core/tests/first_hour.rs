@@ -32,6 +32,41 @@ async fn a_wrong_client_secret_is_the_apps_configuration_error() {
     assert!(!err.public_message().contains("not-the-secret"), "never the secret itself");
 }
 
+/// GitHub answers token errors with HTTP 200 and codes of its own: a wrong secret is still the
+/// app's configuration error, and a bad code still a refused grant, never "an invalid token
+/// response" blamed on the provider.
+#[tokio::test]
+async fn githubs_errors_in_a_200_are_read_as_errors() {
+    let op = TestProvider::start().await.unwrap();
+    op.inject(auth_testkit::Fault::TokenErrorsAsGitHub);
+    let env = env_of(vec![
+        ("OIDC_ISSUER", op.issuer().to_owned()),
+        ("OIDC_CLIENT_ID", op.client_id().to_owned()),
+        ("OIDC_CLIENT_SECRET", "not-the-secret".to_owned()),
+    ]);
+    let auth = Auth::builder().from_env_with(env).unwrap().build().await.unwrap();
+    let mut r = Rig { op, auth, jar: Jar::default(), http: common::http() };
+    let err = r.login().await.outcome.unwrap_err();
+    assert!(matches!(&err, Error::ClientRejected { code, .. } if code == "incorrect_client_credentials"), "{err:?}");
+    assert_eq!(err.status(), 500);
+    assert!(err.to_string().contains("check OIDC_CLIENT_SECRET"), "{err}");
+
+    let mut r = common::rig().await;
+    r.op.inject(auth_testkit::Fault::TokenErrorsAsGitHub);
+    let url = r.start_login("/").await;
+    let mut callback = r.authorize(&url).await;
+    let query: Vec<(String, String)> = callback
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == "code" { "not-a-code".to_owned() } else { v.into_owned() };
+            (k.into_owned(), v)
+        })
+        .collect();
+    callback.query_pairs_mut().clear().extend_pairs(query);
+    let err = r.complete(&callback).await.outcome.unwrap_err();
+    assert!(matches!(&err, Error::TokenRejected { code } if code == "bad_verification_code"), "{err:?}");
+}
+
 #[tokio::test]
 async fn from_env_registers_every_configured_preset() {
     let env = env_of(vec![

@@ -98,6 +98,10 @@ pub enum Fault {
     /// The token endpoint answers with this HTTP status and a JSON error body
     /// (`server_error`, or `temporarily_unavailable` for 503), without looking at the request.
     TokenEndpointStatus(u16),
+    /// The token endpoint answers its errors as GitHub does: HTTP 200 with an `error` member, and
+    /// GitHub's codes (`incorrect_client_credentials` for `invalid_client`,
+    /// `bad_verification_code` for `invalid_grant`).
+    TokenErrorsAsGitHub,
     /// The token endpoint never answers (until the provider shuts down).
     TokenEndpointHang,
     /// The token endpoint waits this long before processing the request.

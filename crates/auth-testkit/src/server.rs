@@ -933,6 +933,16 @@ async fn token(AxumState(s): S, headers: HeaderMap, body: Bytes) -> Response {
     }
     match token_inner(&s, &headers, &body) {
         Ok(body) => json_response(StatusCode::OK, &body),
+        Err(mut e) if faults.contains(&Fault::TokenErrorsAsGitHub) => {
+            e.status = StatusCode::OK;
+            e.www_authenticate = None;
+            e.code = match e.code {
+                "invalid_client" => "incorrect_client_credentials",
+                "invalid_grant" => "bad_verification_code",
+                other => other,
+            };
+            e.into_response()
+        }
         Err(e) => e.into_response(),
     }
 }

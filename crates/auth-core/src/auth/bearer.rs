@@ -396,8 +396,11 @@ impl Auth {
         if ["nonce", "at_hash", "c_hash", "events"].iter().any(|c| claims.contains_key(*c)) {
             return Err(invalid("an ID token (or logout token) is not an access token".into()));
         }
-        if claims.get("iss").and_then(Value::as_str) != Some(p.meta.issuer.as_str()) {
+        if !claims.get("iss").and_then(Value::as_str).is_some_and(|iss| issued_by(p, iss, &claims)) {
             return Err(invalid(TokenError::WrongIssuer.to_string()));
+        }
+        if let Some(refusal) = sender_constrained(&claims) {
+            return Err(invalid(refusal.into()));
         }
         self.check_audience(&claims)?;
         let exp = claims.get("exp").and_then(Value::as_u64).ok_or_else(|| invalid("no exp".into()))?;
@@ -488,11 +491,18 @@ impl Auth {
         // An access token for this API, not a refresh token, and not a token for another API or
         // for the app's own login client (which carries no audience of this API).
         if let Some(kind) = claims.get("token_type").and_then(Value::as_str)
+            && kind.eq_ignore_ascii_case("dpop")
+        {
+            return Err(Error::BearerInvalid(DPOP_BOUND.into()));
+        }
+        if let Some(kind) = claims.get("token_type").and_then(Value::as_str)
             && !kind.eq_ignore_ascii_case("bearer")
             && !kind.eq_ignore_ascii_case("access_token")
-            && !kind.eq_ignore_ascii_case("dpop")
         {
             return Err(Error::BearerInvalid(format!("the token is a {kind}, not an access token")));
+        }
+        if let Some(refusal) = sender_constrained(&claims) {
+            return Err(Error::BearerInvalid(refusal.into()));
         }
         let now = now();
         let exp = claims.get("exp").and_then(Value::as_u64);
@@ -501,7 +511,7 @@ impl Auth {
         }
         self.check_audience(&claims)?;
         if let Some(iss) = claims.get("iss")
-            && iss.as_str() != Some(p.meta.issuer.as_str())
+            && !iss.as_str().is_some_and(|iss| issued_by(p, iss, &claims))
         {
             return Err(Error::BearerInvalid(TokenError::WrongIssuer.to_string()));
         }
@@ -512,6 +522,26 @@ impl Auth {
 
 /// The reason of an introspected token that is not active (cached briefly).
 const INACTIVE: &str = "the token is not active";
+
+const DPOP_BOUND: &str = "the token is bound to a DPoP key (RFC 9449), and this API does not check DPoP proofs";
+
+/// A sender-constrained token (`cnf`: bound to a DPoP key, RFC 9449 `jkt`, or to a client
+/// certificate, RFC 8705 `x5t#S256`) is worthless without its proof of possession, which this API
+/// does not check: presented as a plain bearer token it is refused, never accepted unbound.
+fn sender_constrained(claims: &Map<String, Value>) -> Option<&'static str> {
+    let cnf = claims.get("cnf")?;
+    Some(if cnf.get("jkt").is_some() {
+        DPOP_BOUND
+    } else {
+        "the token is bound to a key (`cnf`) whose proof of possession this API does not check"
+    })
+}
+
+/// Whether `iss` names provider `p`: its issuer, an alias, or for a multi-tenant Microsoft
+/// provider, the issuer template with the token's own `tid` (as ID tokens are checked).
+fn issued_by(p: &ProviderRuntime, iss: &str, claims: &serde_json::Map<String, Value>) -> bool {
+    crate::id_token::names_issuer(iss, &p.meta.issuer, p.config.multi_tenant_issuer, &p.config.issuer_aliases, claims)
+}
 
 #[cfg(test)]
 mod tests {

@@ -57,13 +57,26 @@ impl Auth {
         form: &[(&str, &str)],
     ) -> Result<TokenResponse, Error> {
         let reply = self.post_authenticated(p, &p.meta.token_endpoint, form, "token").await?;
-        if !(200..300).contains(&reply.status) {
+        // GitHub answers its errors with 200 and an `error` member instead of RFC 6749 §5.2's 400.
+        let error_in_success = (200..300).contains(&reply.status)
+            && reply.body.get("access_token").is_none()
+            && reply.body.get("error").is_some_and(Value::is_string);
+        if !(200..300).contains(&reply.status) || error_in_success {
             let code = reply.body.get("error").and_then(Value::as_str).map(sanitize_code);
             return Err(match code {
-                Some(code) if code == "invalid_grant" || code == "invalid_request" => Error::TokenRejected { code },
+                // GitHub's `bad_verification_code`: a code that is wrong, used or expired.
+                Some(code)
+                    if code == "invalid_grant" || code == "invalid_request" || code == "bad_verification_code" =>
+                {
+                    Error::TokenRejected { code }
+                }
                 // The provider refused our own credentials: the app's configuration, not the
-                // provider's fault (RFC 6749 §5.2).
-                Some(code) if code == "invalid_client" || code == "unauthorized_client" => {
+                // provider's fault (RFC 6749 §5.2; GitHub's `incorrect_client_credentials`).
+                Some(code)
+                    if code == "invalid_client"
+                        || code == "unauthorized_client"
+                        || code == "incorrect_client_credentials" =>
+                {
                     client_rejected(&p.config, &code)
                 }
                 None if reply.status == 401 => client_rejected(&p.config, "HTTP 401"),
