@@ -4,7 +4,9 @@
 ///
 /// Accepted: `/`, `/me`, `/a/b?x=1#frag`. Refused: absolute URLs, scheme-relative `//evil`,
 /// `/\evil` (browsers read `\` as `/`), control characters and whitespace (browsers strip tabs and
-/// newlines, turning `/\t/evil` into `//evil`), and anything not starting with `/`.
+/// newlines, turning `/\t/evil` into `//evil`), the same percent-encoded right after the first `/`
+/// (`/%2F`, `/%5C`, `/%09`, `/%0A`, `/%0D`: a proxy may decode them), and anything not starting
+/// with `/`.
 ///
 /// ```
 /// use auth_core::safe_next;
@@ -22,9 +24,10 @@ pub fn safe_next(next: &str) -> Option<&str> {
         return None;
     }
     // A percent-encoded slash or backslash right after the first `/` is decoded by some servers and
-    // proxies before redirecting; refuse it rather than guess.
+    // proxies before redirecting; refuse it rather than guess. So is an encoded tab or newline,
+    // which browsers then strip: `/%09/evil` decodes to `/\t/evil`, which they read as `//evil`.
     let lower = rest.get(..3).map(str::to_ascii_lowercase);
-    if matches!(lower.as_deref(), Some("%2f" | "%5c")) {
+    if matches!(lower.as_deref(), Some("%2f" | "%5c" | "%09" | "%0a" | "%0d")) {
         return None;
     }
     Some(next)

@@ -542,3 +542,15 @@ async fn logins_refetch_once_each_while_the_jwks_is_down() {
     }
     assert_eq!(r.op.jwks_requests(), 3, "one fetch per login, never more");
 }
+
+/// Found by fuzzing `safe_next`: a percent-encoded tab or newline right after the first `/`
+/// passed. A proxy or server that decodes `Location` turns `/%0d/evil` into `/\r/evil`, and
+/// browsers strip tabs and newlines from URLs, reading `//evil`: another site.
+#[test]
+fn safe_next_refuses_an_encoded_tab_or_newline_after_the_first_slash() {
+    for bad in ["/%0d/+/+#%d", "/%09/evil.example", "/%0A/evil.example", "/%0D%0a/evil.example"] {
+        assert_eq!(auth_core::safe_next(bad), None, "{bad:?}");
+    }
+    // Further on, the same characters only make a path.
+    assert_eq!(auth_core::safe_next("/a/%09/b"), Some("/a/%09/b"));
+}
