@@ -15,6 +15,8 @@
 //!   against each framework's protected route, bare, behind our guard and behind the peers),
 //!   writing its tables into `bench/RESULTS.md`; `bench --load --smoke`: one second per target,
 //!   a debug build, nothing written (CI runs it so that the load test keeps working).
+//! - `fuzz [SECONDS] [TARGET…]`: the fuzz targets of `fuzz/` (cargo-fuzz on nightly), each for
+//!   `SECONDS` (default 60) on a copy of its seeds; `fuzz --smoke`: a few seconds each (in `test`).
 //!
 //! Only the standard library: a handful of subcommands without flags needs no argument parser.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -28,14 +30,17 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("demo") => demo(),
-        Some("test") => lint().and_then(|()| tests()).and_then(|()| e2e()),
+        Some("test") => {
+            lint().and_then(|()| tests()).and_then(|()| e2e()).and_then(|()| fuzz::run(&["--smoke".into()]))
+        }
         Some("lint") => lint(),
         Some("unit") => tests(),
         Some("e2e") => e2e(),
         Some("docs") => docs(),
         Some("bench") => bench(&args[1..]),
+        Some("fuzz") => fuzz::run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <demo | test | lint | unit | e2e | docs | bench>");
+            eprintln!("usage: cargo xtask <demo | test | lint | unit | e2e | docs | bench | fuzz>");
             return ExitCode::from(2);
         }
     };
@@ -286,5 +291,6 @@ fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| project_root().join("target"), PathBuf::from)
 }
 
+mod fuzz;
 mod load;
 mod results;

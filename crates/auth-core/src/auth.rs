@@ -17,6 +17,8 @@ mod bearer;
 mod builder;
 mod callback;
 mod client;
+#[cfg(fuzzing)]
+pub(crate) mod fuzzing;
 mod login;
 mod logout;
 mod lookup;

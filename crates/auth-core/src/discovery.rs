@@ -107,24 +107,53 @@ pub(crate) async fn discover(provider: &Provider, http: &HttpClient) -> Result<P
                     source: busy.then(|| Box::new(crate::error::ServerBusy(reply.status)) as _),
                 });
             }
-            let meta: ProviderMetadata = serde_json::from_slice(&reply.body)
-                .map_err(|e| fail(format!("the metadata document at {url} is not valid: {e}")))?;
-            // Discovery §4 drops a trailing slash before building the URL, so an issuer derived
-            // from it may be the metadata's with its slash (Auth0: `https://tenant.auth0.com/`).
-            let expected = expected.map(|e| with_advertised_slash(e, &meta.issuer));
-            check_issuer(provider, expected.filter(|i| !i.is_empty()), &meta.issuer)
-                .map_err(|reason| fail(format!("{reason} (fetched from {url})")))?;
-            if meta.jwks_uri.is_none() {
-                return Err(fail("the metadata has no jwks_uri".into()));
-            }
-            if !meta.code_challenge_methods_supported.is_empty()
-                && !meta.code_challenge_methods_supported.iter().any(|m| m == "S256")
-            {
-                tracing::warn!(provider = %provider.name, "provider does not advertise PKCE S256; sending it anyway");
-            }
-            meta
+            read_metadata(provider, &url, expected, issuer.is_empty(), &reply.body)?
         }
     };
+    check_endpoints(provider, &meta)?;
+    Ok(meta)
+}
+
+/// Reads the metadata document fetched from `url` and checks it: its issuer must be `expected`
+/// (Discovery §4.3), and it must name a JWKS. `derived`: `expected` was derived from the metadata
+/// URL, so it may lack a trailing slash the provider's issuer has.
+pub(crate) fn read_metadata(
+    provider: &Provider,
+    url: &str,
+    expected: Option<&str>,
+    derived: bool,
+    body: &[u8],
+) -> Result<ProviderMetadata, Error> {
+    let fail = |reason: String| Error::Discovery { provider: provider.name.clone(), reason, source: None };
+    // JSON is UTF-8 (RFC 8259 §8.1), also in the members skipped unread, which serde does not
+    // check; and Discovery §4.2's document is an object, where a derived struct would also read an
+    // array, by position.
+    let text = std::str::from_utf8(body)
+        .map_err(|e| fail(format!("the metadata document at {url} is not valid: not UTF-8 ({e})")))?;
+    if !text.trim_start_matches([' ', '\t', '\n', '\r']).starts_with('{') {
+        return Err(fail(format!("the metadata document at {url} is not a JSON object")));
+    }
+    let meta: ProviderMetadata =
+        serde_json::from_str(text).map_err(|e| fail(format!("the metadata document at {url} is not valid: {e}")))?;
+    // Discovery §4 drops a trailing slash before building the URL, so an issuer derived
+    // from it may be the metadata's with its slash (Auth0: `https://tenant.auth0.com/`). A
+    // configured issuer is compared as it is.
+    let expected = expected.map(|e| if derived { with_advertised_slash(e, &meta.issuer) } else { e });
+    check_issuer(provider, expected.filter(|i| !i.is_empty()), &meta.issuer)
+        .map_err(|reason| fail(format!("{reason} (fetched from {url})")))?;
+    if meta.jwks_uri.is_none() {
+        return Err(fail("the metadata has no jwks_uri".into()));
+    }
+    if !meta.code_challenge_methods_supported.is_empty()
+        && !meta.code_challenge_methods_supported.iter().any(|m| m == "S256")
+    {
+        tracing::warn!(provider = %provider.name, "provider does not advertise PKCE S256; sending it anyway");
+    }
+    Ok(meta)
+}
+
+/// Every endpoint of the metadata must be a URL the provider may use (https, or http on loopback).
+pub(crate) fn check_endpoints(provider: &Provider, meta: &ProviderMetadata) -> Result<(), Error> {
     for (what, url) in
         [("authorization endpoint", Some(&meta.authorization_endpoint)), ("token endpoint", Some(&meta.token_endpoint))]
             .into_iter()
@@ -140,7 +169,7 @@ pub(crate) async fn discover(provider: &Provider, http: &HttpClient) -> Result<P
             provider.check_url(what, url)?;
         }
     }
-    Ok(meta)
+    Ok(())
 }
 
 const WELL_KNOWN_OIDC: &str = "/.well-known/openid-configuration";

@@ -240,15 +240,19 @@ impl JwksCache {
     }
 
     async fn fetch(&self, http: &HttpClient) -> Result<Vec<Arc<CachedKey>>, Error> {
-        let doc = http.get_json(&self.uri, None, "jwks").await?;
-        let keys = doc
-            .get("keys")
-            .and_then(|k| k.as_array())
-            .ok_or_else(|| Error::Provider { endpoint: "jwks", reason: "no `keys` array".into() })?;
-        // Keys of unknown types or for encryption are skipped, not fatal: a JWKS may hold keys
-        // this library never uses.
-        Ok(keys.iter().filter_map(parse_key).map(Arc::new).collect())
+        read_keys(&http.get_json(&self.uri, None, "jwks").await?)
     }
+}
+
+/// The signing keys of a JWKS document.
+fn read_keys(doc: &serde_json::Value) -> Result<Vec<Arc<CachedKey>>, Error> {
+    let keys = doc
+        .get("keys")
+        .and_then(|k| k.as_array())
+        .ok_or_else(|| Error::Provider { endpoint: "jwks", reason: "no `keys` array".into() })?;
+    // Keys of unknown types or for encryption are skipped, not fatal: a JWKS may hold keys
+    // this library never uses.
+    Ok(keys.iter().filter_map(parse_key).map(Arc::new).collect())
 }
 
 /// The error for requests that shared a failed fetch.
@@ -294,6 +298,32 @@ fn pick(set: &KeySet, kid: Option<&str>, alg: Algorithm) -> Option<PickedKey> {
             suitable.next().is_none().then(|| PickedKey(first.clone()))
         }
     }
+}
+
+/// A JWKS document as the cache reads it, for the fuzz targets (`fuzz/`; built by `cargo fuzz`
+/// only): each signing key it keeps (`kid`, `alg`, `kty`, `crv`), the index of the one picked for
+/// a token with `kid` and `alg`, and that key's verdict on `token`.
+#[cfg(fuzzing)]
+#[allow(clippy::type_complexity)]
+pub(crate) fn fuzz_keys(
+    doc: &serde_json::Value,
+    kid: Option<&str>,
+    alg: Algorithm,
+    token: &str,
+) -> Result<
+    (
+        Vec<(Option<String>, Option<Algorithm>, String, Option<String>)>,
+        Option<(usize, Result<crate::id_token::Claims, TokenError>)>,
+    ),
+    Error,
+> {
+    let set = KeySet { keys: read_keys(doc)?, fetched_at: None };
+    let keys = set.keys.iter().map(|k| (k.kid.clone(), k.alg, k.kty.clone(), k.crv.clone())).collect();
+    let picked = pick(&set, kid, alg).map(|picked| {
+        let index = set.keys.iter().position(|k| Arc::ptr_eq(k, &picked.0)).unwrap_or(usize::MAX);
+        (index, picked.verify(token, alg))
+    });
+    Ok((keys, picked))
 }
 
 #[cfg(test)]

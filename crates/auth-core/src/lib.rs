@@ -48,6 +48,9 @@ mod codec;
 mod crypto;
 mod discovery;
 mod error;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 mod id_token;
 mod jwks;

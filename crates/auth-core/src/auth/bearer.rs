@@ -245,7 +245,7 @@ impl BearerCache {
 
 /// The token of an `Authorization: Bearer` header: `None` without a bearer header (another
 /// scheme counts as none), `Err` for a malformed one (RFC 6750 §2.1 `b64token`).
-fn bearer_token(header: Option<&str>) -> Option<Result<&str, Error>> {
+pub(super) fn bearer_token(header: Option<&str>) -> Option<Result<&str, Error>> {
     let header = header?.trim();
     let (scheme, token) = header.split_once(' ').unwrap_or((header, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
@@ -371,25 +371,19 @@ impl Auth {
     /// RFC 9068 §4: a JWT access token of the provider, for this API.
     async fn verify_access_jwt(&self, p: &ProviderRuntime, token: &str) -> Result<Bearer, Error> {
         let invalid = |why: String| Error::BearerInvalid(why);
-        let header = id_token::header(token, &p.algs).map_err(|e| invalid(e.to_string()))?;
-        // Asymmetric algorithms only: an HMAC token would be keyed with our own client secret.
-        if matches!(header.alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
-            return Err(invalid(TokenError::AlgorithmNotAllowed(format!("{:?}", header.alg)).to_string()));
-        }
-        let typed = header
-            .typ
-            .as_deref()
-            .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt"));
-        let generic = header.typ.as_deref().is_none_or(|t| t.eq_ignore_ascii_case("JWT"));
-        let accepted = typed || (p.config.untyped_access_tokens && generic);
-        if !accepted {
-            return Err(invalid(format!("the token type is {:?}, not at+jwt", header.typ)));
-        }
+        let header = access_jwt_header(p, token)?;
         let claims = self.verify_jws(p, token, &header, Trust::Anyone).await.map_err(|e| match e {
             Error::Token { source, .. } => invalid(source.to_string()),
             Error::Provider { .. } | Error::Unreachable { .. } => Error::BearerUnavailable,
             other => other,
         })?;
+        self.access_jwt_claims(p, claims)
+    }
+
+    /// RFC 9068 §4, the claims of a JWT access token whose signature was verified: not an ID or
+    /// logout token, the provider's, not bound to a key, for this API, and valid now.
+    pub(super) fn access_jwt_claims(&self, p: &ProviderRuntime, claims: Map<String, Value>) -> Result<Bearer, Error> {
+        let invalid = |why: String| Error::BearerInvalid(why);
         let now = now();
         let leeway = self.inner.leeway;
         // An ID token or a logout token is no access token, whatever its type says.
@@ -477,11 +471,17 @@ impl Auth {
             tracing::warn!(error = %err, "introspection failed");
             Error::BearerUnavailable
         })?;
-        if !(200..300).contains(&reply.status) {
-            tracing::warn!(status = reply.status, "the introspection endpoint refused");
+        self.read_introspection(p, reply.status, reply.body)
+    }
+
+    /// The introspection endpoint's answer (RFC 7662 §2.2), checked: an active access token for
+    /// this API, issued by the provider, not expired, and not bound to a key.
+    pub(super) fn read_introspection(&self, p: &ProviderRuntime, status: u16, body: Value) -> Result<Bearer, Error> {
+        if !(200..300).contains(&status) {
+            tracing::warn!(status, "the introspection endpoint refused");
             return Err(Error::BearerUnavailable);
         }
-        let Value::Object(claims) = reply.body else {
+        let Value::Object(claims) = body else {
             tracing::warn!("the introspection response is not a JSON object");
             return Err(Error::BearerUnavailable);
         };
@@ -518,6 +518,27 @@ impl Auth {
         let expires_at = exp.unwrap_or_else(|| now.saturating_add(INTROSPECTION_MAX_CACHE));
         Ok(Bearer { claims, expires_at, jwt: false })
     }
+}
+
+/// RFC 9068 §4, the header of a JWT access token of provider `p`: an allowed asymmetric
+/// algorithm (an HMAC token would be keyed with our own client secret), and the type `at+jwt`
+/// (or, when the provider is configured for it, `JWT` or none).
+pub(super) fn access_jwt_header(p: &ProviderRuntime, token: &str) -> Result<id_token::Header, Error> {
+    let invalid = |why: String| Error::BearerInvalid(why);
+    let header = id_token::header(token, &p.algs).map_err(|e| invalid(e.to_string()))?;
+    if matches!(header.alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) {
+        return Err(invalid(TokenError::AlgorithmNotAllowed(format!("{:?}", header.alg)).to_string()));
+    }
+    let typed = header
+        .typ
+        .as_deref()
+        .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt"));
+    let generic = header.typ.as_deref().is_none_or(|t| t.eq_ignore_ascii_case("JWT"));
+    let accepted = typed || (p.config.untyped_access_tokens && generic);
+    if !accepted {
+        return Err(invalid(format!("the token type is {:?}, not at+jwt", header.typ)));
+    }
+    Ok(header)
 }
 
 /// The reason of an introspected token that is not active (cached briefly).

@@ -194,35 +194,12 @@ impl Auth {
         let http = &self.inner.http;
         if let Some(userinfo) = &p.meta.userinfo_endpoint {
             let info = http.get_json(userinfo, Some(access_token), "userinfo").await?;
-            let mut info = match &p.config.profile {
-                Profile::Oidc => info.as_object().cloned().unwrap_or_default(),
-                Profile::Github => ClaimMapping { picture: "/avatar_url".into(), ..ClaimMapping::default() }
-                    .apply(&info)
-                    .ok_or(Error::Provider { endpoint: "userinfo", reason: "no user id".into() })?,
-                Profile::Facebook => ClaimMapping { picture: "/picture/data/url".into(), ..ClaimMapping::default() }
-                    .apply(&info)
-                    .ok_or(Error::Provider { endpoint: "userinfo", reason: "no user id".into() })?,
-                Profile::Custom(mapping) => {
-                    mapping.apply(&info).ok_or(Error::Provider { endpoint: "userinfo", reason: "no user id".into() })?
-                }
-            };
+            let mut info = userinfo_claims(&p.config.profile, &info)?;
             if let (Profile::Github, Some(emails_url)) = (&p.config.profile, &p.config.userinfo_extra) {
-                info.remove("email");
                 let emails = http.get_json(emails_url, Some(access_token), "userinfo").await?;
-                if let Some(email) = github_verified_primary_email(&emails) {
-                    info.insert("email".into(), email);
-                    info.insert("email_verified".into(), Value::Bool(true));
-                }
+                github_email(&mut info, &emails);
             }
-            // OIDC Core §5.3.2: the userinfo `sub` must be the ID token's.
-            if let Some(sub) = claims.get("sub")
-                && info.get("sub") != Some(sub)
-            {
-                return Err(Error::UserinfoSubjectMismatch);
-            }
-            for (k, v) in info {
-                claims.entry(k).or_insert(v);
-            }
+            merge_userinfo(claims, info)?;
         }
         Ok(())
     }
@@ -267,6 +244,46 @@ impl Auth {
         let key = jwks.key_for(&self.inner.http, header.kid.as_deref(), alg, trust).await?;
         Ok(key.verify(token, alg)?)
     }
+}
+
+/// A userinfo document's claims, as the provider's profile maps them (OIDC's are taken as they
+/// are); an error when a mapped profile finds no user id.
+pub(super) fn userinfo_claims(profile: &Profile, info: &Value) -> Result<Map<String, Value>, Error> {
+    let no_id = || Error::Provider { endpoint: "userinfo", reason: "no user id".into() };
+    Ok(match profile {
+        Profile::Oidc => info.as_object().cloned().unwrap_or_default(),
+        Profile::Github => {
+            ClaimMapping { picture: "/avatar_url".into(), ..ClaimMapping::default() }.apply(info).ok_or_else(no_id)?
+        }
+        Profile::Facebook => ClaimMapping { picture: "/picture/data/url".into(), ..ClaimMapping::default() }
+            .apply(info)
+            .ok_or_else(no_id)?,
+        Profile::Custom(mapping) => mapping.apply(info).ok_or_else(no_id)?,
+    })
+}
+
+/// GitHub's e-mail: the profile's is replaced by the primary and verified address of
+/// `/user/emails`, or dropped when there is none.
+pub(super) fn github_email(info: &mut Map<String, Value>, emails: &Value) {
+    info.remove("email");
+    if let Some(email) = github_verified_primary_email(emails) {
+        info.insert("email".into(), email);
+        info.insert("email_verified".into(), Value::Bool(true));
+    }
+}
+
+/// Adds userinfo's claims to the ID token's (whose own win); OIDC Core §5.3.2: the userinfo
+/// `sub` must be the ID token's.
+pub(super) fn merge_userinfo(claims: &mut Map<String, Value>, info: Map<String, Value>) -> Result<(), Error> {
+    if let Some(sub) = claims.get("sub")
+        && info.get("sub") != Some(sub)
+    {
+        return Err(Error::UserinfoSubjectMismatch);
+    }
+    for (k, v) in info {
+        claims.entry(k).or_insert(v);
+    }
+    Ok(())
 }
 
 /// GitHub's `/user/emails`: the address that is both primary and verified, if any. An unverified

@@ -57,40 +57,47 @@ impl Auth {
         form: &[(&str, &str)],
     ) -> Result<TokenResponse, Error> {
         let reply = self.post_authenticated(p, &p.meta.token_endpoint, form, "token").await?;
-        // GitHub answers its errors with 200 and an `error` member instead of RFC 6749 §5.2's 400.
-        let error_in_success = (200..300).contains(&reply.status)
-            && reply.body.get("access_token").is_none()
-            && reply.body.get("error").is_some_and(Value::is_string);
-        if !(200..300).contains(&reply.status) || error_in_success {
-            let code = reply.body.get("error").and_then(Value::as_str).map(sanitize_code);
-            return Err(match code {
-                // GitHub's `bad_verification_code`: a code that is wrong, used or expired.
-                Some(code)
-                    if code == "invalid_grant" || code == "invalid_request" || code == "bad_verification_code" =>
-                {
-                    Error::TokenRejected { code }
-                }
-                // The provider refused our own credentials: the app's configuration, not the
-                // provider's fault (RFC 6749 §5.2; GitHub's `incorrect_client_credentials`).
-                Some(code)
-                    if code == "invalid_client"
-                        || code == "unauthorized_client"
-                        || code == "incorrect_client_credentials" =>
-                {
-                    client_rejected(&p.config, &code)
-                }
-                None if reply.status == 401 => client_rejected(&p.config, "HTTP 401"),
-                Some(code) => Error::Provider { endpoint: "token", reason: format!("OAuth error {code}") },
-                None => Error::Provider { endpoint: "token", reason: format!("HTTP status {}", reply.status) },
-            });
-        }
-        let tokens: TokenResponse = serde_json::from_value(reply.body)
-            .map_err(|_| Error::Provider { endpoint: "token", reason: "the token response is not valid".into() })?;
-        if tokens.token_type.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("bearer")) {
-            return Err(Error::Provider { endpoint: "token", reason: "the token type is not Bearer".into() });
-        }
-        Ok(tokens)
+        read_token_response(&p.config, reply.status, reply.body)
     }
+}
+
+/// The token endpoint's answer (RFC 6749 §5): the tokens, or the error it says.
+pub(super) fn read_token_response(cfg: &Provider, status: u16, body: Value) -> Result<TokenResponse, Error> {
+    // GitHub answers its errors with 200 and an `error` member instead of RFC 6749 §5.2's 400.
+    let error_in_success = (200..300).contains(&status)
+        && body.get("access_token").is_none()
+        && body.get("error").is_some_and(Value::is_string);
+    if !(200..300).contains(&status) || error_in_success {
+        let code = body.get("error").and_then(Value::as_str).map(sanitize_code);
+        return Err(match code {
+            // GitHub's `bad_verification_code`: a code that is wrong, used or expired.
+            Some(code) if code == "invalid_grant" || code == "invalid_request" || code == "bad_verification_code" => {
+                Error::TokenRejected { code }
+            }
+            // The provider refused our own credentials: the app's configuration, not the
+            // provider's fault (RFC 6749 §5.2; GitHub's `incorrect_client_credentials`).
+            Some(code)
+                if code == "invalid_client"
+                    || code == "unauthorized_client"
+                    || code == "incorrect_client_credentials" =>
+            {
+                client_rejected(cfg, &code)
+            }
+            None if status == 401 => client_rejected(cfg, "HTTP 401"),
+            Some(code) => Error::Provider { endpoint: "token", reason: format!("OAuth error {code}") },
+            None => Error::Provider { endpoint: "token", reason: format!("HTTP status {status}") },
+        });
+    }
+    let invalid = || Error::Provider { endpoint: "token", reason: "the token response is not valid".into() };
+    // RFC 6749 §5.1: a JSON object; a derived struct would also read an array, by position.
+    if !body.is_object() {
+        return Err(invalid());
+    }
+    let tokens: TokenResponse = serde_json::from_value(body).map_err(|_| invalid())?;
+    if tokens.token_type.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("bearer")) {
+        return Err(Error::Provider { endpoint: "token", reason: "the token type is not Bearer".into() });
+    }
+    Ok(tokens)
 }
 
 /// The error for a token endpoint that refused the app's client credentials: names the setting

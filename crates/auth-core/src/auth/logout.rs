@@ -14,9 +14,11 @@ use crate::{Error, TokenError, now};
 /// A logout at the provider in progress, sealed into a short-lived cookie so the `state` can be
 /// checked when the browser comes back.
 #[derive(Serialize, Deserialize)]
-struct PendingLogout {
-    s: String,
-    t: u64,
+pub(super) struct PendingLogout {
+    /// State.
+    pub(super) s: String,
+    /// Created, Unix seconds.
+    pub(super) t: u64,
 }
 
 impl Auth {
