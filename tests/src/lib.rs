@@ -86,7 +86,16 @@ impl TestApp {
 
     /// Starts the app against a provider built from `provider`.
     pub async fn start_with<F: Framework>(provider: TestProviderBuilder) -> TestApp {
+        TestApp::start_with_faults::<F>(provider, &[]).await
+    }
+
+    /// Starts the app against a provider built from `provider` that shows `faults` from before
+    /// the app is built (a provider down at the app's start: [`Fault::DiscoveryStatus`]).
+    pub async fn start_with_faults<F: Framework>(provider: TestProviderBuilder, faults: &[Fault]) -> TestApp {
         let provider = provider.start().await.expect("test provider starts");
+        for fault in faults {
+            provider.inject(fault.clone());
+        }
         let listener = loopback_listener();
         let base = format!("http://{}", listener.local_addr().expect("local address"));
         let auth = builder(&provider, &base, KeyRing::new(SessionKey::generate()))
@@ -185,7 +194,26 @@ macro_rules! scenarios {
             a_login_over_a_stale_cookie_keeps_the_new_session,
             userinfo_route_answers_with_the_providers_json,
             principal_is_the_bearer_token_or_the_session,
+            a_token_endpoint_down_during_a_login_fails_cleanly_and_a_retry_logs_in,
+            a_hanging_token_endpoint_times_out_while_other_routes_answer,
+            stale_keys_serve_while_the_jwks_is_down,
+            keys_rotated_twice_in_a_row_still_log_in_and_the_oldest_key_is_refused,
+            clock_skew_within_the_leeway_logs_in,
+            clock_skew_beyond_the_leeway_is_refused_without_a_session,
         );
+        /// The app started while its provider was down.
+        mod provider_down_at_start {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn logins_answer_503_until_the_provider_is_up() {
+                let app = $crate::TestApp::start_with_faults::<$framework>(
+                    $crate::TestProvider::builder(),
+                    &[$crate::Fault::DiscoveryStatus(503)],
+                )
+                .await;
+                $crate::scenario::logins_answer_503_until_the_provider_is_up(&app).await;
+            }
+        }
         /// The zero-config demo: the app against the development provider.
         mod dev_provider {
             use super::*;
@@ -894,6 +922,161 @@ pub mod scenario {
             old.set_cookie(&app.base, pair).unwrap();
         }
         assert_eq!(app.api_get(&old, "/me").await.status(), 401, "the replaced session is over");
+    }
+
+    /// The response is a clean error page for a browser: `status` in `allowed`, HTML, and no
+    /// session cookie set; the browser has no session afterwards.
+    async fn a_clean_failure(app: &TestApp, browser: &Browser, res: Response, allowed: &[u16], what: &str) {
+        let status = res.status().as_u16();
+        assert!(allowed.contains(&status), "{what}: {status}, expected one of {allowed:?}");
+        assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/html"), "{what}: an HTML page");
+        assert!(
+            set_cookies(&res).iter().all(|c| !c.starts_with("auth_session=") || c.contains("Max-Age=0")),
+            "{what}: no session cookie: {:?}",
+            set_cookies(&res)
+        );
+        assert_eq!(app.api_get(browser, "/me").await.status(), 401, "{what}: no session");
+    }
+
+    /// The app started while its provider's discovery answered 503 (started by
+    /// [`TestApp::start_with_faults`]): it serves, its logins answer a clean 503 with
+    /// `Retry-After`, and they work once the provider is up, without a restart.
+    pub async fn logins_answer_503_until_the_provider_is_up(app: &TestApp) {
+        assert_eq!(app.nav_get(&app.browser, "/").await.status(), 200, "the app started and serves");
+        let res = app.browser.get(&app.url("/auth/oidc/login?next=/me")).await.unwrap();
+        assert_eq!(res.status(), 503, "a login while the provider is down");
+        assert!(res.headers().contains_key("retry-after"));
+        assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+        assert!(set_cookies(&res).iter().all(|c| !c.starts_with("auth_login.")), "no login was started");
+        assert_eq!(app.api_get(&app.browser, "/me").await.status(), 401, "a guard still answers");
+        app.provider.clear_faults();
+        // Discovery is retried in the background (after 1 s, then 2 s, …).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let res = app.browser.get(&app.url("/auth/oidc/login?next=/me")).await.unwrap();
+            match res.status().as_u16() {
+                302 => break,
+                503 => {
+                    assert!(std::time::Instant::now() < deadline, "logins work within 10 s of the provider's return");
+                }
+                other => panic!("a login while discovery is retried: {other}"),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        assert_eq!(app.login(&app.browser).await.status(), 200);
+        assert_eq!(app.api_get(&app.browser, "/me").await.status(), 200);
+    }
+
+    /// The token endpoint answers 503 after `/login` redirected: the callback is a clean 5xx
+    /// page without a session, and a new login once it is up logs in.
+    pub async fn a_token_endpoint_down_during_a_login_fails_cleanly_and_a_retry_logs_in(app: &TestApp) {
+        let callback = callback_url(app, &app.browser, "/me").await;
+        app.provider.inject(Fault::TokenEndpointStatus(503));
+        let res = app.browser.get(&callback).await.unwrap();
+        a_clean_failure(app, &app.browser, res, &[502, 503], "token endpoint 503").await;
+        app.provider.clear_faults();
+        let res = app.login(&app.browser).await;
+        assert_eq!((res.status().as_u16(), res.url().path()), (200, "/me"), "a retry logs in");
+    }
+
+    /// A token endpoint that never answers: the callback gives up after the outbound timeout
+    /// (504), and meanwhile the app answers other routes and other sessions at once.
+    pub async fn a_hanging_token_endpoint_times_out_while_other_routes_answer(app: &TestApp) {
+        use std::time::{Duration, Instant};
+        let timeout = auth_core::HttpConfig::default().timeout;
+        let other = Browser::new();
+        assert_eq!(app.login(&other).await.status(), 200);
+        let callback = callback_url(app, &app.browser, "/me").await;
+        app.provider.inject(Fault::TokenEndpointHang);
+        let started = Instant::now();
+        let hung = app.browser.get(&callback);
+        let probes = async {
+            // By now the callback waits for the token endpoint.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            for path in ["/", "/me", "/", "/me"] {
+                let asked = Instant::now();
+                assert_eq!(app.api_get(&other, path).await.status(), 200, "{path} during the hang");
+                assert!(asked.elapsed() < Duration::from_secs(1), "{path} answered in {:?}", asked.elapsed());
+            }
+        };
+        let (res, ()) = tokio::join!(hung, probes);
+        let elapsed = started.elapsed();
+        assert!(elapsed + Duration::from_millis(500) >= timeout, "it waited for the timeout ({elapsed:?})");
+        assert!(elapsed < timeout + Duration::from_secs(5), "the timeout holds ({elapsed:?})");
+        a_clean_failure(app, &app.browser, res.unwrap(), &[504], "a hanging token endpoint").await;
+        app.provider.clear_faults();
+        assert_eq!(app.login(&app.browser).await.status(), 200, "a retry logs in");
+    }
+
+    /// The JWKS endpoint down: a login verifies with the cached keys; after a key rotation it
+    /// cannot (a clean 5xx page, no session), and logins work again once the JWKS is back.
+    pub async fn stale_keys_serve_while_the_jwks_is_down(app: &TestApp) {
+        assert_eq!(app.login(&app.browser).await.status(), 200);
+        let fetched = app.provider.jwks_requests();
+        app.provider.inject(Fault::JwksStatus(503));
+        let second = Browser::new();
+        assert_eq!(app.login(&second).await.status(), 200, "the cached keys verify");
+        app.provider.rotate_keys();
+        let third = Browser::new();
+        let callback = callback_url(app, &third, "/me").await;
+        let res = third.get(&callback).await.unwrap();
+        a_clean_failure(app, &third, res, &[502, 503, 504], "a new key while the JWKS is down").await;
+        assert!(app.provider.jwks_requests() > fetched, "the unknown kid tried a refetch");
+        assert_eq!(app.api_get(&app.browser, "/me").await.status(), 200, "existing sessions are unaffected");
+        app.provider.clear_faults();
+        assert_eq!(app.login(&third).await.status(), 200, "the new key once the JWKS is back");
+    }
+
+    /// The provider rotates its keys twice in a row: the next login refetches the JWKS once and
+    /// succeeds; an ID token or a bearer token signed with the oldest key is refused.
+    pub async fn keys_rotated_twice_in_a_row_still_log_in_and_the_oldest_key_is_refused(app: &TestApp) {
+        assert_eq!(app.login(&app.browser).await.status(), 200);
+        let old_bearer = app.provider.mint_jwt_access_token(&app.base, "read");
+        let fetched = app.provider.jwks_requests();
+        app.provider.rotate_keys();
+        app.provider.rotate_keys();
+        let second = Browser::new();
+        assert_eq!(app.login(&second).await.status(), 200, "a login after two rotations");
+        assert_eq!(app.provider.jwks_requests(), fetched + 1, "one refetch for the new kid");
+        assert_eq!(app.api_get(&app.browser, "/me").await.status(), 200, "sessions outlive the keys");
+        app.provider.inject(Fault::IdTokenRetiredKey);
+        let third = Browser::new();
+        let callback = callback_url(app, &third, "/me").await;
+        let res = third.get(&callback).await.unwrap();
+        a_clean_failure(app, &third, res, &[502], "an ID token signed with the oldest key").await;
+        let res = api(app, "/api/whoami", Some(&format!("Bearer {old_bearer}"))).await;
+        assert_eq!(res.status(), 401, "a bearer token signed with the oldest key");
+        assert!(www_authenticate(&res).contains("invalid_token"), "{}", www_authenticate(&res));
+    }
+
+    /// [`AuthBuilder::clock_leeway`](auth_core::AuthBuilder::clock_leeway)'s default, seconds.
+    const LEEWAY: i64 = 60;
+    /// [`TestProviderBuilder::token_ttl`]'s default (the ID token's lifetime), seconds.
+    const TOKEN_TTL: i64 = 3600;
+
+    /// The provider's clock is off by less than the leeway (`iat` 30 s ahead, or `exp` 30 s
+    /// past): logins work.
+    pub async fn clock_skew_within_the_leeway_logs_in(app: &TestApp) {
+        for skew in [LEEWAY / 2, -LEEWAY / 2, -(TOKEN_TTL + LEEWAY / 2)] {
+            app.provider.clear_faults();
+            app.provider.inject(Fault::ClockSkew(skew));
+            let browser = Browser::new();
+            let res = app.login(&browser).await;
+            assert_eq!((res.status().as_u16(), res.url().path()), (200, "/me"), "skew {skew} s");
+        }
+    }
+
+    /// The provider's clock is off by more than the leeway (`iat` in the future, or `exp` in the
+    /// past): a clean 502 page, no session.
+    pub async fn clock_skew_beyond_the_leeway_is_refused_without_a_session(app: &TestApp) {
+        for skew in [2 * LEEWAY, -(TOKEN_TTL + 2 * LEEWAY)] {
+            app.provider.clear_faults();
+            app.provider.inject(Fault::ClockSkew(skew));
+            let browser = Browser::new();
+            let callback = callback_url(app, &browser, "/me").await;
+            let res = browser.get(&callback).await.unwrap();
+            a_clean_failure(app, &browser, res, &[502], &format!("skew {skew} s")).await;
+        }
     }
 }
 

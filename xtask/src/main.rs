@@ -15,6 +15,9 @@
 //!   against each framework's protected route, bare, behind our guard and behind the peers),
 //!   writing its tables into `bench/RESULTS.md`; `bench --load --smoke`: one second per target,
 //!   a debug build, nothing written (CI runs it so that the load test keeps working).
+//! - `soak [MINUTES]`: logins, session requests, refreshes, bearer calls and back-channel logouts
+//!   against example-axum with the Redis store (`tests/soak`), failing on any error or
+//!   on memory that keeps growing; `soak --smoke`: 20 s on a debug build (in `test`).
 //! - `fuzz [SECONDS] [TARGET…]`: the fuzz targets of `fuzz/` (cargo-fuzz on nightly), each for
 //!   `SECONDS` (default 60) on a copy of its seeds; `fuzz --smoke`: a few seconds each (in `test`).
 //!
@@ -30,17 +33,20 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("demo") => demo(),
-        Some("test") => {
-            lint().and_then(|()| tests()).and_then(|()| e2e()).and_then(|()| fuzz::run(&["--smoke".into()]))
-        }
+        Some("test") => lint()
+            .and_then(|()| tests())
+            .and_then(|()| e2e())
+            .and_then(|()| soak::run_soak(&["--smoke".into()]))
+            .and_then(|()| fuzz::run(&["--smoke".into()])),
         Some("lint") => lint(),
         Some("unit") => tests(),
         Some("e2e") => e2e(),
         Some("docs") => docs(),
         Some("bench") => bench(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
+        Some("soak") => soak::run_soak(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <demo | test | lint | unit | e2e | docs | bench | fuzz>");
+            eprintln!("usage: cargo xtask <demo | test | lint | unit | e2e | docs | bench | fuzz | soak>");
             return ExitCode::from(2);
         }
     };
@@ -294,3 +300,4 @@ fn target_dir() -> PathBuf {
 mod fuzz;
 mod load;
 mod results;
+mod soak;

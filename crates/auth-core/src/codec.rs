@@ -10,7 +10,18 @@
 //! - random material (signatures, opaque tokens) stays out of the compressed part, so a length
 //!   side channel over compression (CRIME-style) cannot reveal it.
 //!
-//! Layout before encryption: `version u8 | json_len u32 BE | deflate(json) | (len u16 BE | bytes)*`.
+//! Layout before encryption (version 2):
+//! `2 u8 | text_len u32 BE | body_len u32 BE | doc_len u32 BE | body | (len u16 BE | bytes)*`, where
+//! the text is the session's JSON document (`doc_len` bytes) followed by the JWT headers and
+//! payloads, verbatim (their lengths are in the document): no escaping to undo, and the
+//! compressor sees the claims and the ID token's payload as they are. The body is the text
+//! deflate-compressed (`body_len < text_len`), or the text itself when compressing it would not
+//! make it smaller (`body_len == text_len`); `text_len` lets the decoder inflate in one pass into
+//! a buffer of the final size.
+//!
+//! Version 1 (still decoded: cookies sealed before version 2 stay valid):
+//! `1 u8 | body_len u32 BE | deflate(json) | (len u16 BE | bytes)*`, the JWT parts JSON strings in
+//! the document.
 
 use std::io::{Read, Write};
 
@@ -21,11 +32,13 @@ use serde::{Deserialize, Serialize};
 use crate::Error;
 use crate::session::{Claims, Secret, Session, Tokens};
 
-const VERSION: u8 = 1;
+const VERSION_1: u8 = 1;
+const VERSION: u8 = 2;
 /// The most JSON a session may inflate to: the encoder refuses more, the decoder reads no more.
 pub(crate) const MAX_SESSION_JSON: usize = 64 * 1024;
 
-#[derive(Serialize, Deserialize)]
+/// A token in a version 1 document.
+#[derive(Deserialize)]
 enum Tok {
     /// A compact JWS: header and payload JSON text; the signature is the next secret.
     #[serde(rename = "j")]
@@ -35,7 +48,8 @@ enum Tok {
     Opaque,
 }
 
-#[derive(Serialize, Deserialize)]
+/// A version 1 document.
+#[derive(Deserialize)]
 struct Doc {
     i: String,
     p: String,
@@ -52,19 +66,111 @@ struct Doc {
     it: Option<Tok>,
 }
 
-fn split_token(token: &str, secrets: &mut Vec<Vec<u8>>) -> Tok {
-    let parts: Vec<&str> = token.split('.').collect();
-    if let [h, p, s] = parts[..] {
+/// A token in a version 2 document.
+#[derive(Clone, Copy, Serialize, Deserialize)]
+enum Part {
+    /// A compact JWS: the lengths of its header and payload JSON text, which follow the document;
+    /// the signature is the next secret.
+    #[serde(rename = "j")]
+    Jws(u32, u32),
+    /// Anything else: the whole token is the next secret.
+    #[serde(rename = "o")]
+    Opaque,
+}
+
+/// A version 2 document, as written.
+#[derive(Serialize)]
+struct DocOut<'a> {
+    i: &'a str,
+    p: &'a str,
+    c: &'a Claims,
+    a: u64,
+    e: u64,
+    x: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    n: Option<u64>,
+    s: Option<&'a str>,
+    at: Part,
+    rt: Option<Part>,
+    it: Option<Part>,
+}
+
+/// A version 2 document, as read.
+#[derive(Deserialize)]
+struct DocIn {
+    i: String,
+    p: String,
+    c: Claims,
+    a: u64,
+    e: u64,
+    x: Option<u64>,
+    #[serde(default)]
+    n: Option<u64>,
+    s: Option<String>,
+    at: Part,
+    rt: Option<Part>,
+    it: Option<Part>,
+}
+
+/// Splits a token for version 2: a compact JWS with canonical base64url parts (and UTF-8 header
+/// and payload) has its header and payload appended to `parts` and its signature pushed to
+/// `secrets`; anything else is pushed whole to `secrets`.
+fn split_token<'t>(token: &'t str, parts: &mut Vec<u8>, secrets: &mut Vec<std::borrow::Cow<'t, [u8]>>) -> Part {
+    let mut pieces = token.split('.');
+    if let (Some(h), Some(p), Some(s), None) = (pieces.next(), pieces.next(), pieces.next(), pieces.next()) {
         let canonical = |part: &str| URL_SAFE_NO_PAD.decode(part).ok().filter(|b| URL_SAFE_NO_PAD.encode(b) == part);
         if let (Some(h), Some(p), Some(s)) = (canonical(h), canonical(p), canonical(s))
-            && let (Ok(h), Ok(p)) = (String::from_utf8(h), String::from_utf8(p))
+            && std::str::from_utf8(&h).is_ok()
+            && std::str::from_utf8(&p).is_ok()
+            && let (Ok(hl), Ok(pl)) = (u32::try_from(h.len()), u32::try_from(p.len()))
         {
-            secrets.push(s);
-            return Tok::Jws(h, p);
+            parts.extend_from_slice(&h);
+            parts.extend_from_slice(&p);
+            secrets.push(s.into());
+            return Part::Jws(hl, pl);
         }
     }
-    secrets.push(token.as_bytes().to_vec());
-    Tok::Opaque
+    secrets.push(token.as_bytes().into());
+    Part::Opaque
+}
+
+/// Rebuilds a version 2 token from its part (taking its header and payload from `parts`) and its
+/// secret, in one allocation of the final size.
+fn join_part(part: Part, parts: &mut &[u8], secrets: &mut Secrets<'_>) -> Option<Secret> {
+    let secret = secrets.next()?;
+    match part {
+        Part::Jws(h, p) => {
+            let (h, rest) = parts.split_at_checked(h as usize)?;
+            let (p, rest) = rest.split_at_checked(p as usize)?;
+            *parts = rest;
+            let len = [h.len(), p.len(), secret.len()]
+                .iter()
+                .map(|&n| base64::encoded_len(n, false))
+                .sum::<Option<usize>>()?;
+            let mut token = String::with_capacity(len + 2);
+            URL_SAFE_NO_PAD.encode_string(h, &mut token);
+            token.push('.');
+            URL_SAFE_NO_PAD.encode_string(p, &mut token);
+            token.push('.');
+            URL_SAFE_NO_PAD.encode_string(secret, &mut token);
+            Some(Secret::new(token))
+        }
+        Part::Opaque => Some(Secret::new(std::str::from_utf8(secret).ok()?)),
+    }
+}
+
+/// The secrets after the body: `(len u16 BE | bytes)*`, borrowed from the payload.
+struct Secrets<'a>(&'a [u8]);
+
+impl<'a> Iterator for Secrets<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let (len, rest) = self.0.split_first_chunk::<2>()?;
+        let (secret, rest) = rest.split_at_checked(u16::from_be_bytes(*len) as usize)?;
+        self.0 = rest;
+        Some(secret)
+    }
 }
 
 fn join_token(tok: Tok, secrets: &mut impl Iterator<Item = Vec<u8>>) -> Option<Secret> {
@@ -80,35 +186,44 @@ fn join_token(tok: Tok, secrets: &mut impl Iterator<Item = Vec<u8>>) -> Option<S
 /// Encodes a session (see the module docs).
 pub(crate) fn encode(session: &Session) -> Result<Vec<u8>, Error> {
     let mut secrets = Vec::new();
+    let mut parts = Vec::new();
     let t = &session.tokens;
-    let doc = Doc {
-        i: session.id.clone(),
-        p: session.provider.clone(),
-        c: session.claims.clone(),
+    let at = split_token(t.access_token.secret(), &mut parts, &mut secrets);
+    let rt = t.refresh_token.as_ref().map(|r| split_token(r.secret(), &mut parts, &mut secrets));
+    let it = t.id_token.as_ref().map(|r| split_token(r.secret(), &mut parts, &mut secrets));
+    let doc = DocOut {
+        i: &session.id,
+        p: &session.provider,
+        c: &session.claims,
         a: session.created_at,
         e: session.expires_at,
         x: t.expires_at,
         n: t.received_ms,
-        s: t.scope.clone(),
-        at: split_token(t.access_token.secret(), &mut secrets),
-        rt: t.refresh_token.as_ref().map(|r| split_token(r.secret(), &mut secrets)),
-        it: t.id_token.as_ref().map(|r| split_token(r.secret(), &mut secrets)),
+        s: t.scope.as_deref(),
+        at,
+        rt,
+        it,
     };
-    let json = serde_json::to_vec(&doc).map_err(|_| Error::Internal("session serialization"))?;
+    let mut text = serde_json::to_vec(&doc).map_err(|_| Error::Internal("session serialization"))?;
+    let doc_len = text.len();
+    text.extend_from_slice(&parts);
     // A session that compresses into a cookie but inflates past what the decoder reads would be
     // stored and then never read back: refuse it here, at login.
-    if json.len() > MAX_SESSION_JSON {
-        return Err(Error::SessionTooLarge { size: json.len(), limit: MAX_SESSION_JSON });
+    if text.len() > MAX_SESSION_JSON {
+        return Err(Error::SessionTooLarge { size: text.len(), limit: MAX_SESSION_JSON });
     }
     let mut deflater = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
-    deflater.write_all(&json).map_err(|_| Error::Internal("session compression"))?;
+    deflater.write_all(&text).map_err(|_| Error::Internal("session compression"))?;
     let compressed = deflater.finish().map_err(|_| Error::Internal("session compression"))?;
-    let mut out = Vec::with_capacity(5 + compressed.len() + secrets.iter().map(|s| s.len() + 2).sum::<usize>());
+    // Stored as is when compressing does not make it smaller (then `body_len == text_len`).
+    let body = if compressed.len() < text.len() { &compressed } else { &text };
+    let len = |n: usize| u32::try_from(n).map_err(|_| Error::Internal("session too large"));
+    let mut out = Vec::with_capacity(13 + body.len() + secrets.iter().map(|s| s.len() + 2).sum::<usize>());
     out.push(VERSION);
-    out.extend_from_slice(
-        &u32::try_from(compressed.len()).map_err(|_| Error::Internal("session too large"))?.to_be_bytes(),
-    );
-    out.extend_from_slice(&compressed);
+    out.extend_from_slice(&len(text.len())?.to_be_bytes());
+    out.extend_from_slice(&len(body.len())?.to_be_bytes());
+    out.extend_from_slice(&len(doc_len)?.to_be_bytes());
+    out.extend_from_slice(body);
     for secret in secrets {
         out.extend_from_slice(
             &u16::try_from(secret.len()).map_err(|_| Error::Internal("token too large"))?.to_be_bytes(),
@@ -118,7 +233,7 @@ pub(crate) fn encode(session: &Session) -> Result<Vec<u8>, Error> {
     Ok(out)
 }
 
-/// Inflates a session's JSON, bounded: never past [`MAX_SESSION_JSON`] (`None` beyond it, or for
+/// Inflates a version 1 session's JSON, bounded: never past [`MAX_SESSION_JSON`] (`None` beyond it, or for
 /// data that is not a deflate stream). One byte more than the bound is read, to tell a session at
 /// the bound from a longer one.
 fn inflate(compressed: &[u8]) -> Option<Vec<u8>> {
@@ -127,10 +242,68 @@ fn inflate(compressed: &[u8]) -> Option<Vec<u8>> {
     (json.len() <= MAX_SESSION_JSON).then_some(json)
 }
 
+/// Inflates a whole deflate stream of exactly `len` bytes (at most [`MAX_SESSION_JSON`]) in one
+/// pass, straight into a buffer of that size (zlib-rs: faster than the streaming decoder, which
+/// allocates and clears a 32 KiB window each time, and than miniz_oxide's one-pass decoder).
+/// `None` for anything else (not deflate, truncated, shorter or longer).
+fn inflate_exact(compressed: &[u8], len: usize) -> Option<Vec<u8>> {
+    if len > MAX_SESSION_JSON {
+        return None;
+    }
+    let mut out = vec![0u8; len];
+    // Raw deflate (negative window bits: no zlib header or checksum), as the encoder writes it.
+    let (written, status) =
+        zlib_rs::decompress_slice(&mut out, compressed, zlib_rs::InflateConfig { window_bits: -15 });
+    (status == zlib_rs::ReturnCode::Ok && written.len() == len).then_some(out)
+}
+
 /// Decodes a session; `None` for anything malformed (only our own sealed bytes get here).
 pub(crate) fn decode(bytes: &[u8]) -> Option<Session> {
-    let (&version, rest) = bytes.split_first()?;
-    if version != VERSION || rest.len() < 4 {
+    match bytes.split_first()? {
+        (&VERSION, rest) => decode_v2(rest),
+        (&VERSION_1, rest) => decode_v1(rest),
+        _ => None,
+    }
+}
+
+fn decode_v2(bytes: &[u8]) -> Option<Session> {
+    let (text_len, rest) = bytes.split_first_chunk::<4>()?;
+    let (body_len, rest) = rest.split_first_chunk::<4>()?;
+    let (doc_len, rest) = rest.split_first_chunk::<4>()?;
+    let [text_len, body_len, doc_len] = [text_len, body_len, doc_len].map(|n| u32::from_be_bytes(*n) as usize);
+    let (body, rest) = rest.split_at_checked(body_len)?;
+    let text = match body_len.cmp(&text_len) {
+        std::cmp::Ordering::Less => std::borrow::Cow::Owned(inflate_exact(body, text_len)?),
+        std::cmp::Ordering::Equal => std::borrow::Cow::Borrowed(body),
+        std::cmp::Ordering::Greater => return None,
+    };
+    let (doc, mut parts) = text.split_at_checked(doc_len)?;
+    let doc: DocIn = serde_json::from_slice(doc).ok()?;
+    let mut secrets = Secrets(rest);
+    let access_token = join_part(doc.at, &mut parts, &mut secrets)?;
+    let refresh_token = match doc.rt {
+        Some(t) => Some(join_part(t, &mut parts, &mut secrets)?),
+        None => None,
+    };
+    let id_token = match doc.it {
+        Some(t) => Some(join_part(t, &mut parts, &mut secrets)?),
+        None => None,
+    };
+    if !parts.is_empty() || !secrets.0.is_empty() {
+        return None;
+    }
+    Some(Session {
+        id: doc.i,
+        provider: doc.p,
+        claims: doc.c,
+        tokens: Tokens { access_token, refresh_token, id_token, expires_at: doc.x, received_ms: doc.n, scope: doc.s },
+        created_at: doc.a,
+        expires_at: doc.e,
+    })
+}
+
+fn decode_v1(rest: &[u8]) -> Option<Session> {
+    if rest.len() < 4 {
         return None;
     }
     let (len, rest) = rest.split_at(4);
@@ -227,6 +400,103 @@ mod tests {
             let bytes = encode(&s).unwrap();
             assert_eq!(decode(&bytes), Some(s));
         }
+    }
+
+    /// A session encoded by the version 1 encoder (before version 2), kept as a test vector:
+    /// cookies sealed then must still decode, equal.
+    const V1_VECTOR: &str = "AQAAAPJlUEluwzAQ+0rAs9PsrqtbvtAeMz4otpCq8SLEDmDA8IP6jn6s1NQBAlQXDTkUR5wRHgadL5frzXa3P6Sv2RsSBJKtLwuWBcyIy629hw7mBEvqjDyB74jx2fehM6tVG17cYOtQOfYbWzv2jpUv3EJwFCx+vslzTPQNy1gQ3s+ENqowJXQ2m2w9nwRuhlm6j3B4dHdphM2zmD+nm1q7xpcLV1tfcYDtI8fi9ih8H9N8xSCjcPRFYATvH9tDKkgEV18qcxVMlFPDmMr8D6oPmEHbmkKZGF6pOb7EBYiuQPt/q6TixFfK0CHn5YYgzyEn5NP0CwATb3BhcXVlLWFjY2Vzcy10b2tlbgAMcnQubm90LWEtand0AEAHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcH";
+
+    fn vector_session() -> Session {
+        let jwt = format!(
+            "{}.{}.{}",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","kid":"k"}"#),
+            URL_SAFE_NO_PAD.encode(
+                r#"{"iss":"https://op.example","sub":"alice","name":"Alice \"A\" é","groups":["a","b"],"exp":1800003600}"#
+            ),
+            URL_SAFE_NO_PAD.encode([7u8; 64])
+        );
+        Session {
+            id: "sid-0123456789".into(),
+            provider: "oidc".into(),
+            claims: Claims::from_value(serde_json::json!({
+                "iss": "https://op.example", "sub": "alice", "name": "Alice \"A\" é", "groups": ["a", "b"], "sid": "op-sid"
+            }))
+            .unwrap(),
+            tokens: Tokens {
+                access_token: Secret::new("opaque-access-token"),
+                refresh_token: Some(Secret::new("rt.not-a-jwt")),
+                id_token: Some(Secret::new(jwt)),
+                expires_at: Some(1_800_003_600),
+                received_ms: Some(1_800_000_000_123),
+                scope: Some("openid email".into()),
+            },
+            created_at: 1_800_000_000,
+            expires_at: 1_800_086_400,
+        }
+    }
+
+    #[test]
+    fn version_1_sessions_still_decode() {
+        let v1 = base64::engine::general_purpose::STANDARD.decode(V1_VECTOR).unwrap();
+        assert_eq!(v1[0], VERSION_1);
+        assert_eq!(decode(&v1), Some(vector_session()));
+        let v2 = encode(&vector_session()).unwrap();
+        assert_eq!(v2[0], VERSION);
+        assert_eq!(decode(&v2), Some(vector_session()));
+        for cut in 0..v1.len() {
+            let _ = decode(&v1[..cut]);
+        }
+    }
+
+    #[test]
+    fn version_2_is_exact_about_its_lengths() {
+        let bytes = encode(&vector_session()).unwrap();
+        for cut in 0..bytes.len() {
+            assert_eq!(decode(&bytes[..cut]), None, "truncated at {cut}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(decode(&longer), None, "a trailing byte");
+        // The text length is what the body must inflate to, exactly.
+        for delta in [-1i64, 1] {
+            let mut wrong = bytes.clone();
+            let n = u32::from_be_bytes(wrong[1..5].try_into().unwrap()) as i64 + delta;
+            wrong[1..5].copy_from_slice(&(n as u32).to_be_bytes());
+            assert_eq!(decode(&wrong), None, "text length off by {delta}");
+        }
+        let mut huge = bytes;
+        huge[1..5].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert_eq!(decode(&huge), None, "past the bound");
+    }
+
+    #[test]
+    fn incompressible_text_is_stored_as_is() {
+        let mut s = vector_session();
+        let noise = URL_SAFE_NO_PAD.encode(random_bytes(300, 9));
+        s.claims = Claims::from_value(serde_json::json!({"sub": noise})).unwrap();
+        s.tokens.id_token = None;
+        let bytes = encode(&s).unwrap();
+        let text_len = u32::from_be_bytes(bytes[1..5].try_into().unwrap());
+        let body_len = u32::from_be_bytes(bytes[5..9].try_into().unwrap());
+        assert!(body_len <= text_len);
+        assert_eq!(decode(&bytes), Some(s));
+        let tiny = session("at", None);
+        assert_eq!(decode(&encode(&tiny).unwrap()), Some(tiny));
+    }
+
+    #[test]
+    fn exact_inflation() {
+        let text = br#"{"claims":"a session"}"#;
+        let whole = deflate(text);
+        assert_eq!(inflate_exact(&whole, text.len()).as_deref(), Some(text.as_slice()));
+        assert_eq!(inflate_exact(&whole, text.len() - 1), None, "longer than said");
+        assert_eq!(inflate_exact(&whole, text.len() + 1), None, "shorter than said");
+        assert_eq!(inflate_exact(&whole[..whole.len() - 2], text.len()), None, "a truncated stream");
+        assert_eq!(inflate_exact(b"\xff\xfe not deflate", 16), None, "garbage");
+        let bomb = deflate(&vec![0u8; 16 * MAX_SESSION_JSON]);
+        assert_eq!(inflate_exact(&bomb, MAX_SESSION_JSON), None, "a bomb stops at the buffer");
+        assert_eq!(inflate_exact(&bomb, 16 * MAX_SESSION_JSON), None, "past the bound");
+        assert_eq!(inflate_exact(&whole, text.len()).as_deref(), Some(text.as_slice()), "reused after a failure");
     }
 
     #[test]

@@ -126,16 +126,26 @@ impl KeyRing {
     /// [`KeyRing::open`], saying also whether an older key than the newest opened it (the value
     /// should then be sealed again under the newest key).
     pub(crate) fn open_noting_key(&self, purpose: &[u8], sealed: &str) -> Option<(Vec<u8>, bool)> {
-        let raw = URL_SAFE_NO_PAD.decode(sealed).ok()?;
+        let mut raw = URL_SAFE_NO_PAD.decode(sealed).ok()?;
         if raw.len() < 1 + NONCE_LEN + TAG_LEN || raw[0] != VERSION {
             return None;
         }
         let nonce: [u8; NONCE_LEN] = raw[1..1 + NONCE_LEN].try_into().ok()?;
-        let body = &raw[1 + NONCE_LEN..];
+        let last = self.keys.len().saturating_sub(1);
         for (index, key) in self.keys.iter().enumerate() {
-            let mut buf = body.to_vec();
-            if let Ok(plain) = key.open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(purpose), &mut buf) {
-                let len = plain.len();
+            let open = |buf: &mut [u8]| {
+                key.open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(purpose), buf).ok().map(|p| p.len())
+            };
+            // The last key (the only one, most often) opens in place; an earlier one works on a copy,
+            // as a failed attempt may leave the buffer changed.
+            if index == last {
+                let len = open(&mut raw[1 + NONCE_LEN..])?;
+                raw.copy_within(1 + NONCE_LEN..1 + NONCE_LEN + len, 0);
+                raw.truncate(len);
+                return Some((raw, index > 0));
+            }
+            let mut buf = raw[1 + NONCE_LEN..].to_vec();
+            if let Some(len) = open(&mut buf) {
                 buf.truncate(len);
                 return Some((buf, index > 0));
             }

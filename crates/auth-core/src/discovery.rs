@@ -86,7 +86,7 @@ pub(crate) async fn discover(provider: &Provider, http: &HttpClient) -> Result<P
                 None
             };
             let expected = expected.as_deref().or(Some(issuer.as_str()));
-            let reply = http.get(&url, None, "discovery").await.map_err(|e| match e {
+            let reply = http.get(&url, None, &provider.name, "discovery").await.map_err(|e| match e {
                 Error::Unreachable { source, .. } => Error::Discovery {
                     provider: provider.name.clone(),
                     reason: format!("GET {url} failed: {source}"),

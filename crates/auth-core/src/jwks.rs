@@ -99,6 +99,8 @@ impl Attempts {
 #[derive(Debug)]
 pub(crate) struct JwksCache {
     uri: String,
+    /// The provider's name, for the metrics.
+    provider: String,
     cfg: JwksConfig,
     set: RwLock<Arc<KeySet>>,
     /// Held while fetching: the single flight.
@@ -129,9 +131,10 @@ enum Refresh {
 }
 
 impl JwksCache {
-    pub(crate) fn new(uri: String, cfg: JwksConfig) -> Self {
+    pub(crate) fn new(uri: String, cfg: JwksConfig, provider: String) -> Self {
         JwksCache {
             uri,
+            provider,
             cfg,
             set: RwLock::new(Arc::default()),
             fetching: tokio::sync::Mutex::new(()),
@@ -221,6 +224,7 @@ impl JwksCache {
             attempts.last = Some(Instant::now());
         }
         let result = self.fetch(http).await;
+        crate::metrics::jwks_fetch(&self.provider, result.is_ok());
         let mut attempts = self.attempts();
         match result {
             Ok(keys) => {
@@ -231,7 +235,7 @@ impl JwksCache {
                 Refresh::Fetched
             }
             Err(err) => {
-                tracing::warn!(jwks_uri = %self.uri, error = %err, "JWKS fetch failed; keeping the cached keys");
+                tracing::warn!(provider = %self.provider, jwks_uri = %self.uri, error = %err, "JWKS fetch failed; keeping the cached keys");
                 attempts.failures = attempts.failures.saturating_add(1);
                 attempts.last_error = Some(err.to_string());
                 Refresh::Failed(err)
@@ -240,7 +244,7 @@ impl JwksCache {
     }
 
     async fn fetch(&self, http: &HttpClient) -> Result<Vec<Arc<CachedKey>>, Error> {
-        read_keys(&http.get_json(&self.uri, None, "jwks").await?)
+        read_keys(&http.get_json(&self.uri, None, &self.provider, "jwks").await?)
     }
 }
 

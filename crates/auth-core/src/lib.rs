@@ -55,6 +55,7 @@ mod http;
 mod id_token;
 mod jwks;
 mod jws;
+pub mod metrics;
 mod net;
 #[cfg(test)]
 mod properties;

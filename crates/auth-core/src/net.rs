@@ -1,6 +1,6 @@
 //! Outbound HTTP to the provider: timeouts on every call, no redirects followed.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
@@ -92,13 +92,19 @@ impl HttpClient {
         Ok(body)
     }
 
-    /// GETs a URL (with an optional bearer token): its status and capped body.
-    pub(crate) async fn get(&self, url: &str, bearer: Option<&str>, endpoint: &'static str) -> Result<Reply, Error> {
+    /// GETs a URL (with an optional bearer token) of `provider`: its status and capped body.
+    pub(crate) async fn get(
+        &self,
+        url: &str,
+        bearer: Option<&str>,
+        provider: &str,
+        endpoint: &'static str,
+    ) -> Result<Reply, Error> {
         let mut req = self.client.get(url).header("accept", "application/json");
         if let Some(token) = bearer {
             req = req.bearer_auth(token);
         }
-        self.reply(req, endpoint).await
+        self.reply(req, provider, endpoint).await
     }
 
     /// Sends a request with a bearer token and an optional JSON body (the app's calls to the
@@ -109,22 +115,34 @@ impl HttpClient {
         url: url::Url,
         bearer: &str,
         json: Option<&serde_json::Value>,
+        provider: &str,
         endpoint: &'static str,
     ) -> Result<Reply, Error> {
         let mut req = self.client.request(method, url).header("accept", "application/json").bearer_auth(bearer);
         if let Some(body) = json {
             req = req.json(body);
         }
-        self.reply(req, endpoint).await
+        self.reply(req, provider, endpoint).await
     }
 
-    async fn reply(&self, req: reqwest::RequestBuilder, endpoint: &'static str) -> Result<Reply, Error> {
-        let res = req.send().await.map_err(|source| Error::Unreachable { endpoint, source })?;
-        let status = res.status().as_u16();
-        let content_type =
-            res.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let body = self.read_capped(res, endpoint).await?;
-        Ok(Reply { status, content_type, body })
+    async fn reply(
+        &self,
+        req: reqwest::RequestBuilder,
+        provider: &str,
+        endpoint: &'static str,
+    ) -> Result<Reply, Error> {
+        let start = Instant::now();
+        let reply = async {
+            let res = req.send().await.map_err(|source| Error::Unreachable { endpoint, source })?;
+            let status = res.status().as_u16();
+            let content_type =
+                res.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let body = self.read_capped(res, endpoint).await?;
+            Ok(Reply { status, content_type, body })
+        }
+        .await;
+        crate::metrics::provider_request(provider, endpoint, start.elapsed());
+        reply
     }
 
     /// GETs a JSON document (with an optional bearer token); non-2xx and non-JSON are errors.
@@ -132,9 +150,10 @@ impl HttpClient {
         &self,
         url: &str,
         bearer: Option<&str>,
+        provider: &str,
         endpoint: &'static str,
     ) -> Result<serde_json::Value, Error> {
-        let reply = self.get(url, bearer, endpoint).await?;
+        let reply = self.get(url, bearer, provider, endpoint).await?;
         if !(200..300).contains(&reply.status) {
             return Err(Error::Provider { endpoint, reason: format!("HTTP status {}", reply.status) });
         }
@@ -142,13 +161,14 @@ impl HttpClient {
             .map_err(|_| Error::Provider { endpoint, reason: "the body is not valid JSON".into() })
     }
 
-    /// POSTs a form, optionally with HTTP Basic client authentication (RFC 6749 §2.3.1: id and
+    /// POSTs a form to `provider`, optionally with HTTP Basic client authentication (RFC 6749 §2.3.1: id and
     /// secret form-urlencoded before base64).
     pub(crate) async fn post_form(
         &self,
         url: &str,
         form: &[(&str, &str)],
         basic: Option<(&str, &str)>,
+        provider: &str,
         endpoint: &'static str,
     ) -> Result<FormReply, Error> {
         let mut req = self.client.post(url).header("accept", "application/json").form(form);
@@ -157,10 +177,15 @@ impl HttpClient {
             let credentials = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", enc(id), enc(secret)));
             req = req.header("authorization", format!("Basic {credentials}"));
         }
-        let res = req.send().await.map_err(|source| Error::Unreachable { endpoint, source })?;
-        let status = res.status().as_u16();
-        let bytes = self.read_capped(res, endpoint).await?;
-        let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-        Ok(FormReply { status, body })
+        let start = Instant::now();
+        let reply = async {
+            let res = req.send().await.map_err(|source| Error::Unreachable { endpoint, source })?;
+            let status = res.status().as_u16();
+            let bytes = self.read_capped(res, endpoint).await?;
+            Ok(FormReply { status, body: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null) })
+        }
+        .await;
+        crate::metrics::provider_request(provider, endpoint, start.elapsed());
+        reply
     }
 }

@@ -68,6 +68,51 @@ pub enum Fault {
     AtHashMismatch,
     /// `auth_time` is a day in the past (to test `max_age` handling).
     IdTokenAuthTimeStale,
+    /// The ID token is signed with the provider's oldest retired key: the one it started with,
+    /// which [`rotate_keys`](crate::TestProvider::rotate_keys) has since replaced, so its `kid`
+    /// is no longer in the JWKS (a token a client may have cached keys for, but must refuse once
+    /// the provider stopped publishing them). Before any rotation, the current key signs.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// use auth_testkit::{Fault, TestProvider};
+    ///
+    /// let op = TestProvider::start().await?;
+    /// let first = op.kid();
+    /// op.rotate_keys();
+    /// op.rotate_keys();
+    /// assert_ne!(op.kid(), first);
+    /// assert!(op.jwks()["keys"].as_array().unwrap().iter().all(|k| k["kid"] != first.as_str()));
+    /// op.inject(Fault::IdTokenRetiredKey);
+    /// # Ok(())
+    /// # }
+    /// ```
+    IdTokenRetiredKey,
+    /// The provider's clock is off by this many seconds (positive: ahead of the client's,
+    /// negative: behind): every time it writes into an ID token (`iat`, `exp`, `auth_time`, and
+    /// an `nbf` equal to `iat`) is shifted by it, by the authorization code grant and the refresh
+    /// grant alike. Combined with [`IdTokenExpired`](Self::IdTokenExpired) or
+    /// [`IdTokenIatInFuture`](Self::IdTokenIatInFuture), the skew applies on top. `expires_in`
+    /// (a duration) and the access tokens' own lifetimes are unchanged.
+    ///
+    /// A client with a clock leeway of `L` seconds accepts a skew of `+s` when `s <= L`
+    /// (`iat`/`nbf` in the future by at most the leeway) and a skew of `-s` while
+    /// `exp - s + L` is still ahead of its clock, with `exp` the [token
+    /// lifetime](crate::TestProviderBuilder::token_ttl) after issue.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// use auth_testkit::{Fault, TestProvider};
+    ///
+    /// let op = TestProvider::start().await?;
+    /// op.inject(Fault::ClockSkew(-7200));
+    /// assert_eq!(op.faults(), vec![Fault::ClockSkew(-7200)]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ClockSkew(i64),
 
     // --- authorization endpoint -----------------------------------------------------------
     /// The authorization response has no `iss` parameter although discovery advertises

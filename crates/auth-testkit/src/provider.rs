@@ -199,7 +199,8 @@ impl TestProvider {
     /// Replaces the signing key with a freshly generated one under a new `kid`. The new key signs
     /// from now on and is the only key for the ID-token algorithm in the JWKS: tokens signed
     /// before no longer verify. (The key of the other family, published for
-    /// [`LogoutTokenFault::OtherAlgorithm`], stays.)
+    /// [`LogoutTokenFault::OtherAlgorithm`], stays.) The replaced key is kept, unpublished, for
+    /// [`Fault::IdTokenRetiredKey`].
     ///
     /// Generating an RSA key takes a moment; this blocks the calling thread meanwhile.
     ///
@@ -208,7 +209,9 @@ impl TestProvider {
     /// If aws-lc-rs cannot generate a key (an internal failure of the library).
     pub fn rotate_keys(&self) {
         let key = SigningKey::generate(self.shared.config.alg).expect("generate a signing key");
-        self.shared.lock().key = Arc::new(key);
+        let mut st = self.shared.lock();
+        let old = std::mem::replace(&mut st.key, Arc::new(key));
+        st.retired.get_or_insert(old);
     }
 
     /// The `kid` of the current signing key.

@@ -79,6 +79,9 @@ pub(crate) struct State {
     /// A key of the other family, published beside `key` (for
     /// [`LogoutTokenFault::OtherAlgorithm`](crate::LogoutTokenFault::OtherAlgorithm)).
     pub(crate) other_key: Arc<SigningKey>,
+    /// The first signing key [`rotate_keys`](crate::TestProvider::rotate_keys) replaced (for
+    /// [`Fault::IdTokenRetiredKey`]); only the oldest is kept, however often keys rotate.
+    pub(crate) retired: Option<Arc<SigningKey>>,
     /// Logins through `/authorize` that `/end_session` has not ended, oldest first.
     pub(crate) sessions: Vec<Session>,
     pub(crate) last_backchannel: Option<BackchannelRecord>,
@@ -99,6 +102,7 @@ impl State {
             faults: Vec::new(),
             key: Arc::new(key),
             other_key: Arc::new(other_key),
+            retired: None,
             sessions: Vec::new(),
             last_backchannel: None,
             pending: HashMap::new(),
@@ -1145,6 +1149,7 @@ fn id_token(
     }
 
     let mut missing: Vec<&str> = Vec::new();
+    let mut skew = 0i64;
     for fault in &st.faults {
         match fault {
             Fault::IdTokenWrongIssuer => set("iss", s.wrong_issuer().into()),
@@ -1166,10 +1171,21 @@ fn id_token(
                 set("at_hash", util::half_sha256(&format!("{access_token}x")).into());
             }
             Fault::IdTokenAuthTimeStale => set("auth_time", now.saturating_sub(86_400).into()),
+            Fault::ClockSkew(seconds) => skew = skew.saturating_add(*seconds),
             Fault::RefreshIdTokenSubChanged if refresh => {
                 set("sub", format!("{}-other", grant.user.sub).into());
             }
             _ => {}
+        }
+    }
+    if skew != 0 {
+        // The provider's clock is off: every time it writes is, after the other faults.
+        let iat = claims.get("iat").and_then(Value::as_u64);
+        claims.insert("nbf".to_owned(), iat.unwrap_or(now).into());
+        for name in ["iat", "exp", "auth_time", "nbf"] {
+            if let Some(t) = claims.get(name).and_then(Value::as_u64) {
+                claims.insert(name.to_owned(), t.saturating_add_signed(skew).into());
+            }
         }
     }
     for name in missing {
@@ -1185,6 +1201,7 @@ fn id_token(
     } else {
         let key = match rogue {
             Some(rogue) if st.has(&Fault::IdTokenUnknownKid) => rogue,
+            _ if st.has(&Fault::IdTokenRetiredKey) => st.retired.as_deref().unwrap_or(&*st.key),
             _ => &*st.key,
         };
         key.sign(&claims, "JWT", !st.has(&Fault::IdTokenNoKid)).map_err(|e| OAuthError::signing(&e))?

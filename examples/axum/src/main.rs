@@ -20,7 +20,10 @@
 //!
 //! Other settings: `OIDC_SCOPE`, `OIDC_CLIENT_AUTH`, `API_AUDIENCE`, `HOST`/`PORT`, and
 //! `AUTH_STORE=redis://127.0.0.1:6379/0` (sessions in Redis, shared by every instance) or
-//! `memory`; the guide's configuration page lists them all (`cargo xtask docs`).
+//! `memory`, and `METRICS_ADDR=127.0.0.1:9100` (the `auth_*` metrics for Prometheus); the guide's
+//! configuration page lists them all (`cargo xtask docs`).
+
+use std::net::SocketAddr;
 
 use auth_core::{Auth, Report};
 
@@ -29,6 +32,16 @@ async fn main() -> Result<(), Report> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
+    // METRICS_ADDR=127.0.0.1:9100: the `auth_*` metrics (auth_core::metrics), for Prometheus to
+    // scrape at http://127.0.0.1:9100/metrics.
+    if let Some(addr) = std::env::var("METRICS_ADDR").ok().filter(|a| !a.trim().is_empty()) {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(
+                addr.parse::<SocketAddr>().map_err(|e| std::io::Error::other(format!("METRICS_ADDR={addr}: {e}")))?,
+            )
+            .install()?;
+        auth_core::metrics::describe();
+    }
     // Zero-config mode: without OIDC_* (or GOOGLE_*, …), an in-process development provider, kept
     // alive for the app's lifetime.
     let (builder, _dev_provider) = auth_testkit::dev_provider_unless_configured(Auth::builder().from_env()?).await?;

@@ -62,6 +62,8 @@ pub mod guide {
     pub mod testing {}
     #[doc = include_str!("../../../docs/src/deploying.md")]
     pub mod deploying {}
+    #[doc = include_str!("../../../docs/src/observability.md")]
+    pub mod observability {}
     #[doc = include_str!("../../../docs/src/from-authlib.md")]
     pub mod from_authlib {}
     #[doc = include_str!("../../../docs/src/security.md")]
@@ -89,6 +91,7 @@ pub mod guide {
         "client-auth.md",
         "testing.md",
         "deploying.md",
+        "observability.md",
         "from-authlib.md",
         "security.md",
     ];

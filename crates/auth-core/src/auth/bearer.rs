@@ -8,6 +8,7 @@ use futures_util::FutureExt as _;
 use futures_util::future::{BoxFuture, Shared};
 use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
+use tracing::Instrument as _;
 
 use super::{Auth, ProviderRuntime};
 use crate::http::{AuthResponse, RequestView};
@@ -279,6 +280,16 @@ impl Auth {
     /// [`Error::BearerInvalid`] (401), [`Error::BearerUnavailable`] (503: the provider could not
     /// say); [`Auth::bearer_refusal`] turns them into the RFC 6750 answer.
     pub async fn bearer(&self, req: &RequestView<'_>) -> Result<Arc<Bearer>, Error> {
+        let provider = self.inner.bearer_provider.as_str();
+        let outcome = self.check_bearer(req).instrument(tracing::info_span!("auth.bearer", provider)).await;
+        match &outcome {
+            Ok(_) => crate::metrics::bearer(provider, true, "ok"),
+            Err(err) => crate::metrics::bearer(provider, false, refusal_reason(err)),
+        }
+        outcome
+    }
+
+    async fn check_bearer(&self, req: &RequestView<'_>) -> Result<Arc<Bearer>, Error> {
         let token = bearer_token(req.authorization()).ok_or(Error::BearerMissing)??;
         let now = now();
         let cache = &self.inner.bearer_cache;
@@ -543,6 +554,37 @@ pub(super) fn access_jwt_header(p: &ProviderRuntime, token: &str) -> Result<id_t
 
 /// The reason of an introspected token that is not active (cached briefly).
 const INACTIVE: &str = "the token is not active";
+
+/// Why a bearer token was refused, as a metric label: one of a fixed set (the refusal's text may
+/// quote the token's own values, so it is never a label itself).
+fn refusal_reason(err: &Error) -> &'static str {
+    let Error::BearerInvalid(reason) = err else {
+        return match err {
+            Error::BearerMissing => "missing",
+            Error::BearerMalformed => "malformed",
+            Error::BearerUnavailable => "unavailable",
+            other => other.code(),
+        };
+    };
+    let is = |rule: TokenError| *reason == rule.to_string();
+    if reason == INACTIVE {
+        "inactive"
+    } else if is(TokenError::Expired) {
+        "expired"
+    } else if is(TokenError::BadSignature) {
+        "bad_signature"
+    } else if is(TokenError::WrongIssuer) {
+        "wrong_issuer"
+    } else if reason.starts_with("the audience is not") {
+        "wrong_audience"
+    } else if reason.starts_with("no key of the provider") {
+        "unknown_key"
+    } else if reason.starts_with("the token is bound to") {
+        "sender_constrained"
+    } else {
+        "invalid"
+    }
+}
 
 const DPOP_BOUND: &str = "the token is bound to a DPoP key (RFC 9449), and this API does not check DPoP proofs";
 

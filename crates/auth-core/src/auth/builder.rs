@@ -414,7 +414,7 @@ impl AuthBuilder {
                 prefix: self.prefix,
                 secure,
                 keys,
-                store: self.store,
+                store: crate::metrics::MeteredStore::wrap(self.store),
                 http,
                 session_ttl: self.session_ttl.as_secs(),
                 login_ttl: self.login_ttl.as_secs(),
@@ -462,7 +462,7 @@ impl ProviderSlot {
         };
         let runtime = ProviderRuntime {
             config: cfg.clone(),
-            jwks: meta.jwks_uri.clone().map(|uri| JwksCache::new(uri, self.jwks)),
+            jwks: meta.jwks_uri.clone().map(|uri| JwksCache::new(uri, self.jwks, cfg.name.clone())),
             meta,
             algs,
             logout_algs,

@@ -2,6 +2,7 @@
 
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Map, Value};
+use tracing::Instrument as _;
 
 use super::client::TokenResponse;
 use super::login::PendingLogin;
@@ -40,16 +41,21 @@ impl Auth {
     /// A callback whose login is already finished (the back button after a login) sends a
     /// browser that holds a valid session on to the app instead of an error page.
     pub async fn callback(&self, provider: &str, req: &RequestView<'_>, body: &[u8]) -> AuthResponse {
-        let done = self.complete_login(provider, req, body).await;
-        let res = match &done.outcome {
-            Ok(logged_in) => AuthResponse::redirect(303, logged_in.next.clone()),
-            Err(Error::InvalidState(_)) if !req.prefers_json() && self.session(req).await.session.is_some() => {
-                tracing::info!(provider, "callback of a finished login, with a valid session: back to the app");
-                AuthResponse::redirect(303, "/")
-            }
-            Err(err) => self.error_response(err, !req.prefers_json()),
-        };
-        res.with_cookies(done.set_cookies)
+        let span = tracing::info_span!("auth.callback", provider = self.provider_label(provider));
+        async {
+            let done = self.complete_login_counted(provider, req, body).await;
+            let res = match &done.outcome {
+                Ok(logged_in) => AuthResponse::redirect(303, logged_in.next.clone()),
+                Err(Error::InvalidState(_)) if !req.prefers_json() && self.session(req).await.session.is_some() => {
+                    tracing::info!("callback of a finished login, with a valid session: back to the app");
+                    AuthResponse::redirect(303, "/")
+                }
+                Err(err) => self.error_response(err, !req.prefers_json()),
+            };
+            res.with_cookies(done.set_cookies)
+        }
+        .instrument(span)
+        .await
     }
 
     /// Finishes a login from its callback request, like Authlib's `authorize_access_token()`: checks
@@ -57,6 +63,22 @@ impl Auth {
     /// userinfo, and starts a new session. [`Auth::callback`] turns this into a response; call this
     /// directly to answer differently.
     pub async fn complete_login(&self, provider: &str, req: &RequestView<'_>, body: &[u8]) -> LoginCompletion {
+        let span = tracing::info_span!("auth.callback", provider = self.provider_label(provider));
+        self.complete_login_counted(provider, req, body).instrument(span).await
+    }
+
+    /// [`Auth::complete_login`], counted in the metrics.
+    async fn complete_login_counted(&self, provider: &str, req: &RequestView<'_>, body: &[u8]) -> LoginCompletion {
+        let done = self.callback_outcome(provider, req, body).await;
+        let label = self.provider_label(provider);
+        match &done.outcome {
+            Ok(_) => crate::metrics::login_completed(label),
+            Err(err) => crate::metrics::login_failed(label, err),
+        }
+        done
+    }
+
+    async fn callback_outcome(&self, provider: &str, req: &RequestView<'_>, body: &[u8]) -> LoginCompletion {
         let params: Vec<(String, String)> = if req.method() == Method::Post {
             url::form_urlencoded::parse(body).into_owned().collect()
         } else {
@@ -193,10 +215,10 @@ impl Auth {
     ) -> Result<(), Error> {
         let http = &self.inner.http;
         if let Some(userinfo) = &p.meta.userinfo_endpoint {
-            let info = http.get_json(userinfo, Some(access_token), "userinfo").await?;
+            let info = http.get_json(userinfo, Some(access_token), &p.config.name, "userinfo").await?;
             let mut info = userinfo_claims(&p.config.profile, &info)?;
             if let (Profile::Github, Some(emails_url)) = (&p.config.profile, &p.config.userinfo_extra) {
-                let emails = http.get_json(emails_url, Some(access_token), "userinfo").await?;
+                let emails = http.get_json(emails_url, Some(access_token), &p.config.name, "userinfo").await?;
                 github_email(&mut info, &emails);
             }
             merge_userinfo(claims, info)?;

@@ -47,7 +47,7 @@ impl Auth {
                 None
             }
         };
-        self.inner.http.post_form(url, &fields, basic, endpoint).await
+        self.inner.http.post_form(url, &fields, basic, &cfg.name, endpoint).await
     }
 
     /// Calls the token endpoint with the provider's client authentication.

@@ -31,6 +31,23 @@ pub(super) struct PendingLogin {
 impl Auth {
     /// `GET {prefix}/{provider}/login?next=/path`: redirects the browser to the provider.
     pub fn login(&self, provider: &str, req: &RequestView<'_>) -> Result<AuthResponse, Error> {
+        let label = self.provider_label(provider);
+        let _span = tracing::info_span!("auth.login", provider = label).entered();
+        let outcome = self.authorization_redirect(provider, req);
+        match &outcome {
+            Ok(_) => crate::metrics::login_started(label),
+            Err(err) => crate::metrics::login_failed(label, err),
+        }
+        outcome
+    }
+
+    /// A provider's name as a metric label or span field: a configured provider's name, or
+    /// `unknown` (a name from a request path is never recorded as such).
+    pub(super) fn provider_label(&self, name: &str) -> &str {
+        self.slot(name).map_or("unknown", |slot| slot.name.as_str())
+    }
+
+    fn authorization_redirect(&self, provider: &str, req: &RequestView<'_>) -> Result<AuthResponse, Error> {
         let p = self.provider(provider)?;
         let next = req.query_param("next");
         let next = next.as_deref().and_then(safe_next).unwrap_or("/").to_owned();

@@ -2,6 +2,7 @@
 //! (RFC 7009), and back-channel (OIDC Back-Channel Logout 1.0).
 
 use serde::{Deserialize, Serialize};
+use tracing::Instrument as _;
 
 use super::{Auth, ProviderRuntime};
 use crate::crypto::{constant_time_eq, random_token};
@@ -36,6 +37,11 @@ impl Auth {
     /// is refused with 403 and changes nothing, so another site cannot log a user out with an
     /// auto-submitting form. Requests without these headers (non-browser clients) are served.
     pub async fn logout(&self, req: &RequestView<'_>) -> AuthResponse {
+        let span = tracing::info_span!("auth.logout", provider = tracing::field::Empty);
+        self.local_logout(req).instrument(span).await
+    }
+
+    async fn local_logout(&self, req: &RequestView<'_>) -> AuthResponse {
         if let Err(err) = self.same_origin(req) {
             return self.error_response(&err, !req.prefers_json());
         }
@@ -43,6 +49,7 @@ impl Auth {
         let mut cookies = vec![self.expired_cookie(&self.inner.session_cookie)];
         let mut redirect = None;
         if let Some(session) = &lookup.session {
+            tracing::Span::current().record("provider", session.provider.as_str());
             self.end_session(session).await;
             tracing::info!(provider = %session.provider, "logout");
             if let Ok(p) = self.provider(&session.provider) {
@@ -53,6 +60,7 @@ impl Auth {
                     redirect = Some(url);
                 }
             }
+            crate::metrics::logout(&session.provider, if redirect.is_some() { "rp" } else { "local" });
         }
         let res = match (req.prefers_json(), redirect) {
             (true, None) => AuthResponse::new(204).no_store(),
@@ -132,6 +140,11 @@ impl Auth {
     /// `POST {prefix}/{provider}/backchannel-logout`: the provider says a user's session ended.
     /// 200 and every matching session ends on its next request; 400 for an invalid logout token.
     pub async fn backchannel_logout(&self, provider: &str, body: &[u8]) -> AuthResponse {
+        let span = tracing::info_span!("auth.logout", provider = self.provider_label(provider), kind = "backchannel");
+        self.backchannel_outcome(provider, body).instrument(span).await
+    }
+
+    async fn backchannel_outcome(&self, provider: &str, body: &[u8]) -> AuthResponse {
         let token = url::form_urlencoded::parse(body).find(|(k, _)| k == "logout_token").map(|(_, v)| v.into_owned());
         let outcome = match token {
             None => Err(Error::BadRequest("no logout_token")),
@@ -201,6 +214,7 @@ impl Auth {
         let at = logout.iat.saturating_add(self.inner.leeway).min(now);
         self.inner.store.end_sessions(&key, at, now.saturating_add(self.inner.session_ttl)).await?;
         tracing::info!(provider, by_sid = logout.sid.is_some(), "back-channel logout");
+        crate::metrics::logout(&p.config.name, "backchannel");
         Ok(())
     }
 }

@@ -16,6 +16,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures_util::FutureExt as _;
 use futures_util::future::{BoxFuture, Shared};
 use serde_json::{Map, Value};
+use tracing::Instrument as _;
 
 use super::callback::{strip_protocol_claims, token_times};
 use super::{Auth, COOKIE_LIMIT, ProviderRuntime};
@@ -186,17 +187,20 @@ impl Auth {
         let start = || {
             let (auth, session) = (self.clone(), session.clone());
             let payload = payload.map_or_else(|| session.id.as_bytes().to_vec(), <[u8]>::to_vec);
-            let task = tokio::spawn(async move {
+            let span = tracing::info_span!("auth.refresh", provider = session.provider.as_str());
+            let refresh = async move {
                 // Within the lock's lifetime, so that no other instance can take it meanwhile.
                 let deadline = limit.saturating_sub(Duration::from_secs(1));
                 match tokio::time::timeout(deadline, auth.refresh_exclusively(&session, &payload)).await {
                     Ok(outcome) => outcome,
                     Err(_) => {
                         tracing::warn!(provider = %session.provider, "refreshing the tokens took too long; retrying later");
+                        crate::metrics::refresh(&session.provider, "unavailable");
                         Refreshed::Failed("the refresh took too long".into())
                     }
                 }
-            });
+            };
+            let task = tokio::spawn(refresh.instrument(span));
             driven(async move { task.await.unwrap_or_else(|_| Refreshed::Failed("the refresh failed".into())) })
         };
         match self.inner.flights.join(&flight_key(session), limit, start) {
@@ -291,10 +295,12 @@ impl Auth {
                     }
                 };
                 tracing::info!(provider, "tokens refreshed");
+                crate::metrics::refresh(provider, "ok");
                 Refreshed::Fresh { session: new, cookie }
             }
             Err(err) if ends_session(&err) => {
                 tracing::warn!(provider, error = %err, "the provider refused to refresh the tokens: the session ends");
+                crate::metrics::refresh(provider, "refused");
                 // A server-side session is one record: it ends everywhere. A cookie is a copy of
                 // the session at one point of time: a newer copy may hold newer tokens (a stale
                 // cookie spent a rotated refresh token), so only this cookie is cleared.
@@ -310,6 +316,7 @@ impl Auth {
                     retry_in = ?RETRY_AFTER,
                     "could not refresh the tokens; the session serves with its old ones"
                 );
+                crate::metrics::refresh(provider, "unavailable");
                 Refreshed::Failed(err.public_message().into())
             }
         }

@@ -78,7 +78,7 @@ impl User {
             .as_deref()
             .ok_or(Error::Provider { endpoint: "userinfo", reason: "the provider has no userinfo endpoint".into() })?;
         let token = self.access_token().await?;
-        self.auth.inner.http.get_json(url, Some(token.secret()), "userinfo").await
+        self.auth.inner.http.get_json(url, Some(token.secret()), &p.config.name, "userinfo").await
     }
 
     /// A client for the provider's API ([`Provider::with_api_base_url`](crate::Provider::with_api_base_url))
@@ -97,7 +97,7 @@ impl User {
         })?;
         let base = p.config.check_url("API base URL", base.as_str())?;
         let token = self.access_token().await?;
-        Ok(ApiClient { http: self.auth.inner.http.clone(), base, token })
+        Ok(ApiClient { http: self.auth.inner.http.clone(), base, token, provider: p.config.name.clone() })
     }
 }
 
@@ -122,6 +122,8 @@ pub struct ApiClient {
     http: HttpClient,
     base: url::Url,
     token: Secret,
+    /// The provider's name, for the metrics.
+    provider: String,
 }
 
 impl fmt::Debug for ApiClient {
@@ -212,7 +214,7 @@ impl ApiClient {
 
     async fn send(&self, method: reqwest::Method, path: &str, json: Option<&Value>) -> Result<ApiResponse, Error> {
         let url = self.url(path)?;
-        let reply = self.http.send(method, url, self.token.secret(), json, "api").await?;
+        let reply = self.http.send(method, url, self.token.secret(), json, &self.provider, "api").await?;
         Ok(ApiResponse { status: reply.status, content_type: reply.content_type, body: reply.body })
     }
 }
