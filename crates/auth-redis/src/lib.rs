@@ -374,11 +374,20 @@ struct Cache {
     records: HashMap<String, (Option<u64>, Instant)>,
     max_sessions: usize,
     max_records: usize,
+    /// When entries past [`CACHE_MAX_AGE`] (never used again) are next dropped.
+    next_prune: Instant,
 }
 
 impl Cache {
     fn new(max_sessions: usize, max_records: usize) -> Self {
-        Cache { epoch: 0, sessions: HashMap::new(), records: HashMap::new(), max_sessions, max_records }
+        Cache {
+            epoch: 0,
+            sessions: HashMap::new(),
+            records: HashMap::new(),
+            max_sessions,
+            max_records,
+            next_prune: Instant::now() + CACHE_MAX_AGE,
+        }
     }
 
     fn clear(&mut self) {
@@ -387,10 +396,23 @@ impl Cache {
         self.records.clear();
     }
 
+    /// Drops the entries too old to be used, at most once per [`CACHE_MAX_AGE`]: the maps then
+    /// hold what the last minute or so asked for, not every session ever seen until they are
+    /// full (and cleared whole). Amortized over that period, the scan is cheap.
+    fn prune(&mut self, now: Instant) {
+        if now < self.next_prune {
+            return;
+        }
+        self.next_prune = now + CACHE_MAX_AGE;
+        self.sessions.retain(|_, (_, at)| now.saturating_duration_since(*at) < CACHE_MAX_AGE);
+        self.records.retain(|_, (_, at)| now.saturating_duration_since(*at) < CACHE_MAX_AGE);
+    }
+
     fn put_session(&mut self, session: Arc<Session>) {
         if self.max_sessions == 0 {
             return;
         }
+        self.prune(Instant::now());
         if self.sessions.len() >= self.max_sessions {
             self.sessions.clear();
         }
@@ -414,6 +436,7 @@ impl Cache {
         if self.max_records == 0 {
             return;
         }
+        self.prune(Instant::now());
         if self.records.len() >= self.max_records {
             self.records.clear();
         }
@@ -843,6 +866,27 @@ mod tests {
             let err = cluster_nodes(bad).unwrap_err();
             assert!(matches!(err, Error::Config(_)), "{bad}: {err:?}");
         }
+    }
+
+    #[test]
+    fn entries_too_old_to_be_used_are_dropped_not_kept_until_the_cache_is_full() {
+        let mut cache = Cache::new(10, 1000);
+        let now = Instant::now();
+        let old = now.checked_sub(CACHE_MAX_AGE + Duration::from_secs(1)).unwrap();
+        for i in 0..100 {
+            cache.records.insert(format!("old{i}"), (None, old));
+        }
+        cache.records.insert("fresh".into(), (Some(7), now));
+        let later = now + Duration::from_secs(10);
+        cache.next_prune = later;
+        cache.prune(now);
+        assert_eq!(cache.records.len(), 101, "not before its time");
+        cache.prune(later);
+        assert_eq!(cache.records.len(), 1, "only what may still be used stays");
+        assert_eq!(cache.record("fresh"), Some(Some(7)));
+        cache.records.insert("old".into(), (None, old));
+        cache.prune(later + Duration::from_secs(1));
+        assert_eq!(cache.records.len(), 2, "at most once per CACHE_MAX_AGE");
     }
 
     #[tokio::test]

@@ -5,8 +5,9 @@
 //! session is refreshed), then example-axum as a child process configured from the environment as
 //! a user would (`OIDC_*`, `AUTH_STORE=redis://…`, `API_AUDIENCE`, `METRICS_ADDR`). Each worker
 //! loops over a session's life for the whole run: a login, requests to `/me` (refreshed once
-//! its tokens are near expiry), a bearer-token call to `/api/whoami` every few requests, and a
-//! back-channel logout by the session's `sid`, after which `/me` must answer 401. Every answer is
+//! its tokens are near expiry), a bearer-token call to `/api/whoami` every few requests (each
+//! worker's API client keeping its token for half its lifetime, as a real one would: a fresh
+//! token per call would only fill the bearer cache up to its bound), and a back-channel logout by the session's `sid`, after which `/me` must answer 401. Every answer is
 //! checked; anything unexpected is an error.
 //!
 //! It samples the app's resident memory every few seconds, and prints at the end: requests and
@@ -111,6 +112,7 @@ impl Run {
 
     /// One user's sessions, one after the other, until the run ends.
     async fn worker(self: Arc<Self>) {
+        let mut bearer: Option<(String, Instant)> = None;
         while !self.stop.load(Ordering::Relaxed) {
             let browser = Browser::new();
             let start = Instant::now();
@@ -141,9 +143,12 @@ impl Run {
                 }
                 self.call("session", me(), 200).await;
                 if i % 5 == 0 {
-                    // A fresh token each time (they live as long as the provider's tokens).
-                    let bearer = self.provider.mint_jwt_access_token("soak-api", "read");
-                    let api = self.http.get(format!("{}/api/whoami", self.base)).bearer_auth(&bearer);
+                    // An API client keeps its token until it nears expiry, as a real one does.
+                    if bearer.as_ref().is_none_or(|(_, minted)| minted.elapsed() > TOKEN_TTL / 2) {
+                        bearer = Some((self.provider.mint_jwt_access_token("soak-api", "read"), Instant::now()));
+                    }
+                    let token = bearer.as_ref().map_or("", |(t, _)| t.as_str());
+                    let api = self.http.get(format!("{}/api/whoami", self.base)).bearer_auth(token);
                     self.call("bearer", api, 200).await;
                 }
                 tokio::time::sleep(PAUSE).await;
@@ -302,6 +307,17 @@ async fn soak() -> Result {
     let end = samples.last().map_or(0, |s| s.1);
     let peak = samples.iter().map(|s| s.1).max().unwrap_or(0);
     let growth = if warm > 0 { end as f64 / warm as f64 - 1.0 } else { 0.0 };
+    let at = |fraction: f64| {
+        let t = total.mul_f64(fraction);
+        samples.iter().find(|(s, _)| *s >= t).or(samples.last()).map_or(0.0, |s| s.1 as f64 / 1024.0)
+    };
+    println!(
+        "app memory (RSS) at 25/50/75/100% of the run: {:.1} / {:.1} / {:.1} / {:.1} MiB",
+        at(0.25),
+        at(0.5),
+        at(0.75),
+        at(1.0)
+    );
     println!(
         "app memory (RSS): {:.1} MiB after the warm-up, {:.1} MiB at the end ({:+.1}%), peak {:.1} MiB",
         warm as f64 / 1024.0,
