@@ -92,13 +92,29 @@ impl TestApp {
     /// Starts the app against a provider built from `provider` that shows `faults` from before
     /// the app is built (a provider down at the app's start: [`Fault::DiscoveryStatus`]).
     pub async fn start_with_faults<F: Framework>(provider: TestProviderBuilder, faults: &[Fault]) -> TestApp {
+        TestApp::start_configured::<F>(provider, faults, |op| {
+            Provider::oidc("oidc", op.issuer(), op.client_id()).with_client_secret(op.client_secret())
+        })
+        .await
+    }
+
+    /// [`TestApp::start_with_faults`] with the app's provider `oidc` made by `configure` (a
+    /// client registered with another authentication method).
+    pub async fn start_configured<F: Framework>(
+        provider: TestProviderBuilder,
+        faults: &[Fault],
+        configure: impl FnOnce(&TestProvider) -> Provider,
+    ) -> TestApp {
         let provider = provider.start().await.expect("test provider starts");
         for fault in faults {
             provider.inject(fault.clone());
         }
         let listener = loopback_listener();
         let base = format!("http://{}", listener.local_addr().expect("local address"));
-        let auth = builder(&provider, &base, KeyRing::new(SessionKey::generate()))
+        let auth = Auth::builder()
+            .provider(configure(&provider))
+            .base_url(&base)
+            .session_keys(KeyRing::new(SessionKey::generate()))
             .build()
             .await
             .expect("auth builds against the test provider");
@@ -201,6 +217,37 @@ macro_rules! scenarios {
             clock_skew_within_the_leeway_logs_in,
             clock_skew_beyond_the_leeway_is_refused_without_a_session,
         );
+        /// Client authentication with assertions, and pushed authorization requests.
+        mod client_auth {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn private_key_jwt_client_logs_in_with_fresh_assertions() {
+                let (app, key) = $crate::client_auth::private_key_jwt_app::<$framework>(&[]).await;
+                $crate::client_auth::private_key_jwt_client_logs_in_with_fresh_assertions(&app, &key).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn an_expired_client_assertion_is_refused_without_a_session() {
+                let faults = [$crate::Fault::ClockSkew(300)];
+                let (app, _) = $crate::client_auth::private_key_jwt_app::<$framework>(&faults).await;
+                $crate::client_auth::an_expired_client_assertion_is_refused_without_a_session(&app).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_provider_requiring_par_sees_only_pushed_requests() {
+                let app = $crate::TestApp::start_with::<$framework>(
+                    $crate::TestProvider::builder().require_pushed_authorization_requests(true),
+                )
+                .await;
+                $crate::client_auth::a_provider_requiring_par_sees_only_pushed_requests(&app).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_par_endpoint_that_is_down_is_an_error_page() {
+                let app = $crate::TestApp::start_with::<$framework>(
+                    $crate::TestProvider::builder().require_pushed_authorization_requests(true),
+                )
+                .await;
+                $crate::client_auth::a_par_endpoint_that_is_down_is_an_error_page(&app).await;
+            }
+        }
         /// The app started while its provider was down.
         mod provider_down_at_start {
             use super::*;
@@ -307,7 +354,7 @@ pub mod scenario {
         res.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
     }
 
-    fn set_cookies(res: &Response) -> Vec<String> {
+    pub(crate) fn set_cookies(res: &Response) -> Vec<String> {
         res.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).map(str::to_owned).collect()
     }
 
@@ -1077,6 +1124,80 @@ pub mod scenario {
             let res = browser.get(&callback).await.unwrap();
             a_clean_failure(app, &browser, res, &[502], &format!("skew {skew} s")).await;
         }
+    }
+}
+
+/// Client authentication with assertions (RFC 7523) and pushed authorization requests (RFC 9126).
+pub mod client_auth {
+    use super::*;
+    use crate::scenario::set_cookies;
+    use auth_core::ClientKey;
+    use auth_testkit::{TestClient, TestClientKey};
+
+    /// An app whose client `pk` authenticates with `private_key_jwt` (an EC P-256 key, PEM),
+    /// against a provider showing `faults`; the key, to check against.
+    pub async fn private_key_jwt_app<F: Framework>(faults: &[Fault]) -> (TestApp, TestClientKey) {
+        let key = TestClientKey::ec_p256();
+        let client = TestClient::private_key_jwt("pk", key.public_jwk());
+        let pem = key.private_pem();
+        let app = TestApp::start_configured::<F>(TestProvider::builder().client(client), faults, |op| {
+            Provider::oidc("oidc", op.issuer(), "pk").with_client_key(ClientKey::from_pem(&pem).expect("the PEM key"))
+        })
+        .await;
+        (app, key)
+    }
+
+    /// Two browsers log in; each token request carried its own assertion, signed with the
+    /// registered key (the provider refuses a replayed `jti` and an unknown key).
+    pub async fn private_key_jwt_client_logs_in_with_fresh_assertions(app: &TestApp, key: &TestClientKey) {
+        assert_eq!(ClientKey::from_pem(&key.private_pem()).unwrap().kid(), key.kid());
+        let res = app.login(&app.browser).await;
+        assert_eq!((res.status().as_u16(), res.url().path()), (200, "/me"));
+        let other = Browser::new();
+        assert_eq!(app.login(&other).await.status(), 200, "a second login, a new assertion");
+        assert_eq!(app.provider.client_assertions_accepted(), 2);
+        assert_eq!(app.api_get(&other, "/me").await.status(), 200);
+    }
+
+    /// The provider's clock is 5 minutes ahead, so the app's one-minute assertion has expired:
+    /// the callback is a clean 500 page (the app's credentials, not the user's fault), no session.
+    pub async fn an_expired_client_assertion_is_refused_without_a_session(app: &TestApp) {
+        let (res, _) = app.browser.get_following(&app.url("/auth/oidc/login?next=/me")).await.unwrap();
+        assert_eq!(res.status(), 500, "{}", res.url());
+        assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+        let page = res.text().await.unwrap();
+        assert!(!page.contains("eyJ"), "no token or assertion on the page");
+        assert_eq!(app.api_get(&app.browser, "/me").await.status(), 401, "no session");
+        assert_eq!(app.provider.client_assertions_accepted(), 0);
+    }
+
+    /// The browser carries only `client_id` and `request_uri`; the pushed request had the state,
+    /// nonce and PKCE challenge; the login completes.
+    pub async fn a_provider_requiring_par_sees_only_pushed_requests(app: &TestApp) {
+        let res = app.browser.get(&app.url("/auth/oidc/login?next=/me")).await.unwrap();
+        assert_eq!(res.status(), 302);
+        let authorize = auth_core::url::Url::parse(res.headers()["location"].to_str().unwrap()).unwrap();
+        let names: Vec<String> = authorize.query_pairs().map(|(k, _)| k.into_owned()).collect();
+        assert_eq!(names, ["client_id", "request_uri"], "{authorize}");
+        assert_eq!(app.provider.par_requests(), 1);
+        for param in ["state", "nonce", "code_challenge", "redirect_uri"] {
+            assert!(app.provider.last_par_param(param).is_some(), "{param} was pushed");
+        }
+        let res = app.login(&app.browser).await;
+        assert_eq!((res.status().as_u16(), res.url().path()), (200, "/me"));
+    }
+
+    /// The PAR endpoint answers 503: the login is an error page of the app, no redirect to the
+    /// provider and no pending login; once it is back, logins work.
+    pub async fn a_par_endpoint_that_is_down_is_an_error_page(app: &TestApp) {
+        app.provider.inject(Fault::ParEndpointDown);
+        let res = app.browser.get(&app.url("/auth/oidc/login?next=/me")).await.unwrap();
+        assert_eq!(res.status(), 502, "the provider's failure");
+        assert!(!res.headers().contains_key("location"));
+        assert!(set_cookies(&res).iter().all(|c| !c.starts_with("auth_login.")), "no login was started");
+        assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+        app.provider.clear_faults();
+        assert_eq!(app.login(&app.browser).await.status(), 200, "a retry logs in");
     }
 }
 

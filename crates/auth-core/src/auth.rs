@@ -344,7 +344,7 @@ impl Auth {
                 Ok(self.backchannel_logout(provider, body).await)
             }
             [_, "backchannel-logout"] => not_allowed("POST"),
-            [provider, "login"] if method == Method::Get => self.login(provider, req),
+            [provider, "login"] if method == Method::Get => self.login(provider, req).await,
             [_, "login"] => not_allowed("GET, HEAD"),
             [provider, "callback"] if matches!(method, Method::Get | Method::Post) => {
                 Ok(self.callback(provider, req, body).await)

@@ -48,6 +48,12 @@ pub struct ProviderMetadata {
     /// Back-channel logout support.
     #[serde(default)]
     pub backchannel_logout_supported: bool,
+    /// RFC 9126: where authorization requests are pushed.
+    #[serde(default)]
+    pub pushed_authorization_request_endpoint: Option<String>,
+    /// RFC 9126 §5: every authorization request must be pushed.
+    #[serde(default)]
+    pub require_pushed_authorization_requests: bool,
 }
 
 /// Fetches and checks the metadata of an OIDC provider, or builds it from explicit endpoints.
@@ -111,7 +117,29 @@ pub(crate) async fn discover(provider: &Provider, http: &HttpClient) -> Result<P
         }
     };
     check_endpoints(provider, &meta)?;
+    check_par(provider, &meta)?;
     Ok(meta)
+}
+
+/// Pushed authorization requests, asked for by the configuration or required by the provider,
+/// need the provider's PAR endpoint.
+fn check_par(provider: &Provider, meta: &ProviderMetadata) -> Result<(), Error> {
+    let fail = |reason: String| Error::Discovery { provider: provider.name.clone(), reason, source: None };
+    if (provider.par || meta.require_pushed_authorization_requests)
+        && meta.pushed_authorization_request_endpoint.is_none()
+    {
+        return Err(fail(if provider.par {
+            format!(
+                "{} asks for pushed authorization requests, but the provider names no \
+                 pushed_authorization_request_endpoint",
+                provider.setting("PAR", "with_pushed_authorization_requests")
+            )
+        } else {
+            "the metadata requires pushed authorization requests but names no pushed_authorization_request_endpoint"
+                .into()
+        }));
+    }
+    Ok(())
 }
 
 /// Reads the metadata document fetched from `url` and checks it: its issuer must be `expected`
@@ -163,6 +191,7 @@ pub(crate) fn check_endpoints(provider: &Provider, meta: &ProviderMetadata) -> R
                 ("end_session_endpoint", meta.end_session_endpoint.as_ref()),
                 ("revocation_endpoint", meta.revocation_endpoint.as_ref()),
                 ("introspection_endpoint", meta.introspection_endpoint.as_ref()),
+                ("pushed_authorization_request_endpoint", meta.pushed_authorization_request_endpoint.as_ref()),
             ])
     {
         if let Some(url) = url {
@@ -249,6 +278,23 @@ fn check_issuer(provider: &Provider, configured: Option<&str>, advertised: &str)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn par_needs_the_providers_endpoint() {
+        let plain = Provider::oidc("x", "https://id.example.com", "c");
+        let pushed = plain.clone().with_pushed_authorization_requests();
+        let none = ProviderMetadata::default();
+        let required = ProviderMetadata { require_pushed_authorization_requests: true, ..ProviderMetadata::default() };
+        let offered = ProviderMetadata {
+            pushed_authorization_request_endpoint: Some("https://id.example.com/par".into()),
+            ..required.clone()
+        };
+        assert!(check_par(&plain, &none).is_ok());
+        let err = check_par(&pushed, &none).unwrap_err().to_string();
+        assert!(err.contains("with_pushed_authorization_requests") && err.contains("names no"), "{err}");
+        assert!(check_par(&plain, &required).unwrap_err().to_string().contains("requires pushed"));
+        assert!(check_par(&pushed, &offered).is_ok() && check_par(&plain, &offered).is_ok());
+    }
 
     #[test]
     fn issuer_must_match_exactly() {

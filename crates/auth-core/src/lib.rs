@@ -44,6 +44,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod auth;
+mod client_key;
 mod codec;
 mod crypto;
 mod discovery;
@@ -69,13 +70,14 @@ pub use auth::{
     ApiClient, ApiResponse, Auth, AuthBuilder, Bearer, EmailVerified, LoggedIn, LoginCompletion, Policy, Principal,
     Scope, SessionLookup, User,
 };
+pub use client_key::ClientKey;
 pub use crypto::{KeyRing, SessionKey};
 pub use discovery::ProviderMetadata;
 pub use error::{Error, Report, TokenError};
 pub use http::{AuthResponse, Method, RequestView, cookies_not_set_by, html_escape};
 pub use jwks::JwksConfig;
 pub use net::HttpConfig;
-pub use provider::{ClaimMapping, ClientAuth, ClientSecret, Profile, Provider};
+pub use provider::{AssertionAudience, ClaimMapping, ClientAuth, ClientSecret, Profile, Provider};
 pub use redirect::safe_next;
 pub use session::{Claims, CookieStore, MemoryStore, Secret, Session, SessionStore, Tokens};
 

@@ -39,6 +39,39 @@ pub enum ClientAuth {
     SecretPost,
     /// A public client: `client_id` only, protected by PKCE.
     None,
+    /// `private_key_jwt`: a JWT signed with the client's own key ([`Provider::with_client_key`]).
+    PrivateKeyJwt,
+    /// `client_secret_jwt`: a JWT signed (HS256) with the client secret, which never leaves the app.
+    SecretJwt,
+}
+
+impl ClientAuth {
+    /// The method's registered name (`client_secret_basic`, `private_key_jwt`, …).
+    ///
+    /// ```
+    /// assert_eq!(auth_core::ClientAuth::PrivateKeyJwt.as_str(), "private_key_jwt");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientAuth::SecretBasic => "client_secret_basic",
+            ClientAuth::SecretPost => "client_secret_post",
+            ClientAuth::None => "none",
+            ClientAuth::PrivateKeyJwt => "private_key_jwt",
+            ClientAuth::SecretJwt => "client_secret_jwt",
+        }
+    }
+}
+
+/// The `aud` of the client assertions of `private_key_jwt` and `client_secret_jwt`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum AssertionAudience {
+    /// The issuer identifier, as current drafts (RFC 7523bis, FAPI 2.0) recommend; the token
+    /// endpoint's URL for a provider without an issuer.
+    #[default]
+    Issuer,
+    /// The token endpoint's URL, for providers that accept only that (RFC 7523 §3 allows it).
+    TokenEndpoint,
 }
 
 /// How the provider's user data becomes the session's claims.
@@ -112,6 +145,18 @@ pub(crate) enum Endpoints {
     Explicit { authorize: String, token: String, userinfo: Option<String> },
 }
 
+/// Reads a key file named by `{NAME}_CLIENT_KEY`, bounded in size.
+fn read_key_file(path: &str) -> Result<String, String> {
+    use std::io::Read;
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("is neither a PEM or JWK key nor a readable file ({e})"))?;
+    let mut text = String::new();
+    file.take(32 * 1024 + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("names a file that could not be read as text ({e})"))?;
+    Ok(text)
+}
+
 /// The tenant of personal Microsoft accounts: the issuer of `consumers` tokens.
 const MICROSOFT_CONSUMERS_TENANT: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
 
@@ -136,6 +181,10 @@ pub struct Provider {
     pub(crate) client_id: String,
     pub(crate) client_secret: Option<ClientSecret>,
     pub(crate) client_auth: ClientAuth,
+    pub(crate) client_key: Option<crate::ClientKey>,
+    pub(crate) assertion_audience: AssertionAudience,
+    /// Pushed authorization requests (RFC 9126) even when the provider does not require them.
+    pub(crate) par: bool,
     pub(crate) scopes: Vec<String>,
     pub(crate) auth_params: Vec<(String, String)>,
     pub(crate) profile: Profile,
@@ -166,6 +215,9 @@ impl Provider {
             client_id: client_id.into(),
             client_secret: None,
             client_auth: ClientAuth::SecretBasic,
+            client_key: None,
+            assertion_audience: AssertionAudience::Issuer,
+            par: false,
             scopes: vec!["openid".into(), "email".into(), "profile".into()],
             auth_params: Vec::new(),
             profile: Profile::Oidc,
@@ -246,6 +298,8 @@ impl Provider {
             .with_scopes(["openid", "email", "profile", "offline_access"])
             .with_api_base_url("https://graph.microsoft.com/v1.0/");
         p.multi_tenant_issuer = matches!(tenant, "common" | "organizations");
+        // Entra ID accepts only its token endpoint as a certificate credential's `aud`.
+        p.assertion_audience = AssertionAudience::TokenEndpoint;
         p
     }
 
@@ -288,7 +342,10 @@ impl Provider {
     /// Reads a provider from the process environment by name, as Authlib reads `GOOGLE_CLIENT_ID`
     /// from the app config: `{NAME}_CLIENT_ID`, `{NAME}_CLIENT_SECRET`, `{NAME}_ISSUER` or
     /// `{NAME}_SERVER_METADATA_URL`, `{NAME}_SCOPE` (space-separated), `{NAME}_CLIENT_AUTH`
-    /// (`client_secret_basic` (default), `client_secret_post` or `none`),
+    /// (`client_secret_basic` (default), `client_secret_post`, `none`, `private_key_jwt` with
+    /// `{NAME}_CLIENT_KEY`, the PEM or JWK text of the key or a path to it, and optionally
+    /// `{NAME}_CLIENT_KEY_ID`, or `client_secret_jwt`), `{NAME}_CLIENT_ASSERTION_AUD` (`issuer`,
+    /// the default, or `token_endpoint`), `{NAME}_PAR` (`true`: pushed authorization requests),
     /// `{NAME}_ID_TOKEN_SIGNING_ALG` (the one algorithm the provider signs this client's ID tokens
     /// with, `RS256`, `ES256`, …; `HS256` turns on HMAC ID tokens keyed with the client secret),
     /// `{NAME}_PROMPT` (`login`, `consent`, `select_account`, …) and `{NAME}_MAX_AGE` (seconds;
@@ -364,11 +421,77 @@ impl Provider {
                 "client_secret_basic" => ClientAuth::SecretBasic,
                 "client_secret_post" => ClientAuth::SecretPost,
                 "none" => ClientAuth::None,
+                "private_key_jwt" => ClientAuth::PrivateKeyJwt,
+                "client_secret_jwt" => ClientAuth::SecretJwt,
                 other => {
                     return Err(Error::Env {
                         name: auth_key,
-                        problem: format!("`{other}` is not one of client_secret_basic, client_secret_post, none"),
+                        problem: format!(
+                            "`{other}` is not one of client_secret_basic, client_secret_post, none, \
+                             private_key_jwt, client_secret_jwt"
+                        ),
                     });
+                }
+            };
+        }
+        let (key_key, key_text) = var("CLIENT_KEY");
+        match (provider.client_auth, key_text) {
+            (ClientAuth::PrivateKeyJwt, Some(text)) => {
+                let env_err = |problem: String| Error::Env { name: key_key.clone(), problem };
+                let text = if text.starts_with("-----") || text.starts_with('{') {
+                    text
+                } else {
+                    read_key_file(&text).map_err(env_err)?
+                };
+                let mut key = crate::ClientKey::parse(&text).map_err(|e| env_err(e.to_string()))?;
+                if let Some(kid) = var("CLIENT_KEY_ID").1 {
+                    key = key.with_kid(kid);
+                }
+                provider.client_key = Some(key);
+            }
+            (ClientAuth::PrivateKeyJwt, None) => {
+                return Err(Error::Env {
+                    name: key_key,
+                    problem: format!(
+                        "is not set; {auth_key}=private_key_jwt needs the client's private key (PEM or JWK text, \
+                         or a path to a file holding it)"
+                    ),
+                });
+            }
+            (_, Some(_)) => {
+                return Err(Error::Env {
+                    name: key_key,
+                    problem: format!("is only used with {auth_key}=private_key_jwt"),
+                });
+            }
+            (_, None) => {}
+        }
+        if provider.client_auth == ClientAuth::SecretJwt && provider.client_secret.is_none() {
+            return Err(Error::Env {
+                name: format!("{prefix}_CLIENT_SECRET"),
+                problem: format!("is not set; {auth_key}=client_secret_jwt signs with the client secret"),
+            });
+        }
+        let (aud_key, aud) = var("CLIENT_ASSERTION_AUD");
+        if let Some(aud) = aud {
+            provider.assertion_audience = match aud.as_str() {
+                "issuer" => AssertionAudience::Issuer,
+                "token_endpoint" => AssertionAudience::TokenEndpoint,
+                other => {
+                    return Err(Error::Env {
+                        name: aud_key,
+                        problem: format!("`{other}` is not one of issuer, token_endpoint"),
+                    });
+                }
+            };
+        }
+        let (par_key, par) = var("PAR");
+        if let Some(par) = par {
+            provider.par = match par.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                other => {
+                    return Err(Error::Env { name: par_key, problem: format!("`{other}` is not true or false") });
                 }
             };
         }
@@ -438,6 +561,40 @@ impl Provider {
     #[must_use]
     pub fn with_client_auth(mut self, auth: ClientAuth) -> Self {
         self.client_auth = auth;
+        self
+    }
+
+    /// Authenticates with `private_key_jwt` (RFC 7523, OIDC Core §9): every call to the token,
+    /// introspection, revocation and PAR endpoints carries a fresh assertion signed with `key`.
+    ///
+    /// ```
+    /// use auth_core::{ClientAuth, ClientKey, Provider};
+    /// # let pem = ClientKey::example_pem();
+    /// let key = ClientKey::from_pem(&pem).unwrap();
+    /// println!("register this key at the provider: {}", key.public_jwk());
+    /// let corp = Provider::oidc("corp", "https://id.example.com", "app").with_client_key(key);
+    /// assert!(!format!("{corp:?}").contains("PRIVATE KEY"));
+    /// ```
+    #[must_use]
+    pub fn with_client_key(mut self, key: crate::ClientKey) -> Self {
+        self.client_key = Some(key);
+        self.client_auth = ClientAuth::PrivateKeyJwt;
+        self
+    }
+
+    /// Sets the `aud` of client assertions (default: the issuer).
+    #[must_use]
+    pub fn with_assertion_audience(mut self, audience: AssertionAudience) -> Self {
+        self.assertion_audience = audience;
+        self
+    }
+
+    /// Sends authorization requests through the provider's PAR endpoint (RFC 9126) even when its
+    /// metadata does not say `require_pushed_authorization_requests` (then they always are): the
+    /// browser carries only `client_id` and `request_uri`.
+    #[must_use]
+    pub fn with_pushed_authorization_requests(mut self) -> Self {
+        self.par = true;
         self
     }
 
@@ -694,6 +851,64 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("X_CLIENT_AUTH"), "{err}");
+    }
+
+    #[test]
+    fn client_assertions_and_par_from_env() {
+        let pem = crate::ClientKey::example_pem();
+        let dir = std::env::temp_dir().join(format!("auth-core-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("client.pem");
+        std::fs::write(&path, &pem).unwrap();
+        let base = [("OIDC_CLIENT_ID", "app"), ("OIDC_ISSUER", "https://id.example.com")];
+        let with = |extra: &[(&str, &str)]| {
+            let mut all = base.to_vec();
+            all.extend_from_slice(extra);
+            Provider::from_env_with("oidc", env(&all))
+        };
+        let path = path.to_string_lossy().into_owned();
+        for key in [pem.as_str(), path.as_str()] {
+            let p = with(&[("OIDC_CLIENT_AUTH", "private_key_jwt"), ("OIDC_CLIENT_KEY", key), ("OIDC_PAR", "true")])
+                .unwrap();
+            assert_eq!(p.client_auth, ClientAuth::PrivateKeyJwt);
+            assert!(p.par);
+            assert_eq!(p.assertion_audience, AssertionAudience::Issuer);
+            assert_eq!(p.client_key.as_ref().unwrap().algorithm(), "ES256");
+            let debug = format!("{p:?}");
+            assert!(!debug.contains("PRIVATE KEY") && !debug.contains(&pem[30..60]), "{debug}");
+        }
+        let p = with(&[
+            ("OIDC_CLIENT_AUTH", "private_key_jwt"),
+            ("OIDC_CLIENT_KEY", &pem),
+            ("OIDC_CLIENT_KEY_ID", "key-2026"),
+            ("OIDC_CLIENT_ASSERTION_AUD", "token_endpoint"),
+        ])
+        .unwrap();
+        assert_eq!(p.client_key.as_ref().unwrap().kid(), "key-2026");
+        assert_eq!(p.assertion_audience, AssertionAudience::TokenEndpoint);
+        let p = with(&[("OIDC_CLIENT_AUTH", "client_secret_jwt"), ("OIDC_CLIENT_SECRET", "s3cret")]).unwrap();
+        assert_eq!(p.client_auth, ClientAuth::SecretJwt);
+
+        let err = |extra: &[(&str, &str)]| with(extra).unwrap_err().to_string();
+        let e = err(&[("OIDC_CLIENT_AUTH", "private_key_jwt")]);
+        assert!(e.contains("OIDC_CLIENT_KEY") && e.contains("is not set"), "{e}");
+        let e = err(&[("OIDC_CLIENT_AUTH", "private_key_jwt"), ("OIDC_CLIENT_KEY", "/no/such/key.pem")]);
+        assert!(e.contains("OIDC_CLIENT_KEY") && e.contains("readable file"), "{e}");
+        let e =
+            err(&[("OIDC_CLIENT_AUTH", "private_key_jwt"), ("OIDC_CLIENT_KEY", "-----BEGIN PRIVATE KEY-----\nAAAA")]);
+        assert!(e.contains("OIDC_CLIENT_KEY") && !e.contains("AAAA"), "{e}");
+        let e = err(&[("OIDC_CLIENT_SECRET", "s"), ("OIDC_CLIENT_KEY", &pem)]);
+        assert!(e.contains("only used with OIDC_CLIENT_AUTH=private_key_jwt"), "{e}");
+        let e = err(&[("OIDC_CLIENT_AUTH", "client_secret_jwt")]);
+        assert!(e.contains("OIDC_CLIENT_SECRET"), "{e}");
+        assert!(err(&[("OIDC_CLIENT_ASSERTION_AUD", "everyone")]).contains("issuer, token_endpoint"));
+        assert!(err(&[("OIDC_PAR", "maybe")]).contains("OIDC_PAR"));
+        assert_eq!(
+            Provider::microsoft("contoso", "id", "").assertion_audience,
+            AssertionAudience::TokenEndpoint,
+            "Entra ID wants its token endpoint"
+        );
+        std::fs::remove_dir_all(dir).ok();
     }
 
     #[test]

@@ -96,6 +96,11 @@ pub enum Fault {
     /// [`IdTokenIatInFuture`](Self::IdTokenIatInFuture), the skew applies on top. `expires_in`
     /// (a duration) and the access tokens' own lifetimes are unchanged.
     ///
+    /// The skew also sets the clock the provider checks client assertions (`private_key_jwt`,
+    /// `client_secret_jwt`) by: it runs `s` seconds ahead of the real time, so an assertion
+    /// valid for 60 seconds is expired under `ClockSkew(120)`, and one whose `iat` is more than
+    /// 30 seconds ahead of the skewed clock is refused under a negative skew.
+    ///
     /// A client with a clock leeway of `L` seconds accepts a skew of `+s` when `s <= L`
     /// (`iat`/`nbf` in the future by at most the leeway) and a skew of `-s` while
     /// `exp - s + L` is still ahead of its clock, with `exp` the [token
@@ -162,6 +167,18 @@ pub enum Fault {
     /// The refresh grant says `expires_in` is this many seconds (the token itself lives as
     /// configured): `0` makes every refreshed token expire as it arrives.
     RefreshExpiresIn(u64),
+
+    // --- client authentication -----------------------------------------------------------
+    /// Client assertions (`private_key_jwt`, `client_secret_jwt`) are accepted only with an
+    /// `aud` of the token endpoint URL (`{issuer}/token`, as a string or in an array), at every
+    /// endpoint, as some older providers do; by default the issuer or the URL of the endpoint
+    /// called is accepted too.
+    AssertionAudienceTokenEndpointOnly,
+
+    // --- pushed authorization requests ---------------------------------------------------
+    /// The pushed authorization request endpoint (`/par`, RFC 9126) answers 503 with
+    /// `temporarily_unavailable`, without looking at the request.
+    ParEndpointDown,
 
     // --- introspection ---------------------------------------------------------------------
     /// The introspection endpoint answers with this HTTP status and a JSON error.

@@ -168,7 +168,7 @@ fn into_map(value: Value) -> serde_json::Map<String, Value> {
     }
 }
 
-fn pem_private_key(der: &[u8]) -> String {
+pub(crate) fn pem_private_key(der: &[u8]) -> String {
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
     let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
     for line in b64.as_bytes().chunks(64) {

@@ -6,7 +6,12 @@
 //!
 //! - [`TestProvider`]: the provider. Discovery, JWKS, authorization code flow with PKCE (S256
 //!   required), refresh token rotation, UserInfo, RP-initiated logout, revocation,
-//!   introspection. It auto-approves logins (or, in dev mode, shows a page to pick a user).
+//!   introspection, pushed authorization requests (RFC 9126). Clients authenticate with
+//!   `client_secret_basic`, `client_secret_post`, `private_key_jwt` or `client_secret_jwt`
+//!   (RFC 7523), or are public. It auto-approves logins (or, in dev mode, shows a page to pick a
+//!   user).
+//! - [`TestClientKey`]: RSA, P-256 and Ed25519 key pairs for `private_key_jwt` clients, as PEM
+//!   and JWK.
 //! - [`Fault`]: misbehaviours to inject (bad signatures, `alg: none`, wrong `iss`/`aud`/`nonce`,
 //!   a missing RFC 9207 `iss`, failing or hanging endpoints …), one per rule a client must enforce.
 //! - Back-channel logout (OpenID Connect Back-Channel Logout 1.0):
@@ -84,8 +89,10 @@
 //! signatures, and reqwest (rustls) for [`Browser`].
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod assertion;
 mod backchannel;
 mod browser;
+mod client_key;
 #[cfg(feature = "auth-core")]
 mod dev;
 mod fault;
@@ -97,6 +104,7 @@ mod server;
 mod util;
 
 pub use browser::{Browser, BrowserError, MAX_REDIRECTS};
+pub use client_key::TestClientKey;
 #[cfg(feature = "auth-core")]
 pub use dev::{DevHomePage, dev_provider_unless_configured};
 pub use fault::{Fault, LogoutTokenFault};

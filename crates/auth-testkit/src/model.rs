@@ -16,6 +16,12 @@ pub enum ClientAuthMethod {
     SecretPost,
     /// `none`: a public client sends only its `client_id` (and relies on PKCE).
     None,
+    /// `private_key_jwt` (RFC 7523 §2.2, OIDC Core §9): a JWT assertion signed with one of the
+    /// client's [registered keys](TestClient::with_jwk), by RS256, PS256, ES256 or EdDSA.
+    PrivateKeyJwt,
+    /// `client_secret_jwt` (RFC 7523 §2.2, OIDC Core §9): a JWT assertion signed by HS256 (or
+    /// HS384, HS512) keyed with the client secret.
+    SecretJwt,
 }
 
 impl ClientAuthMethod {
@@ -29,6 +35,8 @@ impl ClientAuthMethod {
             Self::SecretBasic => "client_secret_basic",
             Self::SecretPost => "client_secret_post",
             Self::None => "none",
+            Self::PrivateKeyJwt => "private_key_jwt",
+            Self::SecretJwt => "client_secret_jwt",
         }
     }
 }
@@ -72,6 +80,8 @@ pub struct TestClient {
     /// The client's back-channel logout URI (OIDC Back-Channel Logout 1.0 §2.2), if any: when
     /// `/end_session` ends a session of this client, the provider POSTs a logout token there.
     pub backchannel_logout_uri: Option<String>,
+    /// The client's public keys (JWKs) for `private_key_jwt`; see [`with_jwk`](Self::with_jwk).
+    pub jwks: Vec<Value>,
 }
 
 impl TestClient {
@@ -84,6 +94,7 @@ impl TestClient {
             redirect_uris: Vec::new(),
             post_logout_redirect_uris: Vec::new(),
             backchannel_logout_uri: None,
+            jwks: Vec::new(),
         }
     }
 
@@ -96,7 +107,47 @@ impl TestClient {
             redirect_uris: Vec::new(),
             post_logout_redirect_uris: Vec::new(),
             backchannel_logout_uri: None,
+            jwks: Vec::new(),
         }
+    }
+
+    /// A client using `private_key_jwt` (RFC 7523 §2.2) with the public key `public_jwk` (no
+    /// secret), accepting any loopback redirect URI. Register more keys with
+    /// [`with_jwk`](Self::with_jwk).
+    ///
+    /// ```
+    /// use auth_testkit::{ClientAuthMethod, TestClient, TestClientKey};
+    ///
+    /// let key = TestClientKey::ed25519();
+    /// let client = TestClient::private_key_jwt("svc", key.public_jwk());
+    /// assert_eq!(client.auth_method, ClientAuthMethod::PrivateKeyJwt);
+    /// assert_eq!(client.jwks, vec![key.public_jwk()]);
+    /// assert!(client.secret.is_none());
+    /// ```
+    pub fn private_key_jwt(id: impl Into<String>, public_jwk: Value) -> Self {
+        let mut client = Self::public(id).with_auth_method(ClientAuthMethod::PrivateKeyJwt);
+        client.jwks.push(public_jwk);
+        client
+    }
+
+    /// A confidential client using `client_secret_jwt` (RFC 7523 §2.2): its assertions are
+    /// signed by HS256 (or HS384, HS512) keyed with `secret`.
+    pub fn secret_jwt(id: impl Into<String>, secret: impl Into<String>) -> Self {
+        Self::new(id, secret).with_auth_method(ClientAuthMethod::SecretJwt)
+    }
+
+    /// Registers a public key (a JWK: RSA, EC P-256 or OKP Ed25519) for `private_key_jwt`; call
+    /// it once per key. An assertion whose header has a `kid` is verified with the key of that
+    /// `kid` only; one without a `kid` with each registered key that suits its `alg` in turn.
+    /// A key with an `alg` member verifies only that algorithm (so an RSA key with `alg` RS256
+    /// does not verify PS256; leave `alg` out to allow both).
+    ///
+    /// [`TestProviderBuilder::start`](crate::TestProviderBuilder::start) refuses a JWK it
+    /// cannot read, a private one (with `d` or `k`), and a `private_key_jwt` client without keys.
+    #[must_use]
+    pub fn with_jwk(mut self, public_jwk: Value) -> Self {
+        self.jwks.push(public_jwk);
+        self
     }
 
     /// Sets the token endpoint authentication method.
@@ -210,6 +261,7 @@ impl fmt::Debug for TestClient {
             .field("redirect_uris", &self.redirect_uris)
             .field("post_logout_redirect_uris", &self.post_logout_redirect_uris)
             .field("backchannel_logout_uri", &self.backchannel_logout_uri)
+            .field("jwks", &self.jwks)
             .finish()
     }
 }

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use crate::backchannel;
 use crate::fault::{Fault, LogoutTokenFault};
 use crate::keys::{KeyError, SigningAlg, SigningKey};
-use crate::model::{TestClient, TestUser};
+use crate::model::{ClientAuthMethod, TestClient, TestUser};
 use crate::server::{self, Config, Counters, Grant, Shared, State, TokenGrant};
 use crate::util::{now, random_token};
 
@@ -31,8 +31,9 @@ pub const DEFAULT_CLIENT_SECRET: &str = "test-secret";
 /// [`shutdown`](Self::shutdown).
 ///
 /// Endpoints, all under [`issuer`](Self::issuer): `/.well-known/openid-configuration`, `/jwks`,
-/// `/authorize` (GET and POST), `/token`, `/userinfo`, `/end_session`, `/revoke` and
-/// `/introspect`. The provider also acts as the sender of OpenID Connect Back-Channel Logout 1.0:
+/// `/authorize` (GET and POST), `/token`, `/userinfo`, `/end_session`, `/revoke`,
+/// `/introspect` and `/par` (pushed authorization requests, RFC 9126; see
+/// [`par_requests`](Self::par_requests)). The provider also acts as the sender of OpenID Connect Back-Channel Logout 1.0:
 /// [`logout_token`](Self::logout_token), [`logout_token_with`](Self::logout_token_with) and
 /// [`send_backchannel_logout`](Self::send_backchannel_logout) by hand, and a POST to a client's
 /// [back-channel logout URI](TestClient::with_backchannel_logout_uri) when `/end_session` ends
@@ -284,6 +285,104 @@ impl TestProvider {
     /// How many introspection requests arrived.
     pub fn introspect_requests(&self) -> usize {
         self.shared.counters.introspect.load(Ordering::SeqCst)
+    }
+
+    /// How many requests arrived at the pushed authorization request endpoint `/par` (RFC 9126),
+    /// valid or not, and whatever fault answered them.
+    ///
+    /// `/par` authenticates the client as `/token` does (every method, `none` for a public
+    /// client), validates the authorization request in its body as `/authorize` does (a
+    /// `request_uri` in it is refused; errors are `400` with an OAuth error JSON, never a
+    /// redirect) and answers `201` with `{"request_uri": "urn:ietf:params:oauth:request_uri:…",
+    /// "expires_in": 60}`. `/authorize?client_id=…&request_uri=…` then runs that request: once,
+    /// within the 60 seconds, for the same `client_id`; its other parameters are ignored (RFC
+    /// 9126 §4). At most 10,000 pushed requests wait at a time; beyond that `/par` answers `503`
+    /// until some expire or are used. See also
+    /// [`TestProviderBuilder::require_pushed_authorization_requests`] and
+    /// [`Fault::ParEndpointDown`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use auth_testkit::{TestClient, TestProvider};
+    ///
+    /// let op = TestProvider::builder().client(TestClient::public("spa")).start().await?;
+    /// let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+    /// let pushed: serde_json::Value = http
+    ///     .post(format!("{}/par", op.issuer()))
+    ///     .form(&[
+    ///         ("client_id", "spa"),
+    ///         ("response_type", "code"),
+    ///         ("redirect_uri", "http://127.0.0.1:9/callback"),
+    ///         ("scope", "openid"),
+    ///         ("state", "s1"),
+    ///         ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+    ///         ("code_challenge_method", "S256"),
+    ///     ])
+    ///     .send()
+    ///     .await?
+    ///     .json()
+    ///     .await?;
+    /// assert_eq!(pushed["expires_in"], 60);
+    /// let request_uri = pushed["request_uri"].as_str().expect("request_uri");
+    ///
+    /// let login = http
+    ///     .get(format!("{}/authorize", op.issuer()))
+    ///     .query(&[("client_id", "spa"), ("request_uri", request_uri)])
+    ///     .send()
+    ///     .await?;
+    /// assert_eq!(login.status(), 302);
+    /// assert!(login.headers()["location"].to_str()?.contains("state=s1"));
+    /// assert_eq!(op.par_requests(), 1);
+    /// assert_eq!(op.last_par_param("state").as_deref(), Some("s1"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn par_requests(&self) -> usize {
+        self.shared.counters.par.load(Ordering::SeqCst)
+    }
+
+    /// The authorization request parameters of the last pushed authorization request `/par`
+    /// accepted, in order (without the client authentication parameters `client_secret`,
+    /// `client_assertion` and `client_assertion_type`).
+    pub fn last_par_params(&self) -> Option<Vec<(String, String)>> {
+        self.shared.lock().last_par_params.clone()
+    }
+
+    /// The value of one parameter of the last accepted pushed authorization request.
+    pub fn last_par_param(&self, name: &str) -> Option<String> {
+        let st = self.shared.lock();
+        st.last_par_params.as_ref()?.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    /// How many JWT client assertions (`private_key_jwt`, `client_secret_jwt`, RFC 7523) the
+    /// provider accepted, at `/token`, `/introspect`, `/revoke` and `/par`: proof that a client
+    /// really authenticated with one.
+    ///
+    /// A client assertion is a form body with
+    /// `client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer` and
+    /// `client_assertion=<JWT>` (a `client_id` beside them must be the assertion's). It is
+    /// accepted when
+    ///
+    /// - `iss` and `sub` are both the id of a client registered for that method
+    ///   ([`ClientAuthMethod::PrivateKeyJwt`](crate::ClientAuthMethod::PrivateKeyJwt) or
+    ///   [`ClientAuthMethod::SecretJwt`](crate::ClientAuthMethod::SecretJwt));
+    /// - the signature verifies: for `private_key_jwt` by RS256, PS256, ES256 or EdDSA with a
+    ///   [registered key](TestClient::with_jwk) (the one of the header's `kid`, or without a
+    ///   `kid` any that suits the `alg`); for `client_secret_jwt` by HS256, HS384 or HS512 keyed
+    ///   with the client secret;
+    /// - `aud` (a string or an array) contains the issuer or the URL of the endpoint called
+    ///   (only `{issuer}/token` under [`Fault::AssertionAudienceTokenEndpointOnly`]);
+    /// - `exp` is after the provider's clock and at most 10 minutes ahead of it; `iat` and `nbf`,
+    ///   if present, at most 30 seconds ahead ([`Fault::ClockSkew`] moves the clock);
+    /// - `jti` is present and was not accepted before from this client while unexpired. The
+    ///   provider remembers up to 10,000 unexpired `jti`s and refuses new assertions while full.
+    ///
+    /// Every failure is `401 invalid_client` with an `error_description` naming the check that
+    /// failed (`wrong aud …`, `replayed jti …`, `… expired …`, `bad signature …`, `unknown kid
+    /// …`, `wrong iss …`). See [`TestClientKey`](crate::TestClientKey) for an example.
+    pub fn client_assertions_accepted(&self) -> usize {
+        self.shared.counters.assertions_accepted.load(Ordering::SeqCst)
     }
 
     /// The parameters of the last authorization request, in order, as received (to assert what
@@ -599,6 +698,7 @@ pub struct TestProviderBuilder {
     iss_parameter: bool,
     token_ttl: Duration,
     bind: Option<SocketAddr>,
+    require_par: bool,
 }
 
 impl Default for TestProviderBuilder {
@@ -612,6 +712,7 @@ impl Default for TestProviderBuilder {
             iss_parameter: true,
             token_ttl: Duration::from_secs(3600),
             bind: None,
+            require_par: false,
         }
     }
 }
@@ -668,12 +769,34 @@ impl TestProviderBuilder {
         self
     }
 
+    /// Whether `/authorize` takes only pushed authorization requests (RFC 9126 §5; default
+    /// false): discovery then says `"require_pushed_authorization_requests": true`, and an
+    /// authorization request without a `request_uri` is refused with `400 invalid_request`
+    /// (JSON, no redirect).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let op = auth_testkit::TestProvider::builder().require_pushed_authorization_requests(true).start().await?;
+    /// let doc: serde_json::Value = reqwest::get(op.discovery_url()).await?.json().await?;
+    /// assert_eq!(doc["require_pushed_authorization_requests"], true);
+    /// assert_eq!(doc["pushed_authorization_request_endpoint"], format!("{}/par", op.issuer()));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn require_pushed_authorization_requests(mut self, on: bool) -> Self {
+        self.require_par = on;
+        self
+    }
+
     /// Starts the provider on the current Tokio runtime.
     ///
     /// # Errors
     ///
     /// [`io::ErrorKind::InvalidInput`] for an invalid configuration (two clients with one id, a
-    /// `client_secret_*` client without a secret); otherwise if the listener cannot be bound.
+    /// `client_secret_*` client without a secret, a `private_key_jwt` client without keys, a
+    /// registered JWK that is private or not an RSA, EC P-256 or Ed25519 key); otherwise if
+    /// the listener cannot be bound.
     pub async fn start(self) -> io::Result<TestProvider> {
         let mut clients = self.clients;
         if !clients.iter().any(|c| c.id == DEFAULT_CLIENT_ID) {
@@ -683,8 +806,17 @@ impl TestProviderBuilder {
             if clients[..i].iter().any(|c| c.id == client.id) {
                 return Err(invalid(format!("client {:?} is registered twice", client.id)));
             }
-            if client.auth_method != crate::ClientAuthMethod::None && client.secret.is_none() {
+            let needs_secret = !matches!(client.auth_method, ClientAuthMethod::None | ClientAuthMethod::PrivateKeyJwt);
+            if needs_secret && client.secret.is_none() {
                 return Err(invalid(format!("client {:?} uses {} but has no secret", client.id, client.auth_method)));
+            }
+            if client.auth_method == ClientAuthMethod::PrivateKeyJwt && client.jwks.is_empty() {
+                return Err(invalid(format!("client {:?} uses private_key_jwt but has no key", client.id)));
+            }
+            for (n, jwk) in client.jwks.iter().enumerate() {
+                if let Err(why) = crate::assertion::check_client_jwk(jwk) {
+                    return Err(invalid(format!("key {n} of client {:?} {why}", client.id)));
+                }
             }
         }
 
@@ -718,6 +850,7 @@ impl TestProviderBuilder {
                 token_ttl: self.token_ttl,
                 alg,
                 users: self.users,
+                require_par: self.require_par,
             },
             state: Mutex::new(State::new(user, user_explicit, key, other_key)),
             counters: Counters::default(),

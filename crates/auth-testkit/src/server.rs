@@ -15,6 +15,7 @@ use base64::Engine as _;
 use serde_json::{Map, Value, json};
 use tokio::sync::watch;
 
+use crate::assertion::{self, ReplayCache};
 use crate::backchannel;
 use crate::fault::Fault;
 use crate::html;
@@ -24,6 +25,13 @@ use crate::util::{self, Params, now, random_token};
 
 /// How long an authorization code, and a pending dev-mode login, stay valid.
 const CODE_TTL: u64 = 600;
+/// How long a pushed authorization request stays valid (RFC 9126 §2.2 `expires_in`).
+pub(crate) const PAR_TTL: u64 = 60;
+/// How many unexpired pushed authorization requests the provider holds; beyond that `/par`
+/// refuses new ones (503) until some expire or are used.
+pub(crate) const MAX_PUSHED: usize = 10_000;
+/// The prefix of the `request_uri`s `/par` hands out (RFC 9126 §2.2).
+const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
 /// The audience / `azp` used by the audience faults.
 pub(crate) const OTHER_CLIENT: &str = "other-client";
 /// The event member of a back-channel logout token.
@@ -39,6 +47,8 @@ pub(crate) struct Config {
     pub(crate) token_ttl: Duration,
     pub(crate) alg: SigningAlg,
     pub(crate) users: Vec<TestUser>,
+    /// `/authorize` takes only pushed authorization requests (RFC 9126 §5).
+    pub(crate) require_par: bool,
 }
 
 /// Request counters.
@@ -54,6 +64,8 @@ pub(crate) struct Counters {
     pub(crate) introspect: AtomicUsize,
     pub(crate) refresh: AtomicUsize,
     pub(crate) backchannel: AtomicUsize,
+    pub(crate) par: AtomicUsize,
+    pub(crate) assertions_accepted: AtomicUsize,
 }
 
 /// Everything the handle and the server share.
@@ -92,6 +104,20 @@ pub(crate) struct State {
     pub(crate) last_authorize_params: Option<Vec<(String, String)>>,
     pub(crate) last_end_session_params: Option<Vec<(String, String)>>,
     pub(crate) last_sid: Option<String>,
+    /// The authorization request parameters of the last accepted pushed request.
+    pub(crate) last_par_params: Option<Vec<(String, String)>>,
+    /// The `jti`s of accepted client assertions.
+    pub(crate) replay: ReplayCache,
+    /// Pushed authorization requests by `request_uri`.
+    pub(crate) pushed: HashMap<String, Pushed>,
+}
+
+/// A pushed authorization request (RFC 9126), waiting for `/authorize?request_uri=…`.
+#[derive(Debug)]
+pub(crate) struct Pushed {
+    client_id: String,
+    params: Params,
+    expires_at: u64,
 }
 
 impl State {
@@ -112,6 +138,9 @@ impl State {
             last_authorize_params: None,
             last_end_session_params: None,
             last_sid: None,
+            last_par_params: None,
+            replay: ReplayCache::default(),
+            pushed: HashMap::new(),
         }
     }
 
@@ -129,6 +158,15 @@ impl State {
         self.codes.retain(|_, c| c.expires_at > now);
         self.pending.retain(|_, p| p.expires_at > now);
         self.access_tokens.retain(|_, t| t.expires_at > now);
+        self.pushed.retain(|_, p| p.expires_at > now);
+    }
+
+    /// The sum of the active [`Fault::ClockSkew`]s, in seconds.
+    fn skew(&self) -> i64 {
+        self.faults.iter().fold(0i64, |sum, f| match f {
+            Fault::ClockSkew(seconds) => sum.saturating_add(*seconds),
+            _ => sum,
+        })
     }
 }
 
@@ -415,6 +453,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/end_session", get(end_session_get).post(end_session_post))
         .route("/revoke", post(revoke))
         .route("/introspect", post(introspect))
+        .route("/par", post(par))
         .route("/dev/access-token", get(dev_access_token))
         .fallback(not_found)
         .with_state(shared)
@@ -501,6 +540,12 @@ async fn discovery(AxumState(s): S) -> Response {
     json_response(StatusCode::OK, &discovery_document(&s, &issuer))
 }
 
+/// The client authentication methods every authenticated endpoint takes, as advertised.
+const AUTH_METHODS: [&str; 5] =
+    ["client_secret_basic", "client_secret_post", "private_key_jwt", "client_secret_jwt", "none"];
+/// The client assertion algorithms advertised (HS384 and HS512 are accepted too).
+const ASSERTION_ALGS: [&str; 5] = ["RS256", "PS256", "ES256", "EdDSA", "HS256"];
+
 pub(crate) fn discovery_document(s: &Shared, issuer: &str) -> Value {
     let base = &s.issuer;
     let mut claims: Vec<String> = [
@@ -545,12 +590,14 @@ pub(crate) fn discovery_document(s: &Shared, issuer: &str) -> Value {
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [s.config.alg.as_str()],
         "code_challenge_methods_supported": ["S256"],
-        "token_endpoint_auth_methods_supported":
-            ["client_secret_basic", "client_secret_post", "none"],
-        "revocation_endpoint_auth_methods_supported":
-            ["client_secret_basic", "client_secret_post", "none"],
-        "introspection_endpoint_auth_methods_supported":
-            ["client_secret_basic", "client_secret_post", "none"],
+        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
+        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
+        "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
+        "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
+        "pushed_authorization_request_endpoint": format!("{base}/par"),
+        "require_pushed_authorization_requests": s.config.require_par,
         "authorization_response_iss_parameter_supported": s.config.iss_parameter,
         "scopes_supported": ["openid", "email", "profile", "offline_access"],
         "claims_supported": claims,
@@ -623,6 +670,24 @@ enum AuthorizeError {
 fn authorize(s: &Shared, params: &Params) -> Response {
     s.counters.authorize.fetch_add(1, Ordering::SeqCst);
     s.lock().last_authorize_params = Some(params.0.clone());
+    let pushed;
+    let params = if params.0.iter().any(|(k, _)| k == "request_uri") {
+        match take_pushed(s, params) {
+            Ok(p) => {
+                pushed = p;
+                &pushed
+            }
+            Err(e) => return e.into_response(),
+        }
+    } else if s.config.require_par {
+        return OAuthError::invalid_request(
+            "this provider requires pushed authorization requests (RFC 9126 §5): POST the request to \
+             the pushed_authorization_request_endpoint first, then send only client_id and request_uri here",
+        )
+        .into_response();
+    } else {
+        params
+    };
     let request = match validate_authorize(s, params) {
         Ok(request) => request,
         Err(AuthorizeError::NoRedirect(e)) => return e.into_response(),
@@ -659,6 +724,45 @@ fn authorize(s: &Shared, params: &Params) -> Response {
         .and_then(|hint| users.into_iter().find(|u| u.sub == hint || u.email == hint))
         .unwrap_or_else(|| st.user.clone());
     grant_code(s, &mut st, request, user)
+}
+
+/// The parameters of the pushed authorization request that `params` (`client_id` and
+/// `request_uri`) name, taken out of the store: a `request_uri` is good once (RFC 9126 §4).
+/// Other parameters in `params` are ignored.
+fn take_pushed(s: &Shared, params: &Params) -> Result<Params, OAuthError> {
+    for name in ["client_id", "request_uri"] {
+        if params.0.iter().filter(|(k, _)| k == name).count() > 1 {
+            return Err(OAuthError::invalid_request(format!("parameter {name} is repeated")));
+        }
+    }
+    let Some(client_id) = params.get("client_id") else {
+        return Err(OAuthError::invalid_request("client_id is missing (RFC 9126 §4: it goes with request_uri)"));
+    };
+    let unknown = || {
+        OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_uri",
+            "the request_uri is unknown, expired or already used (a pushed request is good once, for 60 s)",
+        )
+    };
+    let uri = params.get("request_uri").ok_or_else(unknown)?;
+    let mut st = s.lock();
+    let now = now();
+    let Some(entry) = st.pushed.get(uri) else {
+        return Err(unknown());
+    };
+    if entry.expires_at <= now {
+        st.pushed.remove(uri);
+        return Err(unknown());
+    }
+    if entry.client_id != client_id {
+        return Err(OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_uri",
+            format!("the request_uri was pushed by another client than {client_id:?}"),
+        ));
+    }
+    Ok(st.pushed.remove(uri).map(|p| p.params).unwrap_or_default())
 }
 
 fn validate_authorize(s: &Shared, params: &Params) -> Result<AuthRequest, AuthorizeError> {
@@ -849,11 +953,80 @@ fn expired_page() -> Response {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Pushed authorization requests (RFC 9126)
+// ---------------------------------------------------------------------------------------------
+
+/// The client authentication parameters, which are no part of the pushed authorization request.
+const CLIENT_AUTH_PARAMS: [&str; 3] = ["client_secret", "client_assertion", "client_assertion_type"];
+
+async fn par(AxumState(s): S, headers: HeaderMap, body: Bytes) -> Response {
+    s.counters.par.fetch_add(1, Ordering::SeqCst);
+    if s.lock().has(&Fault::ParEndpointDown) {
+        return OAuthError::injected(503).into_response();
+    }
+    match par_inner(&s, &headers, &body) {
+        Ok(body) => json_response(StatusCode::CREATED, &body),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// RFC 9126 §2: authenticates the client as the token endpoint does, validates the
+/// authorization request as `/authorize` does (errors as JSON, never a redirect) and stores it.
+fn par_inner(s: &Shared, headers: &HeaderMap, body: &Bytes) -> Result<Value, OAuthError> {
+    let params = form_params(headers, body)?;
+    let client = authenticate_client(s, headers, &params, "/par")?;
+    if params.0.iter().any(|(k, _)| k == "request_uri") {
+        return Err(OAuthError::invalid_request(
+            "request_uri must not be sent to the pushed authorization request endpoint (RFC 9126 §2.1)",
+        ));
+    }
+    if params.get("client_id").is_none() {
+        return Err(OAuthError::invalid_request(
+            "client_id is missing: a pushed authorization request carries it as /authorize does (RFC 9126 §2.1)",
+        ));
+    }
+    let request = Params(params.0.into_iter().filter(|(k, _)| !CLIENT_AUTH_PARAMS.contains(&k.as_str())).collect());
+    match validate_authorize(s, &request) {
+        Ok(_) => {}
+        Err(AuthorizeError::NoRedirect(mut e)) => {
+            e.status = StatusCode::BAD_REQUEST;
+            return Err(e);
+        }
+        Err(AuthorizeError::Redirect(_, code, description)) => {
+            return Err(OAuthError::new(StatusCode::BAD_REQUEST, code, description));
+        }
+    }
+    let mut st = s.lock();
+    let now = now();
+    st.prune(now);
+    if st.pushed.len() >= MAX_PUSHED {
+        return Err(OAuthError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            format!("the provider holds {MAX_PUSHED} unexpired pushed authorization requests already; retry later"),
+        ));
+    }
+    let request_uri = format!("{REQUEST_URI_PREFIX}{}", random_token(24));
+    st.last_par_params = Some(request.0.clone());
+    st.pushed.insert(
+        request_uri.clone(),
+        Pushed { client_id: client.id.clone(), params: request, expires_at: now + PAR_TTL },
+    );
+    Ok(json!({ "request_uri": request_uri, "expires_in": PAR_TTL }))
+}
+
+// ---------------------------------------------------------------------------------------------
 // Client authentication
 // ---------------------------------------------------------------------------------------------
 
-/// Authenticates the client by its registered method (RFC 6749 §2.3.1, OIDC Core §9).
-fn authenticate_client<'a>(s: &'a Shared, headers: &HeaderMap, params: &Params) -> Result<&'a TestClient, OAuthError> {
+/// Authenticates the client by its registered method (RFC 6749 §2.3.1, OIDC Core §9, RFC 7523
+/// §2.2) at the endpoint `path` (`/token`, `/introspect`, `/revoke`, `/par`).
+fn authenticate_client<'a>(
+    s: &'a Shared,
+    headers: &HeaderMap,
+    params: &Params,
+    path: &str,
+) -> Result<&'a TestClient, OAuthError> {
     let basic = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -862,6 +1035,26 @@ fn authenticate_client<'a>(s: &'a Shared, headers: &HeaderMap, params: &Params) 
         .map(|(_, credentials)| credentials.trim());
     let body_id = params.get("client_id");
     let body_secret = params.get("client_secret");
+    let assertion_type = params.get("client_assertion_type");
+    let client_assertion = params.get("client_assertion");
+
+    if assertion_type.is_some() || client_assertion.is_some() {
+        if basic.is_some() || body_secret.is_some() {
+            return Err(OAuthError::invalid_request("use one client authentication method, not several"));
+        }
+        let (Some(assertion_type), Some(client_assertion)) = (assertion_type, client_assertion) else {
+            return Err(OAuthError::invalid_request(
+                "client_assertion_type and client_assertion go together (RFC 7521 §4.2)",
+            ));
+        };
+        if assertion_type != assertion::ASSERTION_TYPE {
+            return Err(OAuthError::invalid_client(
+                format!("unsupported client_assertion_type {assertion_type:?}: only {}", assertion::ASSERTION_TYPE),
+                false,
+            ));
+        }
+        return authenticate_assertion(s, client_assertion, body_id, path);
+    }
 
     if let Some(credentials) = basic {
         if body_secret.is_some() {
@@ -900,6 +1093,36 @@ fn authenticate_client<'a>(s: &'a Shared, headers: &HeaderMap, params: &Params) 
             method == ClientAuthMethod::SecretBasic,
         )),
     }
+}
+
+/// Verifies a JWT client assertion (RFC 7523 §3) for the endpoint `path`, by the provider's
+/// (possibly skewed) clock, and records its `jti`.
+fn authenticate_assertion<'a>(
+    s: &'a Shared,
+    client_assertion: &str,
+    body_id: Option<&str>,
+    path: &str,
+) -> Result<&'a TestClient, OAuthError> {
+    let (skew, token_endpoint_only) = {
+        let st = s.lock();
+        (st.skew(), st.has(&Fault::AssertionAudienceTokenEndpointOnly))
+    };
+    let token_endpoint = format!("{}/token", s.issuer);
+    let audiences =
+        if token_endpoint_only { vec![token_endpoint] } else { vec![s.issuer.clone(), format!("{}{path}", s.issuer)] };
+    let real_now = i64::try_from(now()).unwrap_or(i64::MAX);
+    let clock = real_now.saturating_add(skew);
+    let refuse = |e: assertion::AssertionError| OAuthError::invalid_client(e.to_string(), false);
+    let verified = assertion::verify(
+        &s.config.clients,
+        client_assertion,
+        body_id,
+        &assertion::Expect { audiences: &audiences, now: clock },
+    )
+    .map_err(refuse)?;
+    s.lock().replay.insert(&verified.client.id, &verified.jti, verified.exp, real_now.min(clock)).map_err(refuse)?;
+    s.counters.assertions_accepted.fetch_add(1, Ordering::SeqCst);
+    Ok(verified.client)
 }
 
 fn check_secret<'a>(client: &'a TestClient, secret: &str, basic: bool) -> Result<&'a TestClient, OAuthError> {
@@ -953,7 +1176,7 @@ async fn token(AxumState(s): S, headers: HeaderMap, body: Bytes) -> Response {
 
 fn token_inner(s: &Shared, headers: &HeaderMap, body: &Bytes) -> Result<Value, OAuthError> {
     let params = form_params(headers, body)?;
-    let client = authenticate_client(s, headers, &params)?;
+    let client = authenticate_client(s, headers, &params, "/token")?;
     // Fetch (or generate, once per process) the rogue key before taking the lock.
     let rogue = if s.lock().has(&Fault::IdTokenUnknownKid) {
         Some(SigningKey::rogue(s.config.alg).map_err(|e| {
@@ -1260,7 +1483,7 @@ async fn userinfo(AxumState(s): S, headers: HeaderMap) -> Response {
 async fn revoke(AxumState(s): S, headers: HeaderMap, body: Bytes) -> Response {
     s.counters.revoke.fetch_add(1, Ordering::SeqCst);
     let result = form_params(&headers, &body).and_then(|params| {
-        let client = authenticate_client(&s, &headers, &params)?;
+        let client = authenticate_client(&s, &headers, &params, "/revoke")?;
         let token = params.get("token").ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
         let mut st = s.lock();
         // RFC 7009 §2.2: unknown tokens, and tokens of other clients, still get a 200.
@@ -1297,7 +1520,7 @@ async fn introspect(AxumState(s): S, headers: HeaderMap, body: Bytes) -> Respons
         return OAuthError::injected(status).into_response();
     }
     let result = form_params(&headers, &body).and_then(|params| {
-        authenticate_client(&s, &headers, &params)?;
+        authenticate_client(&s, &headers, &params, "/introspect")?;
         let token = params.get("token").ok_or_else(|| OAuthError::invalid_request("token is missing"))?;
         let st = s.lock();
         let now = now();

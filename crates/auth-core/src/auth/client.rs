@@ -5,8 +5,9 @@ use serde_json::Value;
 
 use super::{Auth, ProviderRuntime};
 use crate::Error;
+use crate::client_key::{ASSERTION_TYPE, AssertionSigner, client_assertion};
 use crate::error::sanitize_code;
-use crate::provider::{ClientAuth, Provider};
+use crate::provider::{AssertionAudience, ClientAuth, Provider};
 
 #[derive(Deserialize)]
 pub(super) struct TokenResponse {
@@ -35,15 +36,47 @@ impl Auth {
         let cfg = &p.config;
         let secret = cfg.client_secret.as_ref().map(|s| s.secret());
         let mut fields: Vec<(&str, &str)> = form.to_vec();
+        // A pushed authorization request carries `client_id` already; no parameter twice
+        // (RFC 6749 §3.1).
+        let has_client_id = form.iter().any(|(k, _)| *k == "client_id");
+        let client_id = if has_client_id { None } else { Some(("client_id", cfg.client_id.as_str())) };
+        let assertion;
         let basic = match (cfg.client_auth, secret) {
             (ClientAuth::SecretBasic, Some(secret)) => Some((cfg.client_id.as_str(), secret)),
             (ClientAuth::SecretPost, Some(secret)) => {
-                fields.push(("client_id", &cfg.client_id));
+                fields.extend(client_id);
                 fields.push(("client_secret", secret));
                 None
             }
+            (ClientAuth::PrivateKeyJwt | ClientAuth::SecretJwt, _) => {
+                let signer = match (&cfg.client_key, secret) {
+                    (Some(key), _) if cfg.client_auth == ClientAuth::PrivateKeyJwt => AssertionSigner::Key(key),
+                    (_, Some(secret)) if cfg.client_auth == ClientAuth::SecretJwt => AssertionSigner::Secret(secret),
+                    _ => {
+                        return Err(Error::config(format!(
+                            "provider `{}` uses {} but has no {}",
+                            cfg.name,
+                            cfg.client_auth.as_str(),
+                            if cfg.client_auth == ClientAuth::PrivateKeyJwt { "client key" } else { "client secret" }
+                        )));
+                    }
+                };
+                // RFC 7523 §3: the token endpoint's URL, or (drafts, FAPI 2.0) the issuer.
+                let audience = match cfg.assertion_audience {
+                    // A multi-tenant metadata's issuer is a template, not an audience.
+                    AssertionAudience::Issuer if !p.meta.issuer.is_empty() && !cfg.multi_tenant_issuer => {
+                        &p.meta.issuer
+                    }
+                    _ => &p.meta.token_endpoint,
+                };
+                assertion = client_assertion(&signer, &cfg.client_id, audience)?;
+                fields.extend(client_id);
+                fields.push(("client_assertion_type", ASSERTION_TYPE));
+                fields.push(("client_assertion", &assertion));
+                None
+            }
             _ => {
-                fields.push(("client_id", &cfg.client_id));
+                fields.extend(client_id);
                 None
             }
         };
@@ -102,8 +135,14 @@ pub(super) fn read_token_response(cfg: &Provider, status: u16, body: Value) -> R
 
 /// The error for a token endpoint that refused the app's client credentials: names the setting
 /// to check.
-fn client_rejected(cfg: &Provider, code: &str) -> Error {
+pub(super) fn client_rejected(cfg: &Provider, code: &str) -> Error {
     let setting = match (cfg.client_auth, &cfg.client_secret) {
+        (ClientAuth::PrivateKeyJwt, _) => format!(
+            "{} (whether its public key, kid `{}`, is registered for the client) and {}",
+            cfg.setting("CLIENT_KEY", "the client key"),
+            cfg.client_key.as_ref().map_or("", |k| k.kid()),
+            cfg.setting("CLIENT_ASSERTION_AUD", "the assertion audience")
+        ),
         (ClientAuth::None, _) | (_, None) => {
             format!("{} (and whether the client is registered as public)", cfg.setting("CLIENT_ID", "the client id"))
         }

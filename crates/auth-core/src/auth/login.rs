@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use tracing::Instrument;
+
 use super::{Auth, MAX_PENDING_LOGINS, PENDING_LOGINS_CLEARED, PENDING_LOGINS_EXAMINED, RESERVED_PARAMS};
 use crate::crypto::{pkce_challenge, random_token};
 use crate::http::{AuthResponse, RequestView};
@@ -29,11 +31,13 @@ pub(super) struct PendingLogin {
 }
 
 impl Auth {
-    /// `GET {prefix}/{provider}/login?next=/path`: redirects the browser to the provider.
-    pub fn login(&self, provider: &str, req: &RequestView<'_>) -> Result<AuthResponse, Error> {
+    /// `GET {prefix}/{provider}/login?next=/path`: redirects the browser to the provider, after
+    /// pushing the request to its PAR endpoint (RFC 9126) when the provider requires it or the
+    /// configuration asks for it.
+    pub async fn login(&self, provider: &str, req: &RequestView<'_>) -> Result<AuthResponse, Error> {
         let label = self.provider_label(provider);
-        let _span = tracing::info_span!("auth.login", provider = label).entered();
-        let outcome = self.authorization_redirect(provider, req);
+        let span = tracing::info_span!("auth.login", provider = label);
+        let outcome = self.authorization_redirect(provider, req).instrument(span).await;
         match &outcome {
             Ok(_) => crate::metrics::login_started(label),
             Err(err) => crate::metrics::login_failed(label, err),
@@ -47,7 +51,7 @@ impl Auth {
         self.slot(name).map_or("unknown", |slot| slot.name.as_str())
     }
 
-    fn authorization_redirect(&self, provider: &str, req: &RequestView<'_>) -> Result<AuthResponse, Error> {
+    async fn authorization_redirect(&self, provider: &str, req: &RequestView<'_>) -> Result<AuthResponse, Error> {
         let p = self.provider(provider)?;
         let next = req.query_param("next");
         let next = next.as_deref().and_then(safe_next).unwrap_or("/").to_owned();
@@ -62,8 +66,8 @@ impl Auth {
         };
         let mut url = url::Url::parse(&p.meta.authorization_endpoint)
             .map_err(|_| Error::config("authorization endpoint is not a URL"))?;
-        {
-            let mut q = url.query_pairs_mut();
+        let params = {
+            let mut q = url::form_urlencoded::Serializer::new(String::new());
             q.append_pair("response_type", "code")
                 .append_pair("client_id", &p.config.client_id)
                 .append_pair("redirect_uri", &p.redirect_uri);
@@ -89,6 +93,16 @@ impl Auth {
                     q.append_pair(k, v);
                 }
             }
+            q.finish()
+        };
+        match p.meta.pushed_authorization_request_endpoint.as_deref() {
+            Some(endpoint) if p.config.par || p.meta.require_pushed_authorization_requests => {
+                let request_uri = self.push_authorization_request(&p, endpoint, &params).await?;
+                url.query_pairs_mut()
+                    .append_pair("client_id", &p.config.client_id)
+                    .append_pair("request_uri", &request_uri);
+            }
+            _ => url.set_query(Some(&params)),
         }
         let sealed =
             self.inner.keys.seal(b"login", &serde_json::to_vec(&pending).map_err(|_| Error::Internal("encode"))?)?;
@@ -100,6 +114,20 @@ impl Auth {
             p.config.response_mode_form_post,
         ));
         Ok(AuthResponse::redirect(302, url.to_string()).with_cookies(cookies))
+    }
+
+    /// Pushes the authorization request's parameters (RFC 9126 §2.1) with the client's
+    /// authentication; the `request_uri` the browser then carries.
+    async fn push_authorization_request(
+        &self,
+        p: &super::ProviderRuntime,
+        endpoint: &str,
+        params: &str,
+    ) -> Result<String, Error> {
+        let form: Vec<(String, String)> = url::form_urlencoded::parse(params.as_bytes()).into_owned().collect();
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let reply = self.post_authenticated(p, endpoint, &form, "par").await?;
+        read_par_response(&p.config, reply.status, &reply.body)
     }
 
     pub(super) fn login_cookie(&self, state: &str) -> String {
@@ -168,5 +196,24 @@ impl Auth {
             .take(PENDING_LOGINS_CLEARED)
             .map(|(_, name)| self.expired_cookie(name))
             .collect()
+    }
+}
+
+/// The PAR endpoint's answer (RFC 9126 §2.2, §2.3): the `request_uri`, or an error page (never a
+/// redirect to the provider with a request it refused).
+pub(super) fn read_par_response(cfg: &crate::Provider, status: u16, body: &serde_json::Value) -> Result<String, Error> {
+    if !(200..300).contains(&status) {
+        let code = body.get("error").and_then(serde_json::Value::as_str).map(crate::error::sanitize_code);
+        return Err(match code.as_deref() {
+            Some(code @ ("invalid_client" | "unauthorized_client")) => super::client::client_rejected(cfg, code),
+            None if status == 401 => super::client::client_rejected(cfg, "HTTP 401"),
+            Some(code) => Error::Provider { endpoint: "par", reason: format!("OAuth error {code}") },
+            None => Error::Provider { endpoint: "par", reason: format!("HTTP status {status}") },
+        });
+    }
+    // §2.2: an absolute URI, short-lived; a bound on its length keeps the redirect sane.
+    match body.get("request_uri").and_then(serde_json::Value::as_str) {
+        Some(uri) if !uri.is_empty() && uri.len() <= 2048 && !uri.chars().any(char::is_control) => Ok(uri.to_owned()),
+        _ => Err(Error::Provider { endpoint: "par", reason: "the PAR response has no valid request_uri".into() }),
     }
 }
