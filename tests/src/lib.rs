@@ -203,6 +203,7 @@ macro_rules! scenarios {
             control_characters_in_state_are_400,
             method_not_allowed_says_what_is,
             bearer_jwt_access_token_is_accepted,
+            dpop_bound_tokens_need_their_proof_at_the_api,
             bearer_header_problems_get_rfc6750_answers,
             bad_bearer_tokens_are_invalid_token,
             bearer_scope_is_required,
@@ -246,6 +247,17 @@ macro_rules! scenarios {
                 )
                 .await;
                 $crate::client_auth::a_par_endpoint_that_is_down_is_an_error_page(&app).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_dpop_session_calls_userinfo_with_proofs() {
+                let app = $crate::client_auth::dpop_app::<$framework>($crate::TestProvider::builder()).await;
+                $crate::client_auth::a_dpop_session_calls_userinfo_with_proofs(&app).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_provider_requiring_dpop_nonces_is_answered() {
+                let op = $crate::TestProvider::builder().require_dpop_nonce(true);
+                let app = $crate::client_auth::dpop_app::<$framework>(op).await;
+                $crate::client_auth::a_dpop_session_calls_userinfo_with_proofs(&app).await;
             }
         }
         /// The app started while its provider was down.
@@ -595,6 +607,50 @@ pub mod scenario {
         assert_eq!(body["sub"], app.provider.user().sub.as_str());
         assert_eq!(body["scope"], "read write");
         assert_eq!(body["client_id"], app.provider.client_id());
+    }
+
+    /// A DPoP-bound JWT access token (`cnf.jkt`): accepted as `Authorization: DPoP` with a fresh
+    /// proof by its key, through the adapter's bearer extractor; refused as `Bearer`, without a
+    /// proof, with a replayed proof, or with another key's.
+    pub async fn dpop_bound_tokens_need_their_proof_at_the_api(app: &TestApp) {
+        use auth_testkit::TestDpopKey;
+        let key = TestDpopKey::generate();
+        let token = app.provider.mint_dpop_jwt_access_token(&app.base, "read", key.jkt());
+        let url = app.url("/api/whoami");
+        let call = |auth: String, proof: Option<String>| {
+            let mut req =
+                app.browser.client().get(&url).header("accept", "application/json").header("authorization", auth);
+            if let Some(proof) = proof {
+                req = req.header("dpop", proof);
+            }
+            req.send()
+        };
+        let proof = key.proof("GET", &url, Some(&token), None);
+        let res = call(format!("DPoP {token}"), Some(proof.clone())).await.unwrap();
+        assert_eq!(res.status(), 200, "{:?}", res.headers().get_all("www-authenticate"));
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["sub"], app.provider.user().sub.as_str());
+        let refused = [
+            ("as Bearer", call(format!("Bearer {token}"), None).await.unwrap()),
+            ("no proof", call(format!("DPoP {token}"), None).await.unwrap()),
+            ("a replayed proof", call(format!("DPoP {token}"), Some(proof)).await.unwrap()),
+            (
+                "another key's proof",
+                call(format!("DPoP {token}"), Some(TestDpopKey::generate().proof("GET", &url, Some(&token), None)))
+                    .await
+                    .unwrap(),
+            ),
+            (
+                "a proof for another method",
+                call(format!("DPoP {token}"), Some(key.proof("POST", &url, Some(&token), None))).await.unwrap(),
+            ),
+        ];
+        for (what, res) in refused {
+            assert_eq!(res.status(), 401, "{what}");
+            let challenges: Vec<&str> =
+                res.headers().get_all("www-authenticate").iter().filter_map(|v| v.to_str().ok()).collect();
+            assert!(challenges.iter().any(|c| c.starts_with("DPoP")), "{what}: {challenges:?}");
+        }
     }
 
     /// `Principal` (`GET /api/me`): the bearer token when the request has an `Authorization`
@@ -1185,6 +1241,27 @@ pub mod client_auth {
         }
         let res = app.login(&app.browser).await;
         assert_eq!((res.status().as_u16(), res.url().path()), (200, "/me"));
+    }
+
+    /// An app whose provider `oidc` asks for DPoP-bound tokens.
+    pub async fn dpop_app<F: Framework>(provider: TestProviderBuilder) -> TestApp {
+        TestApp::start_configured::<F>(provider, &[], |op| {
+            Provider::oidc("oidc", op.issuer(), op.client_id()).with_client_secret(op.client_secret()).with_dpop()
+        })
+        .await
+    }
+
+    /// A login binds the tokens to the session's key; `/me/userinfo` calls the provider with
+    /// `Authorization: DPoP` and a proof (the provider refuses the bound token without one).
+    pub async fn a_dpop_session_calls_userinfo_with_proofs(app: &TestApp) {
+        let res = app.login(&app.browser).await;
+        assert_eq!((res.status().as_u16(), res.url().path()), (200, "/me"));
+        assert_eq!(app.provider.dpop_proofs_accepted(), 2, "the code exchange and the login's userinfo carried proofs");
+        let res = app.api_get(&app.browser, "/me/userinfo").await;
+        assert_eq!(res.status(), 200);
+        let info: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(info["sub"], "alice");
+        assert_eq!(app.provider.dpop_proofs_accepted(), 3, "userinfo carried a proof");
     }
 
     /// The PAR endpoint answers 503: the login is an error page of the app, no redirect to the

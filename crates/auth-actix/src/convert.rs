@@ -14,6 +14,7 @@ pub(crate) fn view(req: &HttpRequest) -> RequestView<'_> {
         Some(req.query_string()),
         req.headers().iter().map(|(n, v)| (n.as_str(), v.as_bytes())),
     )
+    .with_method_name(req.method().as_str())
 }
 
 /// Appends the lookup's `Set-Cookie` values to a response's headers, but for the cookies it sets

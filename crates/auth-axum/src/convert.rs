@@ -7,13 +7,14 @@ use axum::response::Response;
 use http::{HeaderName, HeaderValue, StatusCode, request::Parts};
 
 /// The core's view of a request: method, path (before any `Router::nest`), query, headers.
-pub(crate) fn view<'a>(method: &http::Method, uri: &'a http::Uri, headers: &'a http::HeaderMap) -> RequestView<'a> {
+pub(crate) fn view<'a>(method: &'a http::Method, uri: &'a http::Uri, headers: &'a http::HeaderMap) -> RequestView<'a> {
     RequestView::from_parts(
         Method::from_name(method.as_str()),
         uri.path(),
         uri.query(),
         headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())),
     )
+    .with_method_name(method.as_str())
 }
 
 /// The view of an extractor's request parts, using the original URI under `Router::nest`.

@@ -17,6 +17,7 @@ mod bearer;
 mod builder;
 mod callback;
 mod client;
+mod dpop_check;
 #[cfg(fuzzing)]
 pub(crate) mod fuzzing;
 mod login;

@@ -93,6 +93,9 @@ struct DocOut<'a> {
     at: Part,
     rt: Option<Part>,
     it: Option<Part>,
+    /// The session has a DPoP key: the last secret.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    k: bool,
 }
 
 /// A version 2 document, as read.
@@ -110,6 +113,8 @@ struct DocIn {
     at: Part,
     rt: Option<Part>,
     it: Option<Part>,
+    #[serde(default)]
+    k: bool,
 }
 
 /// Splits a token for version 2: a compact JWS with canonical base64url parts (and UTF-8 header
@@ -203,7 +208,11 @@ pub(crate) fn encode(session: &Session) -> Result<Vec<u8>, Error> {
         at,
         rt,
         it,
+        k: t.dpop_key.is_some(),
     };
+    if let Some(key) = &t.dpop_key {
+        secrets.push(std::borrow::Cow::Borrowed(key.secret().as_bytes()));
+    }
     let mut text = serde_json::to_vec(&doc).map_err(|_| Error::Internal("session serialization"))?;
     let doc_len = text.len();
     text.extend_from_slice(&parts);
@@ -289,6 +298,10 @@ fn decode_v2(bytes: &[u8]) -> Option<Session> {
         Some(t) => Some(join_part(t, &mut parts, &mut secrets)?),
         None => None,
     };
+    let dpop_key = match doc.k {
+        true => Some(Secret::new(String::from_utf8(secrets.next()?.to_vec()).ok()?)),
+        false => None,
+    };
     if !parts.is_empty() || !secrets.0.is_empty() {
         return None;
     }
@@ -296,7 +309,15 @@ fn decode_v2(bytes: &[u8]) -> Option<Session> {
         id: doc.i,
         provider: doc.p,
         claims: doc.c,
-        tokens: Tokens { access_token, refresh_token, id_token, expires_at: doc.x, received_ms: doc.n, scope: doc.s },
+        tokens: Tokens {
+            access_token,
+            refresh_token,
+            id_token,
+            expires_at: doc.x,
+            received_ms: doc.n,
+            scope: doc.s,
+            dpop_key,
+        },
         created_at: doc.a,
         expires_at: doc.e,
     })
@@ -338,7 +359,15 @@ fn decode_v1(rest: &[u8]) -> Option<Session> {
         id: doc.i,
         provider: doc.p,
         claims: doc.c,
-        tokens: Tokens { access_token, refresh_token, id_token, expires_at: doc.x, received_ms: doc.n, scope: doc.s },
+        tokens: Tokens {
+            access_token,
+            refresh_token,
+            id_token,
+            expires_at: doc.x,
+            received_ms: doc.n,
+            scope: doc.s,
+            dpop_key: None,
+        },
         created_at: doc.a,
         expires_at: doc.e,
     })
@@ -382,6 +411,7 @@ mod tests {
                 expires_at: Some(5),
                 received_ms: Some(1_000),
                 scope: Some("openid".into()),
+                dpop_key: None,
             },
             created_at: 1,
             expires_at: 2,
@@ -396,9 +426,15 @@ mod tests {
             URL_SAFE_NO_PAD.encode(r#"{"sub":"alice","n":"é"}"#),
             URL_SAFE_NO_PAD.encode([7u8; 256])
         );
-        for s in [session("opaque-token", None), session(&jwt, Some(&jwt)), session("a.b.c", Some("x.=.y"))] {
+        let mut bound = session(&jwt, Some(&jwt));
+        let key = crate::dpop::DpopKey::generate().unwrap();
+        bound.tokens.dpop_key = Some(Tokens::keep_dpop_key(&key));
+        for s in [session("opaque-token", None), session(&jwt, Some(&jwt)), session("a.b.c", Some("x.=.y")), bound] {
             let bytes = encode(&s).unwrap();
-            assert_eq!(decode(&bytes), Some(s));
+            assert_eq!(decode(&bytes).as_ref(), Some(&s));
+            if let Some(kept) = s.tokens.dpop_key() {
+                assert_eq!(kept.jkt(), key.jkt(), "the DPoP key survives the cookie");
+            }
         }
     }
 
@@ -429,6 +465,7 @@ mod tests {
                 expires_at: Some(1_800_003_600),
                 received_ms: Some(1_800_000_000_123),
                 scope: Some("openid email".into()),
+                dpop_key: None,
             },
             created_at: 1_800_000_000,
             expires_at: 1_800_086_400,
@@ -564,6 +601,7 @@ mod tests {
                 expires_at: Some(1_800_003_600),
                 received_ms: Some(1_800_000_000_123),
                 scope: Some("openid email profile".into()),
+                dpop_key: None,
             },
             created_at: 1_800_000_000,
             expires_at: 1_800_086_400,

@@ -191,6 +191,17 @@ pub enum Error {
     /// `invalid_token`; the reason is logged, never sent.
     #[error("bearer token refused: {0}")]
     BearerInvalid(String),
+    /// The request's DPoP proof (RFC 9449 §4.3) is missing, malformed, for another request or
+    /// key, stale or replayed, for a DPoP-bound access token sent with the `DPoP` scheme: 401
+    /// with the challenge `DPoP error="invalid_dpop_proof"` (§7.1); the reason (a fixed text,
+    /// never quoting the proof) is logged, never sent.
+    #[error("DPoP proof refused: {0}")]
+    DpopProofInvalid(&'static str),
+    /// The access token sent with the `DPoP` scheme was refused (as [`Error::BearerInvalid`]
+    /// would be), or is not bound to a DPoP key: 401 with the challenge
+    /// `DPoP error="invalid_token"`; the reason is logged, never sent.
+    #[error("DPoP access token refused: {0}")]
+    DpopTokenInvalid(String),
     /// The token lacks the scope a route requires: 403 `insufficient_scope`.
     #[error("the token lacks the scope `{0}`")]
     InsufficientScope(String),
@@ -264,6 +275,7 @@ impl Error {
             Error::Authorization { code } if code == "access_denied" => 403,
             Error::Authorization { .. } => 400,
             Error::Unauthenticated | Error::AccessTokenExpired | Error::BearerMissing | Error::BearerInvalid(_) => 401,
+            Error::DpopProofInvalid(_) | Error::DpopTokenInvalid(_) => 401,
             Error::BearerMalformed => 400,
             Error::InsufficientScope(_) => 403,
             Error::BearerUnavailable => 503,
@@ -301,7 +313,8 @@ impl Error {
             Error::AccessTokenExpired => "token_expired",
             Error::BearerMissing => "unauthenticated",
             Error::BearerMalformed => "invalid_request",
-            Error::BearerInvalid(_) => "invalid_token",
+            Error::BearerInvalid(_) | Error::DpopTokenInvalid(_) => "invalid_token",
+            Error::DpopProofInvalid(_) => "invalid_dpop_proof",
             Error::InsufficientScope(_) => "insufficient_scope",
             Error::BearerUnavailable => "temporarily_unavailable",
             Error::Forbidden(_) => "forbidden",
@@ -347,7 +360,8 @@ impl Error {
             }
             Error::BearerMissing => "A bearer access token is required.".into(),
             Error::BearerMalformed => "The Authorization header is not a valid bearer token header.".into(),
-            Error::BearerInvalid(_) => "The access token is not valid.".into(),
+            Error::BearerInvalid(_) | Error::DpopTokenInvalid(_) => "The access token is not valid.".into(),
+            Error::DpopProofInvalid(_) => "The DPoP proof is not valid.".into(),
             Error::InsufficientScope(scope) => format!("The access token lacks the scope `{scope}`."),
             Error::BearerUnavailable => "Access tokens cannot be checked right now. Please try again.".into(),
             Error::Forbidden(why) => format!("Access denied: {why}."),

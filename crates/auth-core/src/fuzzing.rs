@@ -64,6 +64,7 @@ pub fn session(parts: SessionParts) -> Option<Session> {
             expires_at: parts.expires_at,
             received_ms: parts.received_ms,
             scope: parts.scope,
+            dpop_key: None,
         },
         created_at: parts.created_at,
         expires_at: parts.session_expires_at,

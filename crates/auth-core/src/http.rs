@@ -50,6 +50,10 @@ pub struct RequestView<'a> {
     authorization: Option<&'a str>,
     content_type: Option<&'a str>,
     cookies: Vec<&'a str>,
+    /// The method exactly as sent (`PUT`, `HEAD`, …), for a DPoP proof's `htm`.
+    method_name: Option<&'a str>,
+    /// The `DPoP` headers (RFC 9449 §4.3: exactly one is allowed; two are kept to tell).
+    dpop: Vec<&'a str>,
 }
 
 impl<'a> RequestView<'a> {
@@ -71,6 +75,11 @@ impl<'a> RequestView<'a> {
     pub fn add_header(&mut self, name: &str, value: &'a str) {
         let slot = if name.eq_ignore_ascii_case("cookie") {
             self.cookies.push(value);
+            return;
+        } else if name.eq_ignore_ascii_case("dpop") {
+            if self.dpop.len() < 2 {
+                self.dpop.push(value);
+            }
             return;
         } else if name.eq_ignore_ascii_case("accept") {
             &mut self.accept
@@ -107,6 +116,36 @@ impl<'a> RequestView<'a> {
     /// The method.
     pub fn method(&self) -> Method {
         self.method.unwrap_or(Method::Other)
+    }
+
+    /// Sets the method's exact name (`PUT`, `HEAD`, …), which [`RequestView::method`] folds
+    /// into `Get`, `Post` or `Other`: a DPoP proof names it (the adapters set it).
+    ///
+    /// ```
+    /// use auth_core::{Method, RequestView};
+    /// let req = RequestView::new(Method::Other, "/api/items/7", None).with_method_name("PUT");
+    /// assert_eq!(req.method_name(), "PUT");
+    /// assert_eq!(RequestView::new(Method::Post, "/", None).method_name(), "POST");
+    /// ```
+    #[must_use]
+    pub fn with_method_name(mut self, name: &'a str) -> Self {
+        self.method_name = Some(name);
+        self
+    }
+
+    /// The method's exact name: as set with [`RequestView::with_method_name`], else `GET`,
+    /// `POST` or empty (for `Other`).
+    pub fn method_name(&self) -> &'a str {
+        self.method_name.unwrap_or(match self.method() {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Other => "",
+        })
+    }
+
+    /// The `DPoP` proof headers (RFC 9449), at most two kept: one is allowed.
+    pub fn dpop_proofs(&self) -> &[&'a str] {
+        &self.dpop
     }
 
     /// The path (without the query).

@@ -48,6 +48,7 @@ mod client_key;
 mod codec;
 mod crypto;
 mod discovery;
+mod dpop;
 mod error;
 #[cfg(fuzzing)]
 #[doc(hidden)]

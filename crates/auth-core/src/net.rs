@@ -45,12 +45,42 @@ impl Default for HttpConfig {
 pub(crate) struct HttpClient {
     client: reqwest::Client,
     max_bytes: usize,
+    /// The last `DPoP-Nonce` of each server (RFC 9449 §8), by origin. Only configured providers
+    /// and their APIs are called, so there are few; it is cleared past [`MAX_NONCE_ORIGINS`].
+    nonces: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
+}
+
+/// The most origins whose DPoP nonce is remembered.
+const MAX_NONCE_ORIGINS: usize = 64;
+
+/// How a request carries an access token.
+#[derive(Clone, Copy)]
+pub(crate) enum Credential<'a> {
+    /// `Authorization: Bearer` (RFC 6750).
+    Bearer(&'a str),
+    /// `Authorization: DPoP` and a proof by the token's key (RFC 9449 §7).
+    Dpop(&'a str, &'a crate::dpop::DpopKey),
 }
 
 /// A form POST's outcome: status and JSON body (`Null` when the body is not JSON).
 pub(crate) struct FormReply {
     pub(crate) status: u16,
     pub(crate) body: serde_json::Value,
+}
+
+impl<'a> Credential<'a> {
+    /// `token`, bound to `dpop` if the session has a DPoP key.
+    pub(crate) fn new(token: &'a str, dpop: Option<&'a crate::dpop::DpopKey>) -> Self {
+        match dpop {
+            Some(key) => Credential::Dpop(token, key),
+            None => Credential::Bearer(token),
+        }
+    }
+}
+
+/// The origin of a URL, the key of its server's DPoP nonce.
+fn origin_of(url: &str) -> String {
+    url::Url::parse(url).map(|u| u.origin().ascii_serialization()).unwrap_or_default()
 }
 
 /// A GET's outcome: status, content type and body bytes (at most the configured cap).
@@ -69,7 +99,40 @@ impl HttpClient {
             .user_agent(concat!("auth-core/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|_| Error::Internal("the HTTP client could not be built"))?;
-        Ok(HttpClient { client, max_bytes: cfg.max_response_bytes })
+        Ok(HttpClient { client, max_bytes: cfg.max_response_bytes, nonces: Default::default() })
+    }
+
+    /// The DPoP nonce `url`'s server gave last, if any.
+    fn nonce(&self, url: &str) -> Option<String> {
+        self.nonces.lock().ok()?.get(&origin_of(url)).cloned()
+    }
+
+    /// Remembers a `DPoP-Nonce` the server at `url` sent; whether it is new (a retry may help).
+    fn keep_nonce(&self, url: &str, headers: &reqwest::header::HeaderMap) -> bool {
+        let Some(nonce) = crate::dpop::nonce_from(headers.get("dpop-nonce")) else { return false };
+        let Ok(mut nonces) = self.nonces.lock() else { return false };
+        if nonces.len() >= MAX_NONCE_ORIGINS {
+            nonces.clear();
+        }
+        nonces.insert(origin_of(url), nonce.clone()).as_deref() != Some(nonce.as_str())
+    }
+
+    /// Adds a credential's headers to a request to `url` made with `method`, with the nonce
+    /// `url`'s server gave last.
+    fn authorize(
+        &self,
+        req: reqwest::RequestBuilder,
+        method: &str,
+        url: &str,
+        credential: Credential<'_>,
+    ) -> Result<reqwest::RequestBuilder, Error> {
+        Ok(match credential {
+            Credential::Bearer(token) => req.bearer_auth(token),
+            Credential::Dpop(token, key) => {
+                let proof = key.proof(method, url, Some(token), self.nonce(url).as_deref())?;
+                req.header("authorization", format!("DPoP {token}")).header("dpop", proof)
+            }
+        })
     }
 
     /// Reads a response's body, refusing one larger than the cap (by its `Content-Length`, or
@@ -92,53 +155,65 @@ impl HttpClient {
         Ok(body)
     }
 
-    /// GETs a URL (with an optional bearer token) of `provider`: its status and capped body.
+    /// GETs a URL (with an optional access token) of `provider`: its status and capped body.
     pub(crate) async fn get(
         &self,
         url: &str,
-        bearer: Option<&str>,
+        credential: Option<Credential<'_>>,
         provider: &str,
         endpoint: &'static str,
     ) -> Result<Reply, Error> {
-        let mut req = self.client.get(url).header("accept", "application/json");
-        if let Some(token) = bearer {
-            req = req.bearer_auth(token);
-        }
-        self.reply(req, provider, endpoint).await
+        let Some(credential) = credential else {
+            let req = self.client.get(url).header("accept", "application/json");
+            return self.reply(req, url, provider, endpoint).await.map(|(reply, _)| reply);
+        };
+        let url = url::Url::parse(url).map_err(|_| Error::config(format!("the {endpoint} URL is not a URL")))?;
+        self.send(reqwest::Method::GET, url, credential, None, provider, endpoint).await
     }
 
-    /// Sends a request with a bearer token and an optional JSON body (the app's calls to the
-    /// provider's API for a user): its status, content type and capped body.
+    /// Sends a request with an access token and an optional JSON body (the app's calls to the
+    /// provider's API for a user): its status, content type and capped body. A DPoP call the
+    /// server answers 401 with a new `DPoP-Nonce` is sent once more, with that nonce (RFC 9449 §9).
     pub(crate) async fn send(
         &self,
         method: reqwest::Method,
         url: url::Url,
-        bearer: &str,
+        credential: Credential<'_>,
         json: Option<&serde_json::Value>,
         provider: &str,
         endpoint: &'static str,
     ) -> Result<Reply, Error> {
-        let mut req = self.client.request(method, url).header("accept", "application/json").bearer_auth(bearer);
-        if let Some(body) = json {
-            req = req.json(body);
+        let build = || {
+            let mut req = self.client.request(method.clone(), url.clone()).header("accept", "application/json");
+            if let Some(body) = json {
+                req = req.json(body);
+            }
+            self.authorize(req, method.as_str(), url.as_str(), credential)
+        };
+        let (reply, new_nonce) = self.reply(build()?, url.as_str(), provider, endpoint).await?;
+        if reply.status == 401 && new_nonce && matches!(credential, Credential::Dpop(..)) {
+            return self.reply(build()?, url.as_str(), provider, endpoint).await.map(|(reply, _)| reply);
         }
-        self.reply(req, provider, endpoint).await
+        Ok(reply)
     }
 
+    /// Sends `req` to `url`: the reply, and whether it brought a new DPoP nonce.
     async fn reply(
         &self,
         req: reqwest::RequestBuilder,
+        url: &str,
         provider: &str,
         endpoint: &'static str,
-    ) -> Result<Reply, Error> {
+    ) -> Result<(Reply, bool), Error> {
         let start = Instant::now();
         let reply = async {
             let res = req.send().await.map_err(|source| Error::Unreachable { endpoint, source })?;
             let status = res.status().as_u16();
+            let new_nonce = self.keep_nonce(url, res.headers());
             let content_type =
                 res.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
             let body = self.read_capped(res, endpoint).await?;
-            Ok(Reply { status, content_type, body })
+            Ok((Reply { status, content_type, body }, new_nonce))
         }
         .await;
         crate::metrics::provider_request(provider, endpoint, start.elapsed());
@@ -149,11 +224,11 @@ impl HttpClient {
     pub(crate) async fn get_json(
         &self,
         url: &str,
-        bearer: Option<&str>,
+        credential: Option<Credential<'_>>,
         provider: &str,
         endpoint: &'static str,
     ) -> Result<serde_json::Value, Error> {
-        let reply = self.get(url, bearer, provider, endpoint).await?;
+        let reply = self.get(url, credential, provider, endpoint).await?;
         if !(200..300).contains(&reply.status) {
             return Err(Error::Provider { endpoint, reason: format!("HTTP status {}", reply.status) });
         }
@@ -162,27 +237,54 @@ impl HttpClient {
     }
 
     /// POSTs a form to `provider`, optionally with HTTP Basic client authentication (RFC 6749 §2.3.1: id and
-    /// secret form-urlencoded before base64).
-    pub(crate) async fn post_form(
+    /// secret form-urlencoded before base64) and a DPoP proof by `dpop` (RFC 9449 §5). When the
+    /// server asks for a DPoP nonce (`use_dpop_nonce` with a new `DPoP-Nonce`), the form is sent
+    /// once more with it; `form` is made again for that (a client assertion must not be reused).
+    pub(crate) async fn post_form<'f>(
         &self,
         url: &str,
-        form: &[(&str, &str)],
+        form: impl Fn() -> Result<Vec<(&'f str, std::borrow::Cow<'f, str>)>, Error>,
         basic: Option<(&str, &str)>,
+        dpop: Option<&crate::dpop::DpopKey>,
         provider: &str,
         endpoint: &'static str,
     ) -> Result<FormReply, Error> {
-        let mut req = self.client.post(url).header("accept", "application/json").form(form);
+        let (reply, new_nonce) = self.post_form_once(url, &form()?, basic, dpop, provider, endpoint).await?;
+        let nonce_asked =
+            reply.status == 400 && reply.body.get("error").and_then(|e| e.as_str()) == Some("use_dpop_nonce");
+        if dpop.is_some() && nonce_asked && new_nonce {
+            return Ok(self.post_form_once(url, &form()?, basic, dpop, provider, endpoint).await?.0);
+        }
+        Ok(reply)
+    }
+
+    async fn post_form_once(
+        &self,
+        url: &str,
+        form: &[(&str, std::borrow::Cow<'_, str>)],
+        basic: Option<(&str, &str)>,
+        dpop: Option<&crate::dpop::DpopKey>,
+        provider: &str,
+        endpoint: &'static str,
+    ) -> Result<(FormReply, bool), Error> {
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_ref())).collect();
+        let mut req = self.client.post(url).header("accept", "application/json").form(&form);
         if let Some((id, secret)) = basic {
             let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
             let credentials = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", enc(id), enc(secret)));
             req = req.header("authorization", format!("Basic {credentials}"));
         }
+        if let Some(key) = dpop {
+            req = req.header("dpop", key.proof("POST", url, None, self.nonce(url).as_deref())?);
+        }
         let start = Instant::now();
         let reply = async {
             let res = req.send().await.map_err(|source| Error::Unreachable { endpoint, source })?;
             let status = res.status().as_u16();
+            let new_nonce = self.keep_nonce(url, res.headers());
             let bytes = self.read_capped(res, endpoint).await?;
-            Ok(FormReply { status, body: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null) })
+            let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+            Ok((FormReply { status, body }, new_nonce))
         }
         .await;
         crate::metrics::provider_request(provider, endpoint, start.elapsed());

@@ -51,6 +51,7 @@ fn session() -> impl Strategy<Value = Session> {
                     expires_at: expires.map(u64::from),
                     received_ms: expires.map(|e| u64::from(e) * 1000),
                     scope,
+                    dpop_key: None,
                 },
                 created_at: u64::from(created),
                 expires_at: u64::from(created) + 86_400,

@@ -185,6 +185,8 @@ pub struct Provider {
     pub(crate) assertion_audience: AssertionAudience,
     /// Pushed authorization requests (RFC 9126) even when the provider does not require them.
     pub(crate) par: bool,
+    /// DPoP-bound tokens (RFC 9449): a key per session, proofs on its token requests and calls.
+    pub(crate) dpop: bool,
     pub(crate) scopes: Vec<String>,
     pub(crate) auth_params: Vec<(String, String)>,
     pub(crate) profile: Profile,
@@ -218,6 +220,7 @@ impl Provider {
             client_key: None,
             assertion_audience: AssertionAudience::Issuer,
             par: false,
+            dpop: false,
             scopes: vec!["openid".into(), "email".into(), "profile".into()],
             auth_params: Vec::new(),
             profile: Profile::Oidc,
@@ -345,7 +348,7 @@ impl Provider {
     /// (`client_secret_basic` (default), `client_secret_post`, `none`, `private_key_jwt` with
     /// `{NAME}_CLIENT_KEY`, the PEM or JWK text of the key or a path to it, and optionally
     /// `{NAME}_CLIENT_KEY_ID`, or `client_secret_jwt`), `{NAME}_CLIENT_ASSERTION_AUD` (`issuer`,
-    /// the default, or `token_endpoint`), `{NAME}_PAR` (`true`: pushed authorization requests),
+    /// the default, or `token_endpoint`), `{NAME}_PAR` (`true`: pushed authorization requests), `{NAME}_DPOP` (`true`: DPoP-bound tokens),
     /// `{NAME}_ID_TOKEN_SIGNING_ALG` (the one algorithm the provider signs this client's ID tokens
     /// with, `RS256`, `ES256`, …; `HS256` turns on HMAC ID tokens keyed with the client secret),
     /// `{NAME}_PROMPT` (`login`, `consent`, `select_account`, …) and `{NAME}_MAX_AGE` (seconds;
@@ -485,15 +488,17 @@ impl Provider {
                 }
             };
         }
-        let (par_key, par) = var("PAR");
-        if let Some(par) = par {
-            provider.par = match par.to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" => true,
-                "false" | "0" | "no" => false,
-                other => {
-                    return Err(Error::Env { name: par_key, problem: format!("`{other}` is not true or false") });
-                }
-            };
+        for (suffix, setting) in [("PAR", &mut provider.par), ("DPOP", &mut provider.dpop)] {
+            let (key, value) = var(suffix);
+            if let Some(value) = value {
+                *setting = match value.to_ascii_lowercase().as_str() {
+                    "true" | "1" | "yes" => true,
+                    "false" | "0" | "no" => false,
+                    other => {
+                        return Err(Error::Env { name: key, problem: format!("`{other}` is not true or false") });
+                    }
+                };
+            }
         }
         if let Some(scope) = var("SCOPE").1 {
             provider.scopes = scope.split_whitespace().map(str::to_owned).collect();
@@ -595,6 +600,17 @@ impl Provider {
     #[must_use]
     pub fn with_pushed_authorization_requests(mut self) -> Self {
         self.par = true;
+        self
+    }
+
+    /// Asks for DPoP-bound tokens (RFC 9449): each session gets its own key pair (kept in the
+    /// session, sealed like its tokens), its token requests carry proofs by it (with the
+    /// provider's `DPoP-Nonce` when it asks for one), and [`User::api`](crate::User::api) and
+    /// [`User::userinfo`](crate::User::userinfo) send the token as `Authorization: DPoP` with a
+    /// proof. A stolen access or refresh token is then useless without the key.
+    #[must_use]
+    pub fn with_dpop(mut self) -> Self {
+        self.dpop = true;
         self
     }
 
@@ -903,6 +919,8 @@ mod tests {
         assert!(e.contains("OIDC_CLIENT_SECRET"), "{e}");
         assert!(err(&[("OIDC_CLIENT_ASSERTION_AUD", "everyone")]).contains("issuer, token_endpoint"));
         assert!(err(&[("OIDC_PAR", "maybe")]).contains("OIDC_PAR"));
+        assert!(err(&[("OIDC_DPOP", "sometimes")]).contains("OIDC_DPOP"));
+        assert!(with(&[("OIDC_DPOP", "TRUE")]).unwrap().dpop);
         assert_eq!(
             Provider::microsoft("contoso", "id", "").assertion_audience,
             AssertionAudience::TokenEndpoint,

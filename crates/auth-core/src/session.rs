@@ -53,6 +53,31 @@ pub struct Tokens {
     pub(crate) received_ms: Option<u64>,
     /// The granted scope, if the provider said.
     pub scope: Option<String>,
+    /// The session's DPoP key (PKCS#8, base64url) when its access token is DPoP-bound
+    /// (RFC 9449): refreshes and calls with the token carry proofs by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) dpop_key: Option<Secret>,
+}
+
+impl Tokens {
+    /// Whether the access token is DPoP-bound (RFC 9449): sent as `Authorization: DPoP` with a
+    /// proof by the session's key, never as a bearer token.
+    pub fn is_dpop_bound(&self) -> bool {
+        self.dpop_key.is_some()
+    }
+
+    /// The session's DPoP key, if it has one.
+    pub(crate) fn dpop_key(&self) -> Option<crate::dpop::DpopKey> {
+        use base64::Engine as _;
+        let der = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(self.dpop_key.as_ref()?.secret()).ok()?;
+        crate::dpop::DpopKey::from_pkcs8(&der)
+    }
+
+    /// A DPoP key as a session keeps it.
+    pub(crate) fn keep_dpop_key(key: &crate::dpop::DpopKey) -> Secret {
+        use base64::Engine as _;
+        Secret::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.pkcs8()))
+    }
 }
 
 /// The logged-in user's claims (`sub`, `email`, `name`, …) with typed accessors.
@@ -556,6 +581,7 @@ mod tests {
             expires_at: None,
             received_ms: None,
             scope: None,
+            dpop_key: None,
         };
         let text = format!("{tokens:?}");
         assert!(!text.contains("secret"), "{text}");
@@ -573,6 +599,7 @@ mod tests {
                 expires_at: None,
                 received_ms: None,
                 scope: None,
+                dpop_key: None,
             },
             created_at: 1,
             expires_at,

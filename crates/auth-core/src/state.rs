@@ -379,6 +379,7 @@ mod tests {
                 expires_at: None,
                 received_ms: None,
                 scope: None,
+                dpop_key: None,
             },
             created_at: 1,
             expires_at: u64::MAX,

@@ -38,6 +38,7 @@ pub fn sample(sub: &str) -> Session {
             expires_at: Some(now + 300),
             received_ms: Some(now * 1000),
             scope: Some("openid".into()),
+            dpop_key: None,
         },
         created_at: now,
         expires_at: now + 3600,

@@ -19,7 +19,8 @@ pub(crate) fn view<'a>(req: &'a Request<'_>) -> RequestView<'a> {
         Method::from_name(req.method().as_str()),
         uri.path().as_str(),
         uri.query().map(|q| q.as_str()),
-    );
+    )
+    .with_method_name(req.method().as_str());
     let mut cookie_header = false;
     for header in req.headers().iter() {
         cookie_header |= header.name == "cookie";

@@ -251,7 +251,7 @@ pub(crate) fn verify<'a>(
 
 /// A decoding key for `alg` from a registered JWK, if the JWK suits `alg` (key type and curve,
 /// its `alg` and `use` if it has them).
-fn decoding_key(jwk: &Value, alg: &str) -> Option<DecodingKey> {
+pub(crate) fn decoding_key(jwk: &Value, alg: &str) -> Option<DecodingKey> {
     let member = |name: &str| jwk.get(name).and_then(Value::as_str);
     let suits = match alg {
         "RS256" | "PS256" => member("kty") == Some("RSA"),

@@ -97,9 +97,10 @@ pub enum Fault {
     /// (a duration) and the access tokens' own lifetimes are unchanged.
     ///
     /// The skew also sets the clock the provider checks client assertions (`private_key_jwt`,
-    /// `client_secret_jwt`) by: it runs `s` seconds ahead of the real time, so an assertion
-    /// valid for 60 seconds is expired under `ClockSkew(120)`, and one whose `iat` is more than
-    /// 30 seconds ahead of the skewed clock is refused under a negative skew.
+    /// `client_secret_jwt`) and DPoP proofs' `iat` (±60 s) by: it runs `s` seconds ahead of the
+    /// real time, so an assertion valid for 60 seconds is expired under `ClockSkew(120)`, and
+    /// one whose `iat` is more than 30 seconds ahead of the skewed clock is refused under a
+    /// negative skew; a DPoP proof made now is refused under a skew of more than 60 seconds.
     ///
     /// A client with a clock leeway of `L` seconds accepts a skew of `+s` when `s <= L`
     /// (`iat`/`nbf` in the future by at most the leeway) and a skew of `-s` while
@@ -179,6 +180,14 @@ pub enum Fault {
     /// The pushed authorization request endpoint (`/par`, RFC 9126) answers 503 with
     /// `temporarily_unavailable`, without looking at the request.
     ParEndpointDown,
+
+    // --- DPoP ---------------------------------------------------------------------------------
+    /// DPoP proofs (RFC 9449) must carry a server nonce (§8), as with
+    /// [`TestProviderBuilder::require_dpop_nonce`](crate::TestProviderBuilder::require_dpop_nonce):
+    /// a proof without a valid one is answered `400 use_dpop_nonce` at the token endpoint (`401`
+    /// with `WWW-Authenticate: DPoP error="use_dpop_nonce"` at UserInfo) and a `DPoP-Nonce`
+    /// header to retry with; every answer of these endpoints then carries a fresh `DPoP-Nonce`.
+    DpopNonceRequired,
 
     // --- introspection ---------------------------------------------------------------------
     /// The introspection endpoint answers with this HTTP status and a JSON error.

@@ -8,10 +8,16 @@
 //!   required), refresh token rotation, UserInfo, RP-initiated logout, revocation,
 //!   introspection, pushed authorization requests (RFC 9126). Clients authenticate with
 //!   `client_secret_basic`, `client_secret_post`, `private_key_jwt` or `client_secret_jwt`
-//!   (RFC 7523), or are public. It auto-approves logins (or, in dev mode, shows a page to pick a
-//!   user).
+//!   (RFC 7523), or are public. DPoP (RFC 9449): a `DPoP` proof at the token endpoint binds the
+//!   access and refresh tokens to the client's key, `/userinfo` takes them as `Authorization:
+//!   DPoP` with a proof, and server nonces can be required
+//!   ([`TestProviderBuilder::require_dpop_nonce`]). It auto-approves logins (or, in dev mode,
+//!   shows a page to pick a user).
 //! - [`TestClientKey`]: RSA, P-256 and Ed25519 key pairs for `private_key_jwt` clients, as PEM
 //!   and JWK.
+//! - [`TestDpopKey`]: a client's P-256 DPoP key, making proofs (RFC 9449), and its thumbprint to
+//!   bind minted tokens ([`TestProvider::mint_dpop_access_token_for`],
+//!   [`TestProvider::mint_dpop_jwt_access_token`]).
 //! - [`Fault`]: misbehaviours to inject (bad signatures, `alg: none`, wrong `iss`/`aud`/`nonce`,
 //!   a missing RFC 9207 `iss`, failing or hanging endpoints …), one per rule a client must enforce.
 //! - Back-channel logout (OpenID Connect Back-Channel Logout 1.0):
@@ -95,6 +101,7 @@ mod browser;
 mod client_key;
 #[cfg(feature = "auth-core")]
 mod dev;
+mod dpop;
 mod fault;
 mod html;
 mod keys;
@@ -107,6 +114,7 @@ pub use browser::{Browser, BrowserError, MAX_REDIRECTS};
 pub use client_key::TestClientKey;
 #[cfg(feature = "auth-core")]
 pub use dev::{DevHomePage, dev_provider_unless_configured};
+pub use dpop::TestDpopKey;
 pub use fault::{Fault, LogoutTokenFault};
 pub use keys::SigningAlg;
 pub use model::{ClientAuthMethod, TestClient, TestUser};

@@ -33,7 +33,8 @@ pub const DEFAULT_CLIENT_SECRET: &str = "test-secret";
 /// Endpoints, all under [`issuer`](Self::issuer): `/.well-known/openid-configuration`, `/jwks`,
 /// `/authorize` (GET and POST), `/token`, `/userinfo`, `/end_session`, `/revoke`,
 /// `/introspect` and `/par` (pushed authorization requests, RFC 9126; see
-/// [`par_requests`](Self::par_requests)). The provider also acts as the sender of OpenID Connect Back-Channel Logout 1.0:
+/// [`par_requests`](Self::par_requests)). `/token` and `/userinfo` take DPoP proofs (RFC 9449;
+/// see [`dpop_proofs_accepted`](Self::dpop_proofs_accepted)). The provider also acts as the sender of OpenID Connect Back-Channel Logout 1.0:
 /// [`logout_token`](Self::logout_token), [`logout_token_with`](Self::logout_token_with) and
 /// [`send_backchannel_logout`](Self::send_backchannel_logout) by hand, and a POST to a client's
 /// [back-channel logout URI](TestClient::with_backchannel_logout_uri) when `/end_session` ends
@@ -385,6 +386,60 @@ impl TestProvider {
         self.shared.counters.assertions_accepted.load(Ordering::SeqCst)
     }
 
+    /// How many DPoP proofs (RFC 9449) the provider accepted, at `/token` and `/userinfo`: proof
+    /// that a client really sent one. A proof counts once it passed every check (whatever
+    /// became of the request after).
+    ///
+    /// A `DPoP` header on a token request (`authorization_code` or `refresh_token` grant) must
+    /// be exactly one proof: a JWS with header `typ` `dpop+jwt`, `alg` ES256, RS256, PS256 or
+    /// EdDSA (never `none` or HS*), and a public `jwk` (no private members) that verifies the
+    /// signature; claims `htm` `POST`, `htu` the token endpoint URL (compared without query and
+    /// fragment), `iat` within 60 s of the provider's clock ([`Fault::ClockSkew`] moves it),
+    /// a `jti` not seen from that key before (up to 10,000 remembered; new proofs are refused
+    /// while full), and a valid `nonce` when [nonces are
+    /// required](TestProviderBuilder::require_dpop_nonce). A refused proof gets
+    /// `400 {"error":"invalid_dpop_proof","error_description":…}` naming the check.
+    ///
+    /// Then the tokens are bound to the key: the answer says `"token_type": "DPoP"`, and
+    /// introspection of the access token says `"token_type": "DPoP"` and `"cnf": {"jkt": …}`
+    /// (the key's RFC 7638 thumbprint). The refresh token is bound too, for confidential
+    /// clients as well (stricter than RFC 9449 §5 asks): refreshing it needs a proof by the same
+    /// key, else `400 invalid_dpop_proof`. A refresh with a proof binds the new tokens to the
+    /// proof's key even when the old ones were bearer tokens.
+    ///
+    /// At `/userinfo`, a bound token goes as `Authorization: DPoP <token>` with a proof (`htm`
+    /// the request's method, `htu` the UserInfo URL, `ath` the base64url SHA-256 of the token,
+    /// by the bound key). Refusals are `401` with `WWW-Authenticate: DPoP error="…"`:
+    /// `invalid_token` for a bound token sent as `Bearer` (or an unknown one), `invalid_dpop_proof`
+    /// for a missing or bad proof or another key, `use_dpop_nonce` for a missing nonce.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use auth_testkit::{TestDpopKey, TestProvider};
+    ///
+    /// let op = TestProvider::start().await?;
+    /// let key = TestDpopKey::generate();
+    /// let token_endpoint = format!("{}/token", op.issuer());
+    /// let answer = reqwest::Client::new()
+    ///     .post(&token_endpoint)
+    ///     .header("DPoP", key.proof("GET", &token_endpoint, None, None))
+    ///     .basic_auth(op.client_id(), Some(op.client_secret()))
+    ///     .form(&[("grant_type", "refresh_token"), ("refresh_token", "unknown")])
+    ///     .send()
+    ///     .await?;
+    /// assert_eq!(answer.status(), 400);
+    /// let body: serde_json::Value = answer.json().await?;
+    /// assert_eq!(body["error"], "invalid_dpop_proof");
+    /// assert!(body["error_description"].as_str().unwrap().contains("htm"));
+    /// assert_eq!(op.dpop_proofs_accepted(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn dpop_proofs_accepted(&self) -> usize {
+        self.shared.counters.dpop_accepted.load(Ordering::SeqCst)
+    }
+
     /// The parameters of the last authorization request, in order, as received (to assert what
     /// the client sent: `state`, `nonce`, `code_challenge`, `prompt` …).
     pub fn last_authorize_params(&self) -> Option<Vec<(String, String)>> {
@@ -601,7 +656,7 @@ impl TestProvider {
     /// login with `scope`: `/userinfo` and `/introspect` accept it. For tests of APIs that take
     /// bearer tokens.
     pub fn mint_access_token(&self, scope: &str) -> String {
-        self.mint_opaque(scope, None)
+        self.mint_opaque(scope, None, None)
     }
 
     /// An opaque access token for the resource `audience` (RFC 8707): as
@@ -616,10 +671,20 @@ impl TestProvider {
     /// # Ok(()) }
     /// ```
     pub fn mint_access_token_for(&self, audience: &str, scope: &str) -> String {
-        self.mint_opaque(scope, Some(audience.to_owned()))
+        self.mint_opaque(scope, Some(audience.to_owned()), None)
     }
 
-    fn mint_opaque(&self, scope: &str, audience: Option<String>) -> String {
+    /// An opaque access token for the resource `audience`, bound to the DPoP key with the
+    /// RFC 7638 thumbprint `jkt` (RFC 9449; see [`TestDpopKey::jkt`](crate::TestDpopKey::jkt)):
+    /// as [`mint_access_token_for`](Self::mint_access_token_for), and introspected with
+    /// `"token_type": "DPoP"` and `"cnf": {"jkt": jkt}`. `/userinfo` takes it only as
+    /// `Authorization: DPoP <token>` with a proof by that key. See
+    /// [`TestDpopKey`](crate::TestDpopKey) for an example.
+    pub fn mint_dpop_access_token_for(&self, audience: &str, scope: &str, jkt: &str) -> String {
+        self.mint_opaque(scope, Some(audience.to_owned()), Some(jkt.to_owned()))
+    }
+
+    fn mint_opaque(&self, scope: &str, audience: Option<String>, jkt: Option<String>) -> String {
         let mut st = self.shared.lock();
         let token = random_token(32);
         let grant = Grant {
@@ -632,7 +697,13 @@ impl TestProvider {
         };
         st.access_tokens.insert(
             token.clone(),
-            TokenGrant { grant, expires_at: now() + self.shared.config.token_ttl.as_secs(), revoked: false, audience },
+            TokenGrant {
+                grant,
+                expires_at: now() + self.shared.config.token_ttl.as_secs(),
+                revoked: false,
+                audience,
+                jkt,
+            },
         );
         token
     }
@@ -655,6 +726,45 @@ impl TestProvider {
             "iat": now,
             "exp": now + self.shared.config.token_ttl.as_secs(),
             "jti": random_token(16),
+        });
+        self.sign_typed(&claims, "at+jwt")
+    }
+
+    /// A DPoP-bound JWT access token (RFC 9449 §6.1): as
+    /// [`mint_jwt_access_token`](Self::mint_jwt_access_token) (header `typ: at+jwt`), plus
+    /// `"cnf": {"jkt": jkt}`, the RFC 7638 thumbprint of the client's DPoP key (see
+    /// [`TestDpopKey::jkt`](crate::TestDpopKey::jkt)). For tests of resource servers.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// use base64::Engine as _;
+    /// let op = auth_testkit::TestProvider::start().await?;
+    /// let key = auth_testkit::TestDpopKey::generate();
+    /// let jwt = op.mint_dpop_jwt_access_token("https://api.example", "read", key.jkt());
+    /// let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(jwt.split('.').nth(1).unwrap()).unwrap();
+    /// let claims: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    /// assert_eq!(claims["cnf"]["jkt"], key.jkt());
+    /// assert_eq!(claims["aud"], "https://api.example");
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// As [`sign_jwt`](Self::sign_jwt).
+    pub fn mint_dpop_jwt_access_token(&self, audience: &str, scope: &str, jkt: &str) -> String {
+        let now = now();
+        let claims = json!({
+            "iss": self.shared.issuer,
+            "sub": self.user().sub,
+            "aud": audience,
+            "client_id": self.client_id(),
+            "scope": scope,
+            "iat": now,
+            "exp": now + self.shared.config.token_ttl.as_secs(),
+            "jti": random_token(16),
+            "cnf": { "jkt": jkt },
         });
         self.sign_typed(&claims, "at+jwt")
     }
@@ -699,6 +809,7 @@ pub struct TestProviderBuilder {
     token_ttl: Duration,
     bind: Option<SocketAddr>,
     require_par: bool,
+    require_dpop_nonce: bool,
 }
 
 impl Default for TestProviderBuilder {
@@ -713,6 +824,7 @@ impl Default for TestProviderBuilder {
             token_ttl: Duration::from_secs(3600),
             bind: None,
             require_par: false,
+            require_dpop_nonce: false,
         }
     }
 }
@@ -789,6 +901,54 @@ impl TestProviderBuilder {
         self
     }
 
+    /// Whether DPoP proofs (RFC 9449) must carry a server nonce (§8; default false), at the
+    /// token endpoint and at UserInfo; the same as [`Fault::DpopNonceRequired`], from the start.
+    ///
+    /// A proof without a valid nonce gets `400 {"error":"use_dpop_nonce"}` at `/token` (`401`
+    /// with `WWW-Authenticate: DPoP error="use_dpop_nonce"` at `/userinfo`), and every answer of
+    /// these two endpoints carries a fresh `DPoP-Nonce` header. A nonce stays valid for at least
+    /// 5 minutes (up to 10); nonces are stateless (an HMAC of their time window), so any number
+    /// may be handed out, and one may be used many times.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use auth_testkit::{TestDpopKey, TestProvider};
+    ///
+    /// let op = TestProvider::builder().require_dpop_nonce(true).start().await?;
+    /// let key = TestDpopKey::generate();
+    /// let token_endpoint = format!("{}/token", op.issuer());
+    /// let first = reqwest::Client::new()
+    ///     .post(&token_endpoint)
+    ///     .header("DPoP", key.proof("POST", &token_endpoint, None, None))
+    ///     .basic_auth(op.client_id(), Some(op.client_secret()))
+    ///     .form(&[("grant_type", "refresh_token"), ("refresh_token", "unknown")])
+    ///     .send()
+    ///     .await?;
+    /// assert_eq!(first.status(), 400);
+    /// let nonce = first.headers()["dpop-nonce"].to_str()?.to_owned();
+    /// let body: serde_json::Value = first.json().await?;
+    /// assert_eq!(body["error"], "use_dpop_nonce");
+    ///
+    /// let retry = reqwest::Client::new()
+    ///     .post(&token_endpoint)
+    ///     .header("DPoP", key.proof("POST", &token_endpoint, None, Some(&nonce)))
+    ///     .basic_auth(op.client_id(), Some(op.client_secret()))
+    ///     .form(&[("grant_type", "refresh_token"), ("refresh_token", "unknown")])
+    ///     .send()
+    ///     .await?;
+    /// // The proof is accepted now; the (made-up) refresh token is not.
+    /// let body: serde_json::Value = retry.json().await?;
+    /// assert_eq!(body["error"], "invalid_grant");
+    /// assert_eq!(op.dpop_proofs_accepted(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn require_dpop_nonce(mut self, on: bool) -> Self {
+        self.require_dpop_nonce = on;
+        self
+    }
+
     /// Starts the provider on the current Tokio runtime.
     ///
     /// # Errors
@@ -851,6 +1011,7 @@ impl TestProviderBuilder {
                 alg,
                 users: self.users,
                 require_par: self.require_par,
+                require_dpop_nonce: self.require_dpop_nonce,
             },
             state: Mutex::new(State::new(user, user_explicit, key, other_key)),
             counters: Counters::default(),

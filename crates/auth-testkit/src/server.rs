@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State as AxumState};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
@@ -17,6 +17,7 @@ use tokio::sync::watch;
 
 use crate::assertion::{self, ReplayCache};
 use crate::backchannel;
+use crate::dpop;
 use crate::fault::Fault;
 use crate::html;
 use crate::keys::{self, SigningAlg, SigningKey};
@@ -49,6 +50,8 @@ pub(crate) struct Config {
     pub(crate) users: Vec<TestUser>,
     /// `/authorize` takes only pushed authorization requests (RFC 9126 §5).
     pub(crate) require_par: bool,
+    /// DPoP proofs must carry a server nonce (RFC 9449 §8).
+    pub(crate) require_dpop_nonce: bool,
 }
 
 /// Request counters.
@@ -66,6 +69,7 @@ pub(crate) struct Counters {
     pub(crate) backchannel: AtomicUsize,
     pub(crate) par: AtomicUsize,
     pub(crate) assertions_accepted: AtomicUsize,
+    pub(crate) dpop_accepted: AtomicUsize,
 }
 
 /// Everything the handle and the server share.
@@ -110,6 +114,10 @@ pub(crate) struct State {
     pub(crate) replay: ReplayCache,
     /// Pushed authorization requests by `request_uri`.
     pub(crate) pushed: HashMap<String, Pushed>,
+    /// The `jti`s of accepted DPoP proofs, per key thumbprint.
+    pub(crate) dpop_replay: ReplayCache,
+    /// The HMAC key of the stateless DPoP nonces.
+    pub(crate) dpop_nonce_secret: [u8; 32],
 }
 
 /// A pushed authorization request (RFC 9126), waiting for `/authorize?request_uri=…`.
@@ -141,6 +149,12 @@ impl State {
             last_par_params: None,
             replay: ReplayCache::default(),
             pushed: HashMap::new(),
+            dpop_replay: ReplayCache::default(),
+            dpop_nonce_secret: {
+                let mut secret = [0u8; 32];
+                aws_lc_rs::rand::fill(&mut secret).expect("the system random number generator failed");
+                secret
+            },
         }
     }
 
@@ -255,6 +269,8 @@ pub(crate) struct TokenGrant {
     pub(crate) revoked: bool,
     /// The resource the token is for (its introspected `aud`), when it was minted for one.
     pub(crate) audience: Option<String>,
+    /// The RFC 7638 thumbprint of the DPoP key the token is bound to (RFC 9449), if it is.
+    pub(crate) jkt: Option<String>,
 }
 
 impl Shared {
@@ -333,6 +349,24 @@ impl OAuthError {
         let mut e = Self::new(StatusCode::UNAUTHORIZED, "invalid_token", description);
         e.www_authenticate = Some(format!(
             "Bearer realm=\"auth-testkit\", error=\"invalid_token\", error_description=\"{description}\""
+        ));
+        e
+    }
+
+    fn invalid_dpop_proof(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_dpop_proof", description)
+    }
+
+    /// A `401` with a `DPoP` challenge (RFC 9449 §7.1) for a protected resource.
+    fn dpop_challenge(code: &'static str, description: &str) -> Self {
+        let mut e = Self::new(StatusCode::UNAUTHORIZED, code, description);
+        let safe: String = description
+            .chars()
+            .map(|c| if c == '"' || c == '\\' || !(' '..='~').contains(&c) { '\'' } else { c })
+            .collect();
+        e.www_authenticate = Some(format!(
+            "DPoP error=\"{code}\", error_description=\"{safe}\", algs=\"{}\"",
+            dpop::DPOP_ALGS.join(" ")
         ));
         e
     }
@@ -598,6 +632,7 @@ pub(crate) fn discovery_document(s: &Shared, issuer: &str) -> Value {
         "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
         "pushed_authorization_request_endpoint": format!("{base}/par"),
         "require_pushed_authorization_requests": s.config.require_par,
+        "dpop_signing_alg_values_supported": dpop::DPOP_ALGS,
         "authorization_response_iss_parameter_supported": s.config.iss_parameter,
         "scopes_supported": ["openid", "email", "profile", "offline_access"],
         "claims_supported": claims,
@@ -1133,6 +1168,78 @@ fn check_secret<'a>(client: &'a TestClient, secret: &str, basic: bool) -> Result
 }
 
 // ---------------------------------------------------------------------------------------------
+// DPoP (RFC 9449)
+// ---------------------------------------------------------------------------------------------
+
+/// The `DPoP` request header (a proof) and the `DPoP-Nonce` response header.
+const DPOP: HeaderName = HeaderName::from_static("dpop");
+const DPOP_NONCE: HeaderName = HeaderName::from_static("dpop-nonce");
+
+/// Why a request's DPoP proof was refused.
+#[derive(Debug)]
+enum DpopRefusal {
+    /// The proof fails a check (`invalid_dpop_proof`).
+    Invalid(dpop::DpopError),
+    /// The proof lacks a valid server nonce (`use_dpop_nonce`).
+    UseNonce,
+}
+
+/// Whether DPoP proofs must carry a server nonce now (the builder option or the fault).
+fn dpop_nonce_required(s: &Shared, st: &State) -> bool {
+    s.config.require_dpop_nonce || st.has(&Fault::DpopNonceRequired)
+}
+
+/// Verifies the request's DPoP proof, if it has a `DPoP` header, for the endpoint `path` and
+/// method `htm` (and `access_token`'s `ath`), by the provider's (possibly skewed) clock; checks
+/// the nonce when one is required and records the `jti`. `Ok(None)` without a proof, else the
+/// thumbprint of the proof's key.
+fn dpop_proof(
+    s: &Shared,
+    headers: &HeaderMap,
+    htm: &str,
+    path: &str,
+    access_token: Option<&str>,
+) -> Result<Option<String>, DpopRefusal> {
+    let mut values = headers.get_all(DPOP).iter();
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(DpopRefusal::Invalid(dpop::DpopError::Multiple));
+    }
+    let proof = first.to_str().map_err(|_| DpopRefusal::Invalid(dpop::DpopError::NotAscii))?;
+    let (skew, nonce_required, secret) = {
+        let st = s.lock();
+        (st.skew(), dpop_nonce_required(s, &st), st.dpop_nonce_secret)
+    };
+    let real_now = i64::try_from(now()).unwrap_or(i64::MAX);
+    let clock = real_now.saturating_add(skew);
+    let htu = format!("{}{path}", s.issuer);
+    let verified = dpop::verify(proof, &dpop::Expect { htm, htu: &htu, access_token, now: clock })
+        .map_err(DpopRefusal::Invalid)?;
+    if nonce_required && !verified.nonce.as_deref().is_some_and(|n| dpop::nonce_valid(&secret, n, now())) {
+        return Err(DpopRefusal::UseNonce);
+    }
+    dpop::record(&mut s.lock().dpop_replay, &verified, real_now, clock).map_err(DpopRefusal::Invalid)?;
+    s.counters.dpop_accepted.fetch_add(1, Ordering::SeqCst);
+    Ok(Some(verified.jkt))
+}
+
+/// Adds a fresh `DPoP-Nonce` header (RFC 9449 §8) when nonces are required.
+fn with_dpop_nonce(s: &Shared, mut response: Response) -> Response {
+    let nonce = {
+        let st = s.lock();
+        dpop_nonce_required(s, &st).then(|| dpop::new_nonce(&st.dpop_nonce_secret, now()))
+    };
+    if let Some(nonce) = nonce
+        && let Ok(value) = HeaderValue::from_str(&nonce)
+    {
+        response.headers_mut().insert(DPOP_NONCE, value);
+    }
+    response
+}
+
+// ---------------------------------------------------------------------------------------------
 // Token endpoint
 // ---------------------------------------------------------------------------------------------
 
@@ -1158,7 +1265,7 @@ async fn token(AxumState(s): S, headers: HeaderMap, body: Bytes) -> Response {
     }) {
         return OAuthError::injected(status).into_response();
     }
-    match token_inner(&s, &headers, &body) {
+    let response = match token_inner(&s, &headers, &body) {
         Ok(body) => json_response(StatusCode::OK, &body),
         Err(mut e) if faults.contains(&Fault::TokenErrorsAsGitHub) => {
             e.status = StatusCode::OK;
@@ -1171,7 +1278,8 @@ async fn token(AxumState(s): S, headers: HeaderMap, body: Bytes) -> Response {
             e.into_response()
         }
         Err(e) => e.into_response(),
-    }
+    };
+    with_dpop_nonce(&s, response)
 }
 
 fn token_inner(s: &Shared, headers: &HeaderMap, body: &Bytes) -> Result<Value, OAuthError> {
@@ -1186,9 +1294,19 @@ fn token_inner(s: &Shared, headers: &HeaderMap, body: &Bytes) -> Result<Value, O
     } else {
         None
     };
+    // RFC 9449 §5: a proof binds the tokens issued to its key. It is checked before the grant,
+    // so that a refused proof (or a missing nonce) does not use up the code.
+    let jkt = dpop_proof(s, headers, "POST", "/token", None).map_err(|refusal| match refusal {
+        DpopRefusal::Invalid(e) => OAuthError::invalid_dpop_proof(e.to_string()),
+        DpopRefusal::UseNonce => OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "use_dpop_nonce",
+            "this provider requires a server nonce in DPoP proofs (RFC 9449 §8): retry with the DPoP-Nonce header's value as nonce",
+        ),
+    })?;
     match params.get("grant_type") {
-        Some("authorization_code") => code_grant(s, client, &params, rogue.as_ref()),
-        Some("refresh_token") => refresh_grant(s, client, &params, rogue.as_ref()),
+        Some("authorization_code") => code_grant(s, client, &params, rogue.as_ref(), jkt),
+        Some("refresh_token") => refresh_grant(s, client, &params, rogue.as_ref(), jkt),
         Some(_) => Err(OAuthError::new(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
@@ -1203,6 +1321,7 @@ fn code_grant(
     client: &TestClient,
     params: &Params,
     rogue: Option<&SigningKey>,
+    jkt: Option<String>,
 ) -> Result<Value, OAuthError> {
     let code = params.get("code").ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
     let mut st = s.lock();
@@ -1239,7 +1358,7 @@ fn code_grant(
     }
     let grant = entry.grant.clone();
     let nonce = entry.nonce.clone();
-    let issued = issue(s, &mut st, client, &grant, nonce.as_deref(), rogue, false)?;
+    let issued = issue(s, &mut st, client, &grant, nonce.as_deref(), rogue, false, jkt)?;
     if let Some(entry) = st.codes.get_mut(code) {
         entry.issued = issued.tokens;
     }
@@ -1251,6 +1370,7 @@ fn refresh_grant(
     client: &TestClient,
     params: &Params,
     rogue: Option<&SigningKey>,
+    jkt: Option<String>,
 ) -> Result<Value, OAuthError> {
     let token = params.get("refresh_token").ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
     let mut st = s.lock();
@@ -1259,6 +1379,23 @@ fn refresh_grant(
     };
     if entry.grant.client_id != client.id {
         return Err(OAuthError::invalid_grant("the refresh token was issued to another client"));
+    }
+    // RFC 9449 §5 binds a public client's refresh token to its DPoP key; this provider binds
+    // every client's (stricter): a refresh needs a proof by the same key.
+    if let Some(bound) = &entry.jkt {
+        match jkt.as_deref() {
+            None => {
+                return Err(OAuthError::invalid_dpop_proof(format!(
+                    "the refresh token is DPoP-bound (RFC 9449 §5): the refresh request needs a DPoP proof by the key with jkt {bound}"
+                )));
+            }
+            Some(found) if found != bound => {
+                return Err(OAuthError::invalid_dpop_proof(format!(
+                    "the DPoP proof's key (jkt {found}) is not the key the refresh token is bound to (jkt {bound})"
+                )));
+            }
+            Some(_) => {}
+        }
     }
     if st.has(&Fault::RefreshDenied) {
         return Err(OAuthError::invalid_grant("the grant was revoked (fault injected by auth-testkit)"));
@@ -1279,7 +1416,7 @@ fn refresh_grant(
     if rotate && let Some(old) = st.refresh_tokens.get_mut(token) {
         old.revoked = true;
     }
-    let mut issued = issue(s, &mut st, client, &grant, None, rogue, true)?;
+    let mut issued = issue(s, &mut st, client, &grant, None, rogue, true, jkt)?;
     if let Some(seconds) = st.faults.iter().find_map(|f| match f {
         Fault::RefreshExpiresIn(seconds) => Some(*seconds),
         _ => None,
@@ -1300,7 +1437,9 @@ struct Issued {
     tokens: Vec<String>,
 }
 
-/// Issues an access token, a refresh token and (with scope `openid`) an ID token.
+/// Issues an access token, a refresh token and (with scope `openid`) an ID token; both tokens
+/// bound to the DPoP key `jkt` when given.
+#[allow(clippy::too_many_arguments)]
 fn issue(
     s: &Shared,
     st: &mut State,
@@ -1309,6 +1448,7 @@ fn issue(
     nonce: Option<&str>,
     rogue: Option<&SigningKey>,
     refresh: bool,
+    jkt: Option<String>,
 ) -> Result<Issued, OAuthError> {
     let now = now();
     st.prune(now);
@@ -1317,7 +1457,7 @@ fn issue(
     let refresh_token = random_token(32);
     let mut body = json!({
         "access_token": access_token,
-        "token_type": "Bearer",
+        "token_type": if jkt.is_some() { "DPoP" } else { "Bearer" },
         "expires_in": ttl,
         "refresh_token": refresh_token,
         "scope": grant.scope,
@@ -1329,11 +1469,11 @@ fn issue(
     }
     st.access_tokens.insert(
         access_token.clone(),
-        TokenGrant { grant: grant.clone(), expires_at: now + ttl, revoked: false, audience: None },
+        TokenGrant { grant: grant.clone(), expires_at: now + ttl, revoked: false, audience: None, jkt: jkt.clone() },
     );
     st.refresh_tokens.insert(
         refresh_token.clone(),
-        TokenGrant { grant: grant.clone(), expires_at: u64::MAX, revoked: false, audience: None },
+        TokenGrant { grant: grant.clone(), expires_at: u64::MAX, revoked: false, audience: None, jkt },
     );
     Ok(Issued { body, tokens: vec![access_token, refresh_token] })
 }
@@ -1448,36 +1588,101 @@ fn revoke_token(st: &mut State, token: &str) -> bool {
 // UserInfo, revocation, introspection
 // ---------------------------------------------------------------------------------------------
 
-async fn userinfo(AxumState(s): S, headers: HeaderMap) -> Response {
+async fn userinfo(AxumState(s): S, method: Method, headers: HeaderMap) -> Response {
     s.counters.userinfo.fetch_add(1, Ordering::SeqCst);
-    let st = s.lock();
-    if let Some(status) = st.faults.iter().find_map(|f| match f {
+    let injected = s.lock().faults.iter().find_map(|f| match f {
         Fault::UserinfoStatus(code) => Some(*code),
         _ => None,
-    }) {
+    });
+    if let Some(status) = injected {
         return OAuthError::injected(status).into_response();
     }
-    let bearer = headers
+    let response = match userinfo_inner(&s, &method, &headers) {
+        Ok(claims) => json_response(StatusCode::OK, &claims),
+        Err(e) => e.into_response(),
+    };
+    with_dpop_nonce(&s, response)
+}
+
+/// RFC 6750 Bearer and RFC 9449 §7 DPoP access to the UserInfo claims.
+fn userinfo_inner(s: &Shared, method: &Method, headers: &HeaderMap) -> Result<Value, OAuthError> {
+    let credentials = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim());
-    let Some(token) = bearer else {
-        // RFC 6750 §3.1: no error code when the request had no credentials.
-        let mut e = OAuthError::new(StatusCode::UNAUTHORIZED, "invalid_request", "a Bearer access token is required");
-        e.www_authenticate = Some("Bearer realm=\"auth-testkit\"".into());
-        return e.into_response();
+        .map(|(scheme, token)| (scheme, token.trim()));
+    let (dpop_scheme, token) = match credentials {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => (false, token),
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("dpop") => (true, token),
+        _ => {
+            // RFC 6750 §3.1: no error code when the request had no credentials.
+            let mut e =
+                OAuthError::new(StatusCode::UNAUTHORIZED, "invalid_request", "a Bearer access token is required");
+            e.www_authenticate = Some("Bearer realm=\"auth-testkit\"".into());
+            return Err(e);
+        }
     };
+    let jkt = if dpop_scheme {
+        match dpop_proof(s, headers, method.as_str(), "/userinfo", Some(token)) {
+            Ok(Some(jkt)) => Some(jkt),
+            Ok(None) => {
+                return Err(OAuthError::dpop_challenge(
+                    "invalid_dpop_proof",
+                    "a DPoP access token needs a DPoP header with a proof (RFC 9449 §7.1)",
+                ));
+            }
+            Err(DpopRefusal::Invalid(e)) => {
+                return Err(OAuthError::dpop_challenge("invalid_dpop_proof", &e.to_string()));
+            }
+            Err(DpopRefusal::UseNonce) => {
+                return Err(OAuthError::dpop_challenge(
+                    "use_dpop_nonce",
+                    "this provider requires a server nonce in DPoP proofs: retry with the DPoP-Nonce header's value",
+                ));
+            }
+        }
+    } else {
+        None
+    };
+    let st = s.lock();
     let now = now();
+    let unknown = "the access token is unknown, expired or revoked";
     let Some(grant) = st.access_tokens.get(token).filter(|t| !t.revoked && t.expires_at > now) else {
-        return OAuthError::invalid_token("the access token is unknown, expired or revoked").into_response();
+        return Err(if dpop_scheme {
+            OAuthError::dpop_challenge("invalid_token", unknown)
+        } else {
+            OAuthError::invalid_token(unknown)
+        });
     };
+    match (&grant.jkt, &jkt) {
+        (None, None) => {}
+        (Some(_), None) => {
+            return Err(OAuthError::dpop_challenge(
+                "invalid_token",
+                "the access token is DPoP-bound: send it as Authorization: DPoP, with a DPoP proof (RFC 9449 §7.1)",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(OAuthError::dpop_challenge(
+                "invalid_token",
+                "the access token is not DPoP-bound: send it as a Bearer token",
+            ));
+        }
+        (Some(bound), Some(found)) if bound != found => {
+            return Err(OAuthError::dpop_challenge(
+                "invalid_dpop_proof",
+                &format!(
+                    "the DPoP proof's key (jkt {found}) is not the key the access token is bound to (jkt {bound})"
+                ),
+            ));
+        }
+        (Some(_), Some(_)) => {}
+    }
     let mut claims = grant.grant.user.claims_for(&grant.grant.scope);
     if st.has(&Fault::UserinfoSubMismatch) {
         claims.insert("sub".into(), format!("{}-other", grant.grant.user.sub).into());
     }
-    json_response(StatusCode::OK, &Value::Object(claims))
+    Ok(Value::Object(claims))
 }
 
 async fn revoke(AxumState(s): S, headers: HeaderMap, body: Bytes) -> Response {
@@ -1532,22 +1737,29 @@ async fn introspect(AxumState(s): S, headers: HeaderMap, body: Bytes) -> Respons
                 "sub": t.grant.user.sub,
                 "iss": s.issuer,
                 "exp": t.expires_at,
-                "token_type": "Bearer",
+                "token_type": if t.jkt.is_some() { "DPoP" } else { "Bearer" },
             });
             if let Some(audience) = &t.audience {
                 answer["aud"] = json!(audience);
             }
+            if let Some(jkt) = &t.jkt {
+                answer["cnf"] = json!({ "jkt": jkt });
+            }
             return Ok(answer);
         }
         if let Some(t) = st.refresh_tokens.get(token).filter(|t| !t.revoked) {
-            return Ok(json!({
+            let mut answer = json!({
                 "active": true,
                 "scope": t.grant.scope,
                 "client_id": t.grant.client_id,
                 "sub": t.grant.user.sub,
                 "iss": s.issuer,
                 "token_type": "refresh_token",
-            }));
+            });
+            if let Some(jkt) = &t.jkt {
+                answer["cnf"] = json!({ "jkt": jkt });
+            }
+            return Ok(answer);
         }
         Ok(json!({ "active": false }))
     });

@@ -39,6 +39,8 @@ async fn main() -> Result<(), Report> {
     // scrape at http://127.0.0.1:9100/metrics.
     if let Some(addr) = std::env::var("METRICS_ADDR").ok().filter(|a| !a.trim().is_empty()) {
         metrics_exporter_prometheus::PrometheusBuilder::new()
+            .set_buckets(auth_core::metrics::LATENCY_BUCKETS)
+            .map_err(|e| std::io::Error::other(format!("metrics buckets: {e}")))?
             .with_http_listener(
                 addr.parse::<SocketAddr>().map_err(|e| std::io::Error::other(format!("METRICS_ADDR={addr}: {e}")))?,
             )

@@ -11,11 +11,11 @@ use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
-use crate::forms::healthy;
 use crate::forms::{assert_clean_error_text, check_claims};
+use crate::forms::{expect_client_authentication, healthy};
 use crate::process::{Proc, free_port, poll};
 use crate::stack::Stack;
-use crate::{Artifacts, Example, Flow, run_flows};
+use crate::{Artifacts, ClientKind, Example, Flow, run_flows};
 
 /// How long one wait for a page or an element may take.
 const WAIT: Duration = Duration::from_secs(20);
@@ -282,6 +282,23 @@ impl Browser {
         }
     }
 
+    /// `fetch(path)` from the current page with `Accept: application/json`: its status and body.
+    pub async fn fetch_json(&self, path: &str) -> (Value, Value) {
+        let js = "const done = arguments[arguments.length - 1];\
+                  fetch(arguments[0], { headers: { Accept: 'application/json' } })\
+                  .then(r => r.text().then(t => done([r.status, t])), e => done(['fetch failed: ' + e, '']));";
+        match self.client.execute_async(js, vec![json!(path)]).await {
+            Ok(Value::Array(mut v)) if v.len() == 2 => {
+                let body = v.pop().unwrap_or_default();
+                let status = v.pop().unwrap_or_default();
+                let body = body.as_str().and_then(|t| serde_json::from_str(t).ok()).unwrap_or(body);
+                (status, body)
+            }
+            Ok(other) => self.fail(&format!("fetch {path} gave {other}")).await,
+            Err(e) => self.fail(&format!("fetch {path} failed: {e}")).await,
+        }
+    }
+
     /// Ends the session (Chromium quits) and removes its profile.
     pub async fn close(self) {
         let _ = self.client.close().await;
@@ -360,10 +377,17 @@ pub async fn run(example: Example, artifacts: &Artifacts) {
         ),
         ("browser: back-channel logout", Box::pin(backchannel(driver.clone(), stack.clone(), shots.clone()))),
         ("browser: deny consent", Box::pin(deny(driver.clone(), stack.clone(), shots.clone()))),
+        ("browser: the client authenticated as registered", Box::pin(client_authentication(stack.clone()))),
         ("browser: the app and the provider stayed healthy", Box::pin(healthy(stack.clone()))),
     ];
     run_flows(label, flows).await;
     println!("[{label}] browser: all flows passed; screenshots in {}", shots.dir().display());
+}
+
+/// After the flows: [`expect_client_authentication`] at the token endpoint (no introspection in
+/// a browser).
+async fn client_authentication(stack: Arc<Stack>) {
+    expect_client_authentication(&stack, &["token"]);
 }
 
 /// Login in one tab while a second tab also waits on the provider's login page; both finish;
@@ -388,6 +412,14 @@ async fn login_tabs_logout(driver: Arc<Driver>, stack: Arc<Stack>, shots: Arc<Sh
     sign_in(&b, stack, "alice", "login-filled").await;
     allow(&b, "consent-page").await;
     expect_claims(&b, stack, "alice", "me-claims").await;
+    if stack.example.client == ClientKind::Dpop {
+        // The app calls the provider's userinfo with its DPoP-bound token and a proof (`ath`).
+        let (status, info) = b.fetch_json("/me/userinfo").await;
+        if status != json!(200) {
+            b.fail(&format!("fetch('/me/userinfo') with a DPoP-bound token gave {status}: {info}")).await;
+        }
+        check_claims(&info, "alice");
+    }
 
     // The second tab's login page is still open: sign in there too. The provider may ask for
     // consent again or not.

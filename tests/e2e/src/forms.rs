@@ -12,7 +12,7 @@ use crate::html;
 use crate::stack::Stack;
 use std::sync::Arc;
 
-use crate::{Artifacts, Example, Flow, run_flows};
+use crate::{Artifacts, ClientKind, Example, Flow, run_flows};
 
 /// What a browser sends when it navigates.
 const NAVIGATE: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
@@ -213,10 +213,132 @@ pub async fn log_in(agent: &Agent, stack: &Stack, user: &str) {
             && login.query_pairs().any(|(k, v)| k == "next" && v == "/me"),
         "GET /me must redirect to /auth/oidc/login?next=/me: {landing}"
     );
+    expect_authorization_request(stack, &landing);
     let landing = sign_in(agent, stack, &landing, user).await;
     let landing = allow(agent, stack, &landing).await;
     assert!(landing.passed(&stack.app.at("/auth/oidc/callback?code=")), "no callback with a code: {landing}");
     expect_claims(stack, &landing, user);
+}
+
+/// Panics unless the browser's authorization request (the hop to the provider's `/auth`) is as
+/// the client needs: for the PAR client only `client_id` and a pushed `request_uri` (RFC 9126
+/// §4), for the others the parameters themselves (with PKCE).
+fn expect_authorization_request(stack: &Stack, landing: &Landing) {
+    let auth = format!("{}/auth?", stack.op.issuer);
+    let Some((_, url)) = landing.hops.iter().find(|(_, u)| u.as_str().starts_with(&auth)) else {
+        panic!("the browser never went to the provider's {auth}…: {landing}");
+    };
+    let mut names: Vec<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
+    names.sort();
+    if stack.example.client == ClientKind::Par {
+        assert_eq!(names, ["client_id", "request_uri"], "a pushed authorization request only: {url}");
+        let request_uri = url.query_pairs().find(|(k, _)| k == "request_uri").map(|(_, v)| v.into_owned());
+        assert!(
+            request_uri.is_some_and(|u| u.starts_with("urn:ietf:params:oauth:request_uri:")),
+            "request_uri from the provider's PAR endpoint: {url}"
+        );
+    } else {
+        for name in ["client_id", "code_challenge", "redirect_uri", "state"] {
+            assert!(names.iter().any(|n| n == name), "no {name} in the authorization request: {url}");
+        }
+    }
+}
+
+/// Panics unless the provider saw the client authenticate as registered: for the
+/// `private_key_jwt` client, client assertions, all accepted, at least at each of `routes`
+/// (`token`, `introspection`); for the PAR client, pushed requests; for the DPoP client,
+/// [`expect_dpop_bound`]; for the others, no assertion.
+pub fn expect_client_authentication(stack: &Stack, routes: &[&str]) {
+    let client = &stack.app.client_id;
+    let assertions = stack.op.client_assertions(client);
+    match stack.example.client {
+        ClientKind::PrivateKeyJwt => {
+            let refused: Vec<_> = assertions.iter().filter(|(_, status)| *status >= 400).collect();
+            assert!(
+                refused.is_empty(),
+                "the provider refused client assertions of {client}: {refused:?}\n{}",
+                stack.op.log()
+            );
+            for route in routes {
+                assert!(
+                    assertions.iter().any(|(r, _)| r == route),
+                    "no client assertion of {client} at the provider's {route} endpoint: {assertions:?}"
+                );
+            }
+        }
+        kind => {
+            assert!(assertions.is_empty(), "{client} has a secret or none, yet sent client assertions: {assertions:?}");
+            if kind == ClientKind::Par {
+                assert!(stack.op.pushed_requests(client) > 0, "no pushed authorization request from {client}");
+            }
+            if kind == ClientKind::Dpop {
+                expect_dpop_bound(stack);
+            }
+        }
+    }
+}
+
+/// Panics unless the provider bound the DPoP client's tokens and saw them used with proofs: every
+/// access token it issued to the client is `token_type=DPoP` with a key thumbprint (`jkt`); every
+/// token request of the client carried a proof and the successful ones answered `token_type:
+/// DPoP`; the only refusals were `use_dpop_nonce` (the provider requires a nonce of its own in
+/// every proof unless `OP_DPOP_REQUIRE_NONCE=0`, so the app's first request is refused once and
+/// retried with the `DPoP-Nonce`); and the app called userinfo with `Authorization: DPoP` and a
+/// proof, answered 200 (and never with a Bearer token).
+pub fn expect_dpop_bound(stack: &Stack) {
+    let op = &stack.op;
+    let client = &stack.app.client_id;
+    let log = || op.log().lines().filter(|l| l.starts_with("[op]")).collect::<Vec<_>>().join("\n");
+    let tokens = op.access_tokens(client);
+    assert!(!tokens.is_empty(), "the provider issued no access token to {client}; its events:\n{}", log());
+    let unbound: Vec<_> = tokens.iter().filter(|(kind, jkt)| kind != "DPoP" || jkt == "-" || jkt.is_empty()).collect();
+    assert!(unbound.is_empty(), "access tokens of {client} not bound by DPoP: {unbound:?}; events:\n{}", log());
+
+    let requests = op.events("dpop.token", client);
+    let field = |f: &std::collections::HashMap<String, String>, k: &str| f.get(k).cloned().unwrap_or_default();
+    let without_proof: Vec<_> = requests.iter().filter(|f| field(f, "proof") != "true").collect();
+    assert!(without_proof.is_empty(), "token requests of {client} without a DPoP proof: {without_proof:?}");
+    let ok: Vec<_> = requests.iter().filter(|f| field(f, "status") == "200").collect();
+    assert!(
+        ok.iter().any(|f| field(f, "grant_type") == "authorization_code"),
+        "no successful code exchange of {client} with a DPoP proof; events:\n{}",
+        log()
+    );
+    let not_dpop: Vec<_> = ok.iter().filter(|f| field(f, "token_type") != "DPoP").collect();
+    assert!(not_dpop.is_empty(), "token responses to {client} not of token_type DPoP: {not_dpop:?}");
+    let refused: Vec<_> = requests.iter().filter(|f| field(f, "status") != "200").collect();
+    let other: Vec<_> = refused.iter().filter(|f| field(f, "error") != "use_dpop_nonce").collect();
+    assert!(other.is_empty(), "token requests of {client} refused: {other:?}; events:\n{}", log());
+    if op.log().contains("[op] DPoP nonces: required") {
+        // The provider requires its nonce: the app's first proof had none (it knew none yet).
+        assert!(
+            refused.iter().any(|f| field(f, "nonce") == "sent"),
+            "the provider never asked {client} for a DPoP nonce (use_dpop_nonce with a DPoP-Nonce); events:\n{}",
+            log()
+        );
+    }
+    let nonce_asked = refused.len();
+    println!(
+        "[{}] DPoP: {} access tokens bound, {} token requests ({nonce_asked} answered use_dpop_nonce, then retried)",
+        stack.example.label,
+        tokens.len(),
+        requests.len()
+    );
+
+    let userinfo = op.events("dpop.userinfo", client);
+    assert!(
+        userinfo
+            .iter()
+            .any(|f| field(f, "scheme") == "DPoP" && field(f, "proof") == "true" && field(f, "status") == "200"),
+        "the app never called userinfo with Authorization: DPoP and a proof (200); events:\n{}",
+        log()
+    );
+    let bad: Vec<_> = userinfo
+        .iter()
+        .filter(|f| field(f, "status") != "200" && field(f, "error") != "use_dpop_nonce")
+        .chain(userinfo.iter().filter(|f| field(f, "scheme") != "DPoP"))
+        .collect();
+    assert!(bad.is_empty(), "userinfo calls of {client} refused or not DPoP: {bad:?}; events:\n{}", log());
 }
 
 /// Panics unless the agent has no session at the app: `/me` is 401 for an API client and `/`
@@ -255,6 +377,7 @@ pub async fn run(example: Example, artifacts: &Artifacts) {
         ("forms: deny consent", Box::pin(deny_flow(stack.clone()))),
         ("forms: 5-second access tokens are refreshed", Box::pin(refresh_flow(example, logs.join("refresh")))),
         ("forms: bearer access tokens from the provider", Box::pin(bearer_flow(stack.clone()))),
+        ("forms: the client authenticated as registered", Box::pin(client_authentication(stack.clone()))),
         ("forms: the app and the provider stayed healthy", Box::pin(healthy(stack.clone()))),
     ];
     run_flows(example.label, flows).await;
@@ -272,6 +395,14 @@ async fn login_flow(stack: Arc<Stack>) {
     check_claims(&claims, "alice");
     let home = agent.navigate(&stack.app.at("/")).await;
     assert!(home.status == StatusCode::OK && home.body.contains("Alice"), "home when logged in: {home}");
+    if stack.example.client == ClientKind::Dpop {
+        // The app calls the provider's userinfo with its DPoP-bound token and a proof (`ath`).
+        let (status, body) = agent.api_get(&stack.app.at("/me/userinfo")).await;
+        assert_eq!(status, StatusCode::OK, "GET /me/userinfo with a DPoP-bound token: {body}");
+        let info: Value =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("/me/userinfo is not JSON ({e}): {body}"));
+        check_claims(&info, "alice");
+    }
 }
 
 /// Two tabs of one browser: both reach the provider's login page before either goes on; the first
@@ -391,6 +522,20 @@ async fn refresh_flow(example: Example, logs: std::path::PathBuf) {
     assert_eq!(status, StatusCode::OK, "/me after the refresh: {body}");
     assert_eq!(stack.op.grants(&client, "refresh_token"), 1, "the refreshed token is fresh");
     assert_eq!(stack.op.grants(&client, "authorization_code"), 1);
+    if stack.example.client == ClientKind::Dpop {
+        // The refresh too carried a proof, and its new access token is bound.
+        expect_dpop_bound(&stack);
+        let refreshes = stack.op.events("dpop.token", &client);
+        assert!(
+            refreshes.iter().any(|f| f.get("grant_type").is_some_and(|g| g == "refresh_token")
+                && f.get("status").is_some_and(|s| s == "200")),
+            "no DPoP refresh of {client}: {refreshes:?}"
+        );
+        // One session, one key: the refreshed access token is bound to the key of the first.
+        let keys: std::collections::BTreeSet<_> =
+            stack.op.access_tokens(&client).into_iter().map(|(_, jkt)| jkt).collect();
+        assert_eq!(keys.len(), 1, "the session's access tokens are bound to one key: {keys:?}");
+    }
     stack.assert_healthy();
 }
 
@@ -455,8 +600,9 @@ async fn bearer_flow(stack: Arc<Stack>) {
     assert_eq!(status, StatusCode::UNAUTHORIZED, "a forged token");
     assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
 
-    // Opaque tokens need the app to introspect, which a public client may not do.
-    if stack.example.client.client_secret(0).is_some() {
+    // Opaque tokens need the app to introspect, which a public client may not do (the
+    // `private_key_jwt` client does, with a client assertion).
+    if stack.example.client.is_confidential() {
         let opaque = api_token(stack, "/api/opaque", "read").await;
         assert_ne!(opaque.split('.').count(), 3, "an opaque access token");
         let (status, _, body) = bearer_get(stack, "/api/whoami", &opaque).await;
@@ -486,6 +632,11 @@ async fn deny_flow(stack: Arc<Stack>) {
     expect_clean_error_page(&denied, StatusCode::FORBIDDEN);
     let (status, body) = agent.api_get(&stack.app.at("/me")).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "/me after a denied login: {body}");
+}
+
+/// After the flows: [`expect_client_authentication`], at the token and introspection endpoints.
+async fn client_authentication(stack: Arc<Stack>) {
+    expect_client_authentication(&stack, &["token", "introspection"]);
 }
 
 /// After the flows: the app is still running and never panicked; the provider logged no server

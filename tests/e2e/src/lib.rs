@@ -19,7 +19,7 @@ pub mod stack;
 
 use std::path::{Path, PathBuf};
 
-/// Which of the provider's four clients per app URL an example uses (see the provider's README).
+/// Which of the provider's seven clients per app URL an example uses (see the provider's README).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientKind {
     /// `basic-i`: confidential, `client_secret_basic`, RS256 ID tokens.
@@ -30,6 +30,20 @@ pub enum ClientKind {
     Es256,
     /// `public-i`: public client, PKCE only (no `OIDC_CLIENT_SECRET`).
     Public,
+    /// `pkjwt-i`: confidential without a secret, `private_key_jwt` (RFC 7523 client assertions,
+    /// ES256) with an EC P-256 key the provider makes at its start: the app gets
+    /// `OIDC_CLIENT_AUTH=private_key_jwt` and `OIDC_CLIENT_KEY` = the path of the private key
+    /// (PKCS#8 PEM), no key id (the provider registered the public key under its RFC 7638
+    /// thumbprint, the app's default `kid`).
+    PrivateKeyJwt,
+    /// `par-i`: confidential, `client_secret_basic`, and the provider refuses its authorization
+    /// requests unless pushed first (RFC 9126, `require_pushed_authorization_requests` in its
+    /// metadata only, not in discovery): the app gets `OIDC_PAR=true`.
+    Par,
+    /// `dpop-i`: confidential, `client_secret_basic`, and the provider requires DPoP proofs
+    /// (RFC 9449) at its token endpoint and binds the access tokens to the proof's key
+    /// (`dpop_bound_access_tokens` in its metadata only): the app gets `OIDC_DPOP=true`.
+    Dpop,
 }
 
 impl ClientKind {
@@ -39,6 +53,9 @@ impl ClientKind {
             ClientKind::Post => "post",
             ClientKind::Es256 => "es256",
             ClientKind::Public => "public",
+            ClientKind::PrivateKeyJwt => "pkjwt",
+            ClientKind::Par => "par",
+            ClientKind::Dpop => "dpop",
         }
     }
 
@@ -47,14 +64,39 @@ impl ClientKind {
         format!("{}-{i}", self.prefix())
     }
 
-    /// Its secret (none for the public client).
+    /// Its secret (none for the public client and the `private_key_jwt` one).
     pub fn client_secret(self, i: usize) -> Option<String> {
-        (self != ClientKind::Public).then(|| format!("{}-secret-{i}", self.prefix()))
+        (!matches!(self, ClientKind::Public | ClientKind::PrivateKeyJwt))
+            .then(|| format!("{}-secret-{i}", self.prefix()))
+    }
+
+    /// Whether the client authenticates at the provider (with a secret or a key): it may then
+    /// use client credentials and introspection.
+    pub fn is_confidential(self) -> bool {
+        self != ClientKind::Public
     }
 
     /// `OIDC_CLIENT_AUTH`, where the default (basic with a secret, none without) is not right.
     pub fn client_auth(self) -> Option<&'static str> {
-        (self == ClientKind::Post).then_some("client_secret_post")
+        match self {
+            ClientKind::Post => Some("client_secret_post"),
+            ClientKind::PrivateKeyJwt => Some("private_key_jwt"),
+            _ => None,
+        }
+    }
+
+    /// The app's other variables for this client, the provider's keys being in `keys_dir`
+    /// (its `OP_CLIENT_KEYS_DIR`).
+    pub fn app_env(self, i: usize, keys_dir: &Path) -> Vec<(&'static str, String)> {
+        match self {
+            ClientKind::PrivateKeyJwt => {
+                let key = keys_dir.join(format!("{}.key.pem", self.client_id(i)));
+                vec![("OIDC_CLIENT_KEY", key.display().to_string())]
+            }
+            ClientKind::Par => vec![("OIDC_PAR", "true".to_owned())],
+            ClientKind::Dpop => vec![("OIDC_DPOP", "true".to_owned())],
+            _ => Vec::new(),
+        }
     }
 }
 

@@ -57,6 +57,9 @@ pub struct OpenIdProvider {
     proc: Proc,
     /// `http://localhost:PORT`.
     pub issuer: String,
+    /// Its `OP_CLIENT_KEYS_DIR`: the private keys of its `private_key_jwt` clients
+    /// (`pkjwt-<i>.key.pem`), written before it is ready.
+    pub keys_dir: PathBuf,
 }
 
 impl OpenIdProvider {
@@ -74,12 +77,14 @@ impl OpenIdProvider {
             modules.is_dir(),
             "the provider's packages are not installed: run `npm ci` in tests/e2e/provider (`cargo xtask e2e` does)"
         );
+        let keys_dir = dir.join("client-keys");
         let mut cmd = Command::new("node");
         cmd.arg(&server)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("OP_PORT", "0")
             .env("OP_APP_URLS", app_urls.join(","))
+            .env("OP_CLIENT_KEYS_DIR", &keys_dir)
             .envs(settings.iter().copied());
         let proc = Proc::spawn("the OpenID Provider (node server.mjs)", cmd, &dir.join("provider.log"), true);
         // Its stdout has exactly one line, `READY <issuer>`; a thread waits for it.
@@ -92,7 +97,7 @@ impl OpenIdProvider {
             }
             for _ in lines {} // keep draining until it exits
         });
-        ProviderStarting { proc, ready: rx, started: Instant::now() }
+        ProviderStarting { proc, ready: rx, started: Instant::now(), keys_dir }
     }
 
     /// Its log (stderr: `[op] …` event lines, warnings).
@@ -120,6 +125,51 @@ impl OpenIdProvider {
         self.log().lines().filter(|l| l.trim_end() == line).count()
     }
 
+    /// How many pushed authorization requests (RFC 9126) it accepted from `client_id`.
+    pub fn pushed_requests(&self, client_id: &str) -> usize {
+        let line = format!("[op] par.success: client={client_id}");
+        self.log().lines().filter(|l| l.trim_end() == line).count()
+    }
+
+    /// The requests of `client_id` authenticated by a client assertion (`private_key_jwt`,
+    /// `client_secret_jwt`), as `(route, status)`: `("token", 200)`, `("introspection", 200)`, ….
+    pub fn client_assertions(&self, client_id: &str) -> Vec<(String, u16)> {
+        let prefix = format!("[op] client_assertion: client={client_id} ");
+        self.log()
+            .lines()
+            .filter_map(|l| l.strip_prefix(&prefix))
+            .filter_map(|rest| {
+                let field =
+                    |name: &str| rest.split_whitespace().find_map(|kv| kv.strip_prefix(name).map(str::to_owned));
+                Some((field("route=")?, field("status=")?.parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// The fields (`key=value`) of its `[op] <event>: client=<client_id> …` lines, in order.
+    pub fn events(&self, event: &str, client_id: &str) -> Vec<HashMap<String, String>> {
+        let prefix = format!("[op] {event}: client={client_id} ");
+        self.log()
+            .lines()
+            .filter_map(|l| l.strip_prefix(&prefix))
+            .map(|rest| {
+                rest.split_whitespace()
+                    .filter_map(|kv| kv.split_once('='))
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The access tokens it issued to `client_id`, as `(token_type, jkt)`: `("DPoP", <the RFC
+    /// 7638 thumbprint of the proof's key>)` for a DPoP-bound one, `("Bearer", "-")` otherwise.
+    pub fn access_tokens(&self, client_id: &str) -> Vec<(String, String)> {
+        self.events("access_token", client_id)
+            .into_iter()
+            .map(|mut f| (f.remove("token_type").unwrap_or_default(), f.remove("jkt").unwrap_or_default()))
+            .collect()
+    }
+
     /// Panics when the provider logged a server error or a failed back-channel delivery.
     pub fn assert_no_errors(&self) {
         let log = self.log();
@@ -139,6 +189,7 @@ pub struct ProviderStarting {
     proc: Proc,
     ready: std::sync::mpsc::Receiver<String>,
     started: Instant,
+    keys_dir: PathBuf,
 }
 
 impl ProviderStarting {
@@ -159,7 +210,7 @@ impl ProviderStarting {
             .trim()
             .to_owned();
         assert!(issuer.starts_with("http://localhost:"), "unexpected issuer {issuer}");
-        OpenIdProvider { proc: self.proc, issuer }
+        OpenIdProvider { proc: self.proc, issuer, keys_dir: self.keys_dir }
     }
 }
 
@@ -231,6 +282,7 @@ impl Stack {
         if let Some(method) = example.client.client_auth() {
             cmd.env("OIDC_CLIENT_AUTH", method);
         }
+        cmd.envs(example.client.app_env(0, &op.keys_dir));
         let proc = Proc::spawn(example.package, cmd, &logs.join("app.log"), false);
         let http = reqwest::Client::builder()
             .no_proxy()

@@ -38,4 +38,7 @@ examples! {
     actix: "example-actix" with Post;
     rocket: "example-rocket" with Es256;
     axum_public: "example-axum" with Public;
+    axum_pkjwt: "example-axum" with PrivateKeyJwt;
+    rocket_par: "example-rocket" with Par;
+    actix_dpop: "example-actix" with Dpop;
 }

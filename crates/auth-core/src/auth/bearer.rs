@@ -1,5 +1,6 @@
 //! Resource-server mode: bearer access tokens for APIs (RFC 6750), as JWTs (RFC 9068) verified
-//! through the provider's JWKS, or opaque tokens checked by introspection (RFC 7662).
+//! through the provider's JWKS, or opaque tokens checked by introspection (RFC 7662); DPoP-bound
+//! ones (RFC 9449 §7) with their proof of possession.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,6 +11,7 @@ use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 use tracing::Instrument as _;
 
+use super::dpop_check;
 use super::{Auth, ProviderRuntime};
 use crate::http::{AuthResponse, RequestView};
 use crate::id_token;
@@ -97,6 +99,12 @@ impl Bearer {
     pub fn is_jwt(&self) -> bool {
         self.jwt
     }
+
+    /// The thumbprint of the DPoP key the token is bound to (`cnf.jkt`, RFC 9449 §6), when it is
+    /// bound: such a token is only ever accepted with a valid proof of that key.
+    pub fn dpop_jkt(&self) -> Option<&str> {
+        self.claims.get("cnf")?.get("jkt")?.as_str()
+    }
 }
 
 /// Who a request speaks for: a browser's session or an API client's bearer token.
@@ -151,7 +159,15 @@ pub(crate) struct BearerCache {
     /// The introspections in progress, by token hash: concurrent requests with one new opaque
     /// token share one call (each entry goes when its call ends).
     introspecting: Mutex<HashMap<TokenHash, SharedIntrospection>>,
+    /// The DPoP proofs accepted lately, against replays (however many tokens are cached).
+    dpop_seen: dpop_check::ReplayCache,
+    /// When expired entries were last dropped (Unix seconds).
+    pruned: std::sync::atomic::AtomicU64,
 }
+
+/// How often expired tokens are dropped from the cache (they are never an answer; without this
+/// they stayed until 10,000 had gathered: the soak saw the memory grow for two hours).
+const PRUNE_EVERY: u64 = 30;
 
 /// An introspection in progress, shared by the requests that carry its token.
 type SharedIntrospection = Shared<BoxFuture<'static, Result<Arc<Bearer>, Refusal>>>;
@@ -186,15 +202,17 @@ impl BearerCache {
             inactive: token_cache(entries),
             introspections: tokio::sync::Semaphore::new(MAX_INTROSPECTIONS),
             introspecting: Mutex::default(),
+            dpop_seen: dpop_check::ReplayCache::new(dpop_check::REPLAY_CACHE_ENTRIES),
+            pruned: std::sync::atomic::AtomicU64::new(now()),
         }
     }
 }
 
 /// A bounded cache hashed with std's SipHash, pinned (another crate of the app enabling
 /// quick_cache's default foldhash must not change it: anyone can choose the keys looked up).
-type TokenCache<K, V> = quick_cache::sync::Cache<K, V, quick_cache::UnitWeighter, std::hash::RandomState>;
+pub(super) type TokenCache<K, V> = quick_cache::sync::Cache<K, V, quick_cache::UnitWeighter, std::hash::RandomState>;
 
-fn token_cache<K: Eq + std::hash::Hash, V: Clone>(entries: usize) -> TokenCache<K, V> {
+pub(super) fn token_cache<K: Eq + std::hash::Hash, V: Clone>(entries: usize) -> TokenCache<K, V> {
     quick_cache::sync::Cache::with(
         entries,
         u64::try_from(entries).unwrap_or(u64::MAX),
@@ -241,21 +259,55 @@ impl BearerCache {
 
     fn put_valid(&self, token: &str, bearer: Arc<Bearer>, until: u64) {
         self.map.insert(cache_key(token).into(), (bearer, until));
+        self.prune(now());
+    }
+
+    /// Drops the expired entries, at most every [`PRUNE_EVERY`] seconds (one caller does it).
+    fn prune(&self, now: u64) {
+        use std::sync::atomic::Ordering;
+        let last = self.pruned.load(Ordering::Relaxed);
+        if now < last + PRUNE_EVERY
+            || self.pruned.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err()
+        {
+            return;
+        }
+        self.map.retain(|_, (_, until)| *until > now);
+        self.inactive.retain(|_, until| *until > now);
     }
 }
 
-/// The token of an `Authorization: Bearer` header: `None` without a bearer header (another
+/// The token of an `Authorization: Bearer` (or `DPoP`) header: `None` without one (another
 /// scheme counts as none), `Err` for a malformed one (RFC 6750 §2.1 `b64token`).
+#[cfg(any(fuzzing, test))]
 pub(super) fn bearer_token(header: Option<&str>) -> Option<Result<&str, Error>> {
+    authorization_token(header).map(|token| token.map(|(_, token)| token))
+}
+
+/// How the access token came: `Authorization: Bearer` (RFC 6750) or `Authorization: DPoP`
+/// (RFC 9449 §7.1, with a `DPoP` proof header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    Bearer,
+    Dpop,
+}
+
+/// The scheme and token of an `Authorization: Bearer` or `DPoP` header (the scheme
+/// case-insensitive): `None` without one, `Err` for a malformed token (`token68`, as RFC 6750
+/// §2.1's `b64token` and RFC 9449 §7.1 have it).
+fn authorization_token(header: Option<&str>) -> Option<Result<(Scheme, &str), Error>> {
     let header = header?.trim();
     let (scheme, token) = header.split_once(' ').unwrap_or((header, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+        Scheme::Bearer
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        Scheme::Dpop
+    } else {
         return None;
-    }
+    };
     let token = token.trim_start_matches(' ');
     let body = token.trim_end_matches('=');
     let valid = !body.is_empty() && body.bytes().all(|b| TOKEN68[usize::from(b)]);
-    Some(if valid { Ok(token) } else { Err(Error::BearerMalformed) })
+    Some(if valid { Ok((scheme, token)) } else { Err(Error::BearerMalformed) })
 }
 
 /// The characters of RFC 6750's `b64token` (RFC 7235's `token68` without its trailing `=`), as a
@@ -276,12 +328,47 @@ impl Auth {
     /// the query string or a form body): a JWT (RFC 9068) through the provider's JWKS, or an
     /// opaque token by introspection (RFC 7662), either remembered until its expiry.
     ///
+    /// A token bound to a DPoP key (`cnf.jkt`) is refused here: a [`RequestView`] carries neither
+    /// the request's `DPoP` header nor its exact method, so `Authorization: DPoP` needs
+    /// [`Auth::bearer_with_dpop`].
+    ///
     /// Errors: [`Error::BearerMissing`] (401), [`Error::BearerMalformed`] (400),
     /// [`Error::BearerInvalid`] (401), [`Error::BearerUnavailable`] (503: the provider could not
-    /// say); [`Auth::bearer_refusal`] turns them into the RFC 6750 answer.
+    /// say), and for the `DPoP` scheme [`Error::DpopTokenInvalid`] or [`Error::DpopProofInvalid`]
+    /// (401); [`Auth::bearer_refusal`] turns them into the RFC 6750 (or RFC 9449 §7.1) answer.
     pub async fn bearer(&self, req: &RequestView<'_>) -> Result<Arc<Bearer>, Error> {
+        self.bearer_with_dpop(req, req.method_name(), req.dpop_proofs()).await
+    }
+
+    /// [`Auth::bearer`], and for a token bound to a DPoP key (`cnf.jkt` in the JWT or in the
+    /// introspection answer) sent as `Authorization: DPoP <token>`, its proof (RFC 9449 §4.3,
+    /// §7.1): `dpop` is every `DPoP` header of the request (exactly one is allowed), `method`
+    /// the request method exactly as sent (`GET`, `PUT`, …); the proof's `htu` must be the
+    /// app's base URL and the request's path (its query ignored).
+    ///
+    /// The token's own validation may come from the cache; the proof is checked on every
+    /// request, and each proof is accepted once. A DPoP-bound token sent as `Bearer` is refused
+    /// (401 `invalid_token`), and so is an unbound one sent as `DPoP`. Server nonces (§9) are
+    /// not asked for.
+    ///
+    /// ```no_run
+    /// # async fn demo(auth: &auth_core::Auth, req: &auth_core::RequestView<'_>, dpop: Option<&str>) {
+    /// let proofs: Vec<&str> = dpop.into_iter().collect();
+    /// match auth.bearer_with_dpop(req, "GET", &proofs).await {
+    ///     Ok(bearer) => println!("{:?} (bound to {:?})", bearer.sub(), bearer.dpop_jkt()),
+    ///     Err(err) => println!("{}", auth.bearer_refusal(&err).status),
+    /// }
+    /// # }
+    /// ```
+    pub async fn bearer_with_dpop(
+        &self,
+        req: &RequestView<'_>,
+        method: &str,
+        dpop: &[&str],
+    ) -> Result<Arc<Bearer>, Error> {
         let provider = self.inner.bearer_provider.as_str();
-        let outcome = self.check_bearer(req).instrument(tracing::info_span!("auth.bearer", provider)).await;
+        let outcome =
+            self.check_bearer(req, method, dpop).instrument(tracing::info_span!("auth.bearer", provider)).await;
         match &outcome {
             Ok(_) => crate::metrics::bearer(provider, true, "ok"),
             Err(err) => crate::metrics::bearer(provider, false, refusal_reason(err)),
@@ -289,8 +376,36 @@ impl Auth {
         outcome
     }
 
-    async fn check_bearer(&self, req: &RequestView<'_>) -> Result<Arc<Bearer>, Error> {
-        let token = bearer_token(req.authorization()).ok_or(Error::BearerMissing)??;
+    async fn check_bearer(&self, req: &RequestView<'_>, method: &str, dpop: &[&str]) -> Result<Arc<Bearer>, Error> {
+        let (scheme, token) = authorization_token(req.authorization()).ok_or(Error::BearerMissing)??;
+        let bearer = match (scheme, self.validated_token(token).await) {
+            (Scheme::Dpop, Err(Error::BearerInvalid(reason))) => return Err(Error::DpopTokenInvalid(reason)),
+            (_, outcome) => outcome?,
+        };
+        // The token's validation may have come from the cache; its binding and proof never do.
+        match (scheme, bearer.dpop_jkt()) {
+            (Scheme::Bearer, None) => Ok(bearer),
+            (Scheme::Bearer, Some(_)) => Err(Error::BearerInvalid(DPOP_AS_BEARER.into())),
+            (Scheme::Dpop, None) => Err(Error::DpopTokenInvalid(NOT_DPOP_BOUND.into())),
+            (Scheme::Dpop, Some(jkt)) => {
+                let url = format!("{}{}", self.inner.base_url, req.path());
+                let expected = dpop_check::Expected {
+                    method,
+                    url: &url,
+                    access_token: token,
+                    jkt,
+                    now: now(),
+                    leeway: self.inner.leeway,
+                };
+                dpop_check::check(dpop, &expected, &self.inner.bearer_cache.dpop_seen)?;
+                Ok(bearer)
+            }
+        }
+    }
+
+    /// The token verified (a JWT) or introspected (an opaque one), or remembered as either; not
+    /// yet checked for how it came (its scheme and DPoP proof).
+    async fn validated_token(&self, token: &str) -> Result<Arc<Bearer>, Error> {
         let now = now();
         let cache = &self.inner.bearer_cache;
         if let Some(hit) = cache.valid(token, now) {
@@ -359,24 +474,41 @@ impl Auth {
 
     /// The RFC 6750 §3 answer to a refused bearer request: `WWW-Authenticate: Bearer realm=…`
     /// (with `error="invalid_request"`, `"invalid_token"` or `"insufficient_scope"` and its
-    /// `scope`), a JSON body, `no-store`. The reason a token was refused goes to the log, not to
-    /// the header.
+    /// `scope`), then a second `WWW-Authenticate: DPoP algs="ES256 RS256 PS256 EdDSA"` (RFC 9449
+    /// §7.1: the API takes DPoP-bound tokens too); a refused `DPoP` request gets only the DPoP
+    /// challenge, with `error="invalid_dpop_proof"` or `"invalid_token"`. A JSON body,
+    /// `no-store`. The reason a token or proof was refused goes to the log, not to the header.
     pub fn bearer_refusal(&self, err: &Error) -> AuthResponse {
         let realm = format!("Bearer realm=\"{}\"", self.inner.base_url);
-        let challenge = match err {
-            Error::BearerMissing => realm,
-            Error::BearerMalformed => format!("{realm}, error=\"invalid_request\""),
+        let algs = format!("algs=\"{}\"", dpop_check::ALGS);
+        let (bearer, dpop) = match err {
+            Error::BearerMissing => (Some(realm), format!("DPoP {algs}")),
+            Error::BearerMalformed => (Some(format!("{realm}, error=\"invalid_request\"")), format!("DPoP {algs}")),
             Error::BearerInvalid(reason) => {
                 tracing::info!(reason = %reason, "bearer token refused");
-                format!("{realm}, error=\"invalid_token\"")
+                (Some(format!("{realm}, error=\"invalid_token\"")), format!("DPoP {algs}"))
             }
             Error::InsufficientScope(scope) => {
-                format!("{realm}, error=\"insufficient_scope\", scope=\"{scope}\"")
+                let error = format!("error=\"insufficient_scope\", scope=\"{scope}\"");
+                (Some(format!("{realm}, {error}")), format!("DPoP {error}, {algs}"))
+            }
+            Error::DpopTokenInvalid(reason) => {
+                tracing::info!(reason = %reason, "DPoP access token refused");
+                (None, format!("DPoP error=\"invalid_token\", {algs}"))
+            }
+            Error::DpopProofInvalid(reason) => {
+                tracing::info!(reason = %reason, "DPoP proof refused");
+                (None, format!("DPoP error=\"invalid_dpop_proof\", {algs}"))
             }
             other if other.status() == 503 => return self.error_response(other, false).with_header("retry-after", "5"),
             other => return self.error_response(other, false),
         };
-        self.error_response(err, false).with_header("www-authenticate", challenge)
+        let res = self.error_response(err, false);
+        let res = match bearer {
+            Some(bearer) => res.with_header("www-authenticate", bearer),
+            None => res,
+        };
+        res.with_header("www-authenticate", dpop)
     }
 
     /// RFC 9068 §4: a JWT access token of the provider, for this API.
@@ -392,7 +524,8 @@ impl Auth {
     }
 
     /// RFC 9068 §4, the claims of a JWT access token whose signature was verified: not an ID or
-    /// logout token, the provider's, not bound to a key, for this API, and valid now.
+    /// logout token, the provider's, bound to no key but (perhaps) a DPoP key, for this API, and
+    /// valid now.
     pub(super) fn access_jwt_claims(&self, p: &ProviderRuntime, claims: Map<String, Value>) -> Result<Bearer, Error> {
         let invalid = |why: String| Error::BearerInvalid(why);
         let now = now();
@@ -478,7 +611,7 @@ impl Auth {
             return Err(Error::BearerUnavailable);
         };
         let form = [("token", token), ("token_type_hint", "access_token")];
-        let reply = self.post_authenticated(p, endpoint, &form, "introspection").await.map_err(|err| {
+        let reply = self.post_authenticated(p, endpoint, &form, None, "introspection").await.map_err(|err| {
             tracing::warn!(error = %err, "introspection failed");
             Error::BearerUnavailable
         })?;
@@ -486,7 +619,8 @@ impl Auth {
     }
 
     /// The introspection endpoint's answer (RFC 7662 §2.2), checked: an active access token for
-    /// this API, issued by the provider, not expired, and not bound to a key.
+    /// this API, issued by the provider, not expired, and bound to no key but (perhaps) a DPoP
+    /// key (`token_type` `DPoP` and `cnf.jkt`, RFC 9449 §6.2).
     pub(super) fn read_introspection(&self, p: &ProviderRuntime, status: u16, body: Value) -> Result<Bearer, Error> {
         if !(200..300).contains(&status) {
             tracing::warn!(status, "the introspection endpoint refused");
@@ -503,12 +637,14 @@ impl Auth {
         // for the app's own login client (which carries no audience of this API).
         if let Some(kind) = claims.get("token_type").and_then(Value::as_str)
             && kind.eq_ignore_ascii_case("dpop")
+            && claims.get("cnf").and_then(|cnf| cnf.get("jkt")).is_none()
         {
-            return Err(Error::BearerInvalid(DPOP_BOUND.into()));
+            return Err(Error::BearerInvalid(DPOP_WITHOUT_KEY.into()));
         }
         if let Some(kind) = claims.get("token_type").and_then(Value::as_str)
             && !kind.eq_ignore_ascii_case("bearer")
             && !kind.eq_ignore_ascii_case("access_token")
+            && !kind.eq_ignore_ascii_case("dpop")
         {
             return Err(Error::BearerInvalid(format!("the token is a {kind}, not an access token")));
         }
@@ -555,17 +691,9 @@ pub(super) fn access_jwt_header(p: &ProviderRuntime, token: &str) -> Result<id_t
 /// The reason of an introspected token that is not active (cached briefly).
 const INACTIVE: &str = "the token is not active";
 
-/// Why a bearer token was refused, as a metric label: one of a fixed set (the refusal's text may
-/// quote the token's own values, so it is never a label itself).
-fn refusal_reason(err: &Error) -> &'static str {
-    let Error::BearerInvalid(reason) = err else {
-        return match err {
-            Error::BearerMissing => "missing",
-            Error::BearerMalformed => "malformed",
-            Error::BearerUnavailable => "unavailable",
-            other => other.code(),
-        };
-    };
+/// Why a token was refused as invalid, as a metric label: one of a fixed set (the refusal's text
+/// may quote the token's own values, so it is never a label itself).
+fn invalid_reason(reason: &str) -> &'static str {
     let is = |rule: TokenError| *reason == rule.to_string();
     if reason == INACTIVE {
         "inactive"
@@ -586,18 +714,44 @@ fn refusal_reason(err: &Error) -> &'static str {
     }
 }
 
-const DPOP_BOUND: &str = "the token is bound to a DPoP key (RFC 9449), and this API does not check DPoP proofs";
+/// Why a bearer token was refused, as a metric label: one of a fixed set.
+fn refusal_reason(err: &Error) -> &'static str {
+    match err {
+        Error::DpopProofInvalid(_) => "invalid_dpop_proof",
+        Error::DpopTokenInvalid(reason) if reason == NOT_DPOP_BOUND => "not_dpop_bound",
+        Error::DpopTokenInvalid(reason) => invalid_reason(reason),
+        Error::BearerInvalid(reason) => invalid_reason(reason),
+        Error::BearerMissing => "missing",
+        Error::BearerMalformed => "malformed",
+        Error::BearerUnavailable => "unavailable",
+        other => other.code(),
+    }
+}
 
-/// A sender-constrained token (`cnf`: bound to a DPoP key, RFC 9449 `jkt`, or to a client
-/// certificate, RFC 8705 `x5t#S256`) is worthless without its proof of possession, which this API
-/// does not check: presented as a plain bearer token it is refused, never accepted unbound.
+/// A DPoP-bound token sent as a plain bearer token: without its proof it must not count.
+const DPOP_AS_BEARER: &str =
+    "the token is bound to a DPoP key (RFC 9449): it counts only with the DPoP scheme and a proof";
+/// An introspected token of type `DPoP` whose key the answer does not name.
+const DPOP_WITHOUT_KEY: &str = "the token is bound to a DPoP key, and the introspection answer names none (cnf.jkt)";
+/// A token bound to no key, sent with the `DPoP` scheme.
+const NOT_DPOP_BOUND: &str = "the token sent with the DPoP scheme is not bound to a DPoP key";
+
+/// A sender-constrained token (`cnf`, RFC 7800) may be bound to a DPoP key (`{"jkt": …}` alone,
+/// RFC 9449 §6), which a request proves with its `DPoP` proof; bound to anything else (a client
+/// certificate, RFC 8705 `x5t#S256`), or with a malformed `cnf`, it is worthless without a proof
+/// of possession this API does not check: refused, never accepted unbound.
 fn sender_constrained(claims: &Map<String, Value>) -> Option<&'static str> {
     let cnf = claims.get("cnf")?;
-    Some(if cnf.get("jkt").is_some() {
-        DPOP_BOUND
+    let dpop = cnf.as_object().is_some_and(|cnf| {
+        cnf.len() == 1 && cnf.get("jkt").and_then(Value::as_str).is_some_and(|jkt| !jkt.is_empty() && jkt.len() <= 128)
+    });
+    if dpop {
+        None
+    } else if cnf.get("jkt").is_some() {
+        Some("the token is bound to a DPoP key by a malformed cnf, or to another key too")
     } else {
-        "the token is bound to a key (`cnf`) whose proof of possession this API does not check"
-    })
+        Some("the token is bound to a key (`cnf`) whose proof of possession this API does not check")
+    }
 }
 
 /// Whether `iss` names provider `p`: its issuer, an alias, or for a multi-tenant Microsoft
@@ -619,6 +773,11 @@ mod tests {
         for bad in ["Bearer", "Bearer ", "Bearer a b", "Bearer a,b", "Bearer ==", "Bearer a\"b"] {
             assert!(matches!(bearer_token(Some(bad)), Some(Err(Error::BearerMalformed))), "{bad:?}");
         }
+        assert_eq!(authorization_token(Some("DPoP abc")).unwrap().unwrap(), (Scheme::Dpop, "abc"));
+        assert_eq!(authorization_token(Some("dpop abc")).unwrap().unwrap(), (Scheme::Dpop, "abc"), "any case");
+        assert_eq!(authorization_token(Some("Bearer abc")).unwrap().unwrap(), (Scheme::Bearer, "abc"));
+        assert!(matches!(authorization_token(Some("DPoP a b")), Some(Err(Error::BearerMalformed))));
+        assert!(authorization_token(Some("DPoPx abc")).is_none());
     }
 
     fn bearer(sub: &str) -> Arc<Bearer> {
@@ -642,6 +801,20 @@ mod tests {
         let none = BearerCache::new(0);
         none.put_valid("t", bearer("a"), u64::MAX);
         assert!(none.valid("t", 1).is_none(), "0 remembers nothing");
+    }
+
+    #[test]
+    fn expired_tokens_are_dropped_every_half_minute() {
+        let cache = BearerCache::new(1_000);
+        let t0 = now();
+        cache.put_valid("short", bearer("a"), t0 + 10);
+        cache.put_valid("long", bearer("b"), t0 + 3_600);
+        cache.put_inactive([7; 32], t0 + 10);
+        cache.prune(t0 + 20);
+        assert_eq!(cache.map.len(), 2, "not before PRUNE_EVERY");
+        cache.prune(t0 + PRUNE_EVERY + 1);
+        assert_eq!((cache.map.len(), cache.inactive.len()), (1, 0), "the expired ones are gone");
+        assert!(cache.valid("long", t0 + PRUNE_EVERY + 1).is_some());
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::error::sanitize_code;
 use crate::http::{AuthResponse, Method, RequestView};
 use crate::id_token::{self, Expected};
 use crate::jwks::Trust;
+use crate::net::Credential;
 use crate::provider::{ClaimMapping, Profile};
 use crate::session::{Claims, Secret, Session, Tokens};
 use crate::{Error, TokenError, now};
@@ -155,6 +156,8 @@ impl Auth {
             return Err(Error::Authorization { code: sanitize_code(code) });
         }
         let code = param(params, "code").filter(|c| !c.is_empty()).ok_or(Error::MissingCode)?;
+        // RFC 9449: the session's own key, made for the code exchange and kept with the tokens.
+        let dpop = if p.config.dpop { Some(crate::dpop::DpopKey::generate()?) } else { None };
         let tokens = self
             .token_request(
                 &p,
@@ -164,9 +167,12 @@ impl Auth {
                     ("redirect_uri", &p.redirect_uri),
                     ("code_verifier", &pending.v),
                 ],
+                dpop.as_ref(),
             )
             .await?;
-        let claims = self.identify(&p, &tokens, &pending.n).await?;
+        // A provider may answer a proof with a Bearer token (RFC 9449 §5): then the key is not kept.
+        let dpop = dpop.filter(|_| tokens.is_dpop());
+        let claims = self.identify(&p, &tokens, &pending.n, dpop.as_ref()).await?;
         let now = now();
         let (expires_at, received_ms) = token_times(tokens.expires_in.as_ref());
         let session = Session {
@@ -180,6 +186,7 @@ impl Auth {
                 expires_at,
                 received_ms,
                 scope: tokens.scope,
+                dpop_key: dpop.as_ref().map(Tokens::keep_dpop_key),
             },
             created_at: now,
             expires_at: now.saturating_add(self.inner.session_ttl),
@@ -190,7 +197,13 @@ impl Auth {
 
     /// Who logged in: the validated ID token's claims completed by userinfo (OIDC), or the mapped
     /// userinfo (OAuth 2.0).
-    async fn identify(&self, p: &ProviderRuntime, tokens: &TokenResponse, nonce: &str) -> Result<Claims, Error> {
+    async fn identify(
+        &self,
+        p: &ProviderRuntime,
+        tokens: &TokenResponse,
+        nonce: &str,
+        dpop: Option<&crate::dpop::DpopKey>,
+    ) -> Result<Claims, Error> {
         let mut claims = match &tokens.id_token {
             Some(id_token) => self.validate_id_token(p, id_token, Some(nonce), Some(&tokens.access_token)).await?,
             None if p.config.is_oidc() => {
@@ -199,7 +212,7 @@ impl Auth {
             None => Map::new(),
         };
         strip_protocol_claims(&mut claims);
-        self.add_userinfo(p, &tokens.access_token, &mut claims).await?;
+        self.add_userinfo(p, Credential::new(&tokens.access_token, dpop), &mut claims).await?;
         Claims::from_value(Value::Object(claims))
             .ok_or(Error::Provider { endpoint: "userinfo", reason: "no subject for the user".into() })
     }
@@ -210,15 +223,15 @@ impl Auth {
     pub(super) async fn add_userinfo(
         &self,
         p: &ProviderRuntime,
-        access_token: &str,
+        credential: Credential<'_>,
         claims: &mut Map<String, Value>,
     ) -> Result<(), Error> {
         let http = &self.inner.http;
         if let Some(userinfo) = &p.meta.userinfo_endpoint {
-            let info = http.get_json(userinfo, Some(access_token), &p.config.name, "userinfo").await?;
+            let info = http.get_json(userinfo, Some(credential), &p.config.name, "userinfo").await?;
             let mut info = userinfo_claims(&p.config.profile, &info)?;
             if let (Profile::Github, Some(emails_url)) = (&p.config.profile, &p.config.userinfo_extra) {
-                let emails = http.get_json(emails_url, Some(access_token), &p.config.name, "userinfo").await?;
+                let emails = http.get_json(emails_url, Some(credential), &p.config.name, "userinfo").await?;
                 github_email(&mut info, &emails);
             }
             merge_userinfo(claims, info)?;

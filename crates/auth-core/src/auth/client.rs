@@ -24,73 +24,85 @@ pub(super) struct TokenResponse {
     pub(super) scope: Option<String>,
 }
 
+impl TokenResponse {
+    /// Whether the access token is bound to the DPoP key of the request (RFC 9449 §5).
+    pub(super) fn is_dpop(&self) -> bool {
+        self.token_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("dpop"))
+    }
+}
+
 impl Auth {
-    /// POSTs a form to a provider endpoint with the provider's client authentication.
+    /// POSTs a form to a provider endpoint with the provider's client authentication, and a
+    /// DPoP proof by `dpop` if given.
     pub(super) async fn post_authenticated(
         &self,
         p: &ProviderRuntime,
         url: &str,
         form: &[(&str, &str)],
+        dpop: Option<&crate::dpop::DpopKey>,
         endpoint: &'static str,
     ) -> Result<crate::net::FormReply, Error> {
+        use std::borrow::Cow;
         let cfg = &p.config;
         let secret = cfg.client_secret.as_ref().map(|s| s.secret());
-        let mut fields: Vec<(&str, &str)> = form.to_vec();
+        let basic = match (cfg.client_auth, secret) {
+            (ClientAuth::SecretBasic, Some(secret)) => Some((cfg.client_id.as_str(), secret)),
+            _ => None,
+        };
+        let signer = match (cfg.client_auth, &cfg.client_key, secret) {
+            (ClientAuth::PrivateKeyJwt, Some(key), _) => Some(AssertionSigner::Key(key)),
+            (ClientAuth::SecretJwt, _, Some(secret)) => Some(AssertionSigner::Secret(secret)),
+            (ClientAuth::PrivateKeyJwt | ClientAuth::SecretJwt, _, _) => {
+                return Err(Error::config(format!(
+                    "provider `{}` uses {} but has no {}",
+                    cfg.name,
+                    cfg.client_auth.as_str(),
+                    if cfg.client_auth == ClientAuth::PrivateKeyJwt { "client key" } else { "client secret" }
+                )));
+            }
+            _ => None,
+        };
+        // RFC 7523 §3: the token endpoint's URL, or (drafts, FAPI 2.0) the issuer.
+        let audience = match cfg.assertion_audience {
+            // A multi-tenant metadata's issuer is a template, not an audience.
+            AssertionAudience::Issuer if !p.meta.issuer.is_empty() && !cfg.multi_tenant_issuer => &p.meta.issuer,
+            _ => &p.meta.token_endpoint,
+        };
         // A pushed authorization request carries `client_id` already; no parameter twice
         // (RFC 6749 §3.1).
         let has_client_id = form.iter().any(|(k, _)| *k == "client_id");
-        let client_id = if has_client_id { None } else { Some(("client_id", cfg.client_id.as_str())) };
-        let assertion;
-        let basic = match (cfg.client_auth, secret) {
-            (ClientAuth::SecretBasic, Some(secret)) => Some((cfg.client_id.as_str(), secret)),
-            (ClientAuth::SecretPost, Some(secret)) => {
-                fields.extend(client_id);
-                fields.push(("client_secret", secret));
-                None
+        // Made again for a retry with a DPoP nonce: an assertion is used once.
+        let fields = || -> Result<Vec<(&str, Cow<'_, str>)>, Error> {
+            let mut fields: Vec<(&str, Cow<'_, str>)> = form.iter().map(|(k, v)| (*k, Cow::Borrowed(*v))).collect();
+            if basic.is_none() && !has_client_id {
+                fields.push(("client_id", Cow::Borrowed(cfg.client_id.as_str())));
             }
-            (ClientAuth::PrivateKeyJwt | ClientAuth::SecretJwt, _) => {
-                let signer = match (&cfg.client_key, secret) {
-                    (Some(key), _) if cfg.client_auth == ClientAuth::PrivateKeyJwt => AssertionSigner::Key(key),
-                    (_, Some(secret)) if cfg.client_auth == ClientAuth::SecretJwt => AssertionSigner::Secret(secret),
-                    _ => {
-                        return Err(Error::config(format!(
-                            "provider `{}` uses {} but has no {}",
-                            cfg.name,
-                            cfg.client_auth.as_str(),
-                            if cfg.client_auth == ClientAuth::PrivateKeyJwt { "client key" } else { "client secret" }
-                        )));
-                    }
-                };
-                // RFC 7523 §3: the token endpoint's URL, or (drafts, FAPI 2.0) the issuer.
-                let audience = match cfg.assertion_audience {
-                    // A multi-tenant metadata's issuer is a template, not an audience.
-                    AssertionAudience::Issuer if !p.meta.issuer.is_empty() && !cfg.multi_tenant_issuer => {
-                        &p.meta.issuer
-                    }
-                    _ => &p.meta.token_endpoint,
-                };
-                assertion = client_assertion(&signer, &cfg.client_id, audience)?;
-                fields.extend(client_id);
-                fields.push(("client_assertion_type", ASSERTION_TYPE));
-                fields.push(("client_assertion", &assertion));
-                None
+            if let (ClientAuth::SecretPost, Some(secret)) = (cfg.client_auth, secret) {
+                fields.push(("client_secret", Cow::Borrowed(secret)));
             }
-            _ => {
-                fields.extend(client_id);
-                None
+            if let Some(signer) = &signer {
+                fields.push(("client_assertion_type", Cow::Borrowed(ASSERTION_TYPE)));
+                fields.push(("client_assertion", Cow::Owned(client_assertion(signer, &cfg.client_id, audience)?)));
             }
+            Ok(fields)
         };
-        self.inner.http.post_form(url, &fields, basic, &cfg.name, endpoint).await
+        self.inner.http.post_form(url, fields, basic, dpop, &cfg.name, endpoint).await
     }
 
     /// Calls the token endpoint with the provider's client authentication.
+    /// With `dpop`, each request carries a proof by that key (RFC 9449 §5).
     pub(super) async fn token_request(
         &self,
         p: &ProviderRuntime,
         form: &[(&str, &str)],
+        dpop: Option<&crate::dpop::DpopKey>,
     ) -> Result<TokenResponse, Error> {
-        let reply = self.post_authenticated(p, &p.meta.token_endpoint, form, "token").await?;
-        read_token_response(&p.config, reply.status, reply.body)
+        let reply = self.post_authenticated(p, &p.meta.token_endpoint, form, dpop, "token").await?;
+        let tokens = read_token_response(&p.config, reply.status, reply.body)?;
+        if tokens.is_dpop() && dpop.is_none() {
+            return Err(Error::Provider { endpoint: "token", reason: "a DPoP token, but no proof was sent".into() });
+        }
+        Ok(tokens)
     }
 }
 
@@ -127,8 +139,8 @@ pub(super) fn read_token_response(cfg: &Provider, status: u16, body: Value) -> R
         return Err(invalid());
     }
     let tokens: TokenResponse = serde_json::from_value(body).map_err(|_| invalid())?;
-    if tokens.token_type.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("bearer")) {
-        return Err(Error::Provider { endpoint: "token", reason: "the token type is not Bearer".into() });
+    if tokens.token_type.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("bearer")) && !tokens.is_dpop() {
+        return Err(Error::Provider { endpoint: "token", reason: "the token type is not Bearer or DPoP".into() });
     }
     Ok(tokens)
 }

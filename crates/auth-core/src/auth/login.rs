@@ -126,7 +126,7 @@ impl Auth {
     ) -> Result<String, Error> {
         let form: Vec<(String, String)> = url::form_urlencoded::parse(params.as_bytes()).into_owned().collect();
         let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let reply = self.post_authenticated(p, endpoint, &form, "par").await?;
+        let reply = self.post_authenticated(p, endpoint, &form, None, "par").await?;
         read_par_response(&p.config, reply.status, &reply.body)
     }
 

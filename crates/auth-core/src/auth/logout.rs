@@ -114,7 +114,7 @@ impl Auth {
             [tokens.refresh_token.as_ref().map(|t| (t, "refresh_token")), Some((&tokens.access_token, "access_token"))];
         for (token, hint) in pairs.into_iter().flatten() {
             let form = [("token", token.secret()), ("token_type_hint", hint)];
-            match self.post_authenticated(p, endpoint, &form, "revocation").await {
+            match self.post_authenticated(p, endpoint, &form, None, "revocation").await {
                 Ok(reply) if (200..300).contains(&reply.status) => {}
                 Ok(reply) => tracing::warn!(status = reply.status, "token revocation refused"),
                 Err(err) => tracing::warn!(error = %err, "token revocation failed"),

@@ -36,6 +36,9 @@ const ENDED_REMEMBERED: Duration = Duration::from_secs(300);
 /// At most this many refreshes are remembered at once (each holds one session); when full, the
 /// finished ones make room.
 const MAX_FLIGHTS: usize = 4096;
+/// How often the flights no request can join any more are dropped (before, only a full map
+/// made room, so ended sessions' outcomes stayed until 4,096 had gathered).
+const PRUNE_EVERY: Duration = Duration::from_secs(30);
 /// How long a request waits for a refresh while its access token is still valid…
 const WAIT_VALID: Duration = Duration::from_secs(2);
 /// …and once it has expired.
@@ -88,6 +91,8 @@ impl Flight {
 #[derive(Default)]
 pub(super) struct Flights {
     map: Mutex<HashMap<String, Flight>>,
+    /// When the map was last pruned.
+    pruned: Mutex<Option<Instant>>,
 }
 
 impl Flights {
@@ -98,6 +103,12 @@ impl Flights {
         if let Some(flight) = map.get(key).filter(|f| f.is_current(stuck_after)) {
             return Some(flight.outcome.clone());
         }
+        let mut pruned = self.pruned.lock().unwrap_or_else(|e| e.into_inner());
+        if pruned.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+            map.retain(|_, f| f.is_current(stuck_after));
+            *pruned = Some(Instant::now());
+        }
+        drop(pruned);
         if map.len() >= MAX_FLIGHTS {
             map.retain(|_, f| f.is_current(stuck_after));
         }
@@ -345,11 +356,23 @@ impl Auth {
     async fn refresh_tokens(&self, p: &ProviderRuntime, session: &Session) -> Result<Session, Error> {
         let old = &session.tokens;
         let refresh_token = old.refresh_token.as_ref().ok_or(Error::AccessTokenExpired)?;
+        // A DPoP-bound session refreshes with a proof by its key (RFC 9449 §5).
+        let dpop = old.dpop_key();
         let reply = self
-            .token_request(p, &[("grant_type", "refresh_token"), ("refresh_token", refresh_token.secret())])
+            .token_request(
+                p,
+                &[("grant_type", "refresh_token"), ("refresh_token", refresh_token.secret())],
+                dpop.as_ref(),
+            )
             .await?;
+        if dpop.is_some() && !reply.is_dpop() {
+            return Err(Error::Provider {
+                endpoint: "token",
+                reason: "a refresh of a DPoP-bound session gave a Bearer token".into(),
+            });
+        }
         let (expires_at, received_ms) = token_times(reply.expires_in.as_ref());
-        let claims = self.refreshed_claims(p, session, &reply).await?;
+        let claims = self.refreshed_claims(p, session, &reply, dpop.as_ref()).await?;
         Ok(Session {
             claims,
             tokens: Tokens {
@@ -359,6 +382,7 @@ impl Auth {
                 expires_at,
                 received_ms,
                 scope: reply.scope.or_else(|| old.scope.clone()),
+                dpop_key: old.dpop_key.clone(),
             },
             ..session.clone()
         })
@@ -375,6 +399,7 @@ impl Auth {
         p: &ProviderRuntime,
         session: &Session,
         reply: &super::client::TokenResponse,
+        dpop: Option<&crate::dpop::DpopKey>,
     ) -> Result<Claims, Error> {
         let old = session.claims.as_map();
         let mut claims = match &reply.id_token {
@@ -383,7 +408,7 @@ impl Auth {
         };
         if p.meta.userinfo_endpoint.is_some() {
             let before = claims.clone();
-            match self.add_userinfo(p, &reply.access_token, &mut claims).await {
+            match self.add_userinfo(p, crate::net::Credential::new(&reply.access_token, dpop), &mut claims).await {
                 Ok(()) => {}
                 Err(Error::UserinfoSubjectMismatch) => return Err(Error::UserinfoSubjectMismatch),
                 Err(err) => {
@@ -484,5 +509,21 @@ mod tests {
         let (outcome, _) = map["s:t"].finished().expect("finished, though nobody polled it");
         assert!(matches!(outcome, Refreshed::Ended));
         assert!(map["s:t"].is_current(Duration::ZERO), "remembered by its end time, not by a time limit");
+    }
+
+    #[tokio::test]
+    async fn flights_no_request_can_join_are_dropped_before_the_map_is_full() {
+        let flights = Flights::default();
+        let failed = || driven(async { Refreshed::Failed("down".into()) });
+        let _driven = flights.join("a:1", Duration::from_secs(35), failed).unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(flights.map.lock().unwrap().len(), 1);
+        // Past the retry delay and the prune interval: the next join drops it.
+        *flights.pruned.lock().unwrap() = Instant::now().checked_sub(PRUNE_EVERY);
+        tokio::time::sleep(RETRY_AFTER + Duration::from_millis(50)).await;
+        let _driven = flights.join("b:2", Duration::from_secs(35), failed).unwrap();
+        let map = flights.map.lock().unwrap();
+        assert!(!map.contains_key("a:1"), "a failed flight past its retry delay is gone");
+        assert!(map.contains_key("b:2"));
     }
 }

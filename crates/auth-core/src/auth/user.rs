@@ -78,7 +78,9 @@ impl User {
             .as_deref()
             .ok_or(Error::Provider { endpoint: "userinfo", reason: "the provider has no userinfo endpoint".into() })?;
         let token = self.access_token().await?;
-        self.auth.inner.http.get_json(url, Some(token.secret()), &p.config.name, "userinfo").await
+        let dpop = self.session.tokens.dpop_key();
+        let credential = crate::net::Credential::new(token.secret(), dpop.as_ref());
+        self.auth.inner.http.get_json(url, Some(credential), &p.config.name, "userinfo").await
     }
 
     /// A client for the provider's API ([`Provider::with_api_base_url`](crate::Provider::with_api_base_url))
@@ -97,7 +99,8 @@ impl User {
         })?;
         let base = p.config.check_url("API base URL", base.as_str())?;
         let token = self.access_token().await?;
-        Ok(ApiClient { http: self.auth.inner.http.clone(), base, token, provider: p.config.name.clone() })
+        let dpop = self.session.tokens.dpop_key().map(std::sync::Arc::new);
+        Ok(ApiClient { http: self.auth.inner.http.clone(), base, token, dpop, provider: p.config.name.clone() })
     }
 }
 
@@ -122,6 +125,8 @@ pub struct ApiClient {
     http: HttpClient,
     base: url::Url,
     token: Secret,
+    /// The session's DPoP key, when the token is bound to it: every call then carries a proof.
+    dpop: Option<std::sync::Arc<crate::dpop::DpopKey>>,
     /// The provider's name, for the metrics.
     provider: String,
 }
@@ -214,7 +219,8 @@ impl ApiClient {
 
     async fn send(&self, method: reqwest::Method, path: &str, json: Option<&Value>) -> Result<ApiResponse, Error> {
         let url = self.url(path)?;
-        let reply = self.http.send(method, url, self.token.secret(), json, &self.provider, "api").await?;
+        let credential = crate::net::Credential::new(self.token.secret(), self.dpop.as_deref());
+        let reply = self.http.send(method, url, credential, json, &self.provider, "api").await?;
         Ok(ApiResponse { status: reply.status, content_type: reply.content_type, body: reply.body })
     }
 }
