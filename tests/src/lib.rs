@@ -233,6 +233,12 @@ macro_rules! scenarios {
                 $crate::client_auth::an_expired_client_assertion_is_refused_without_a_session(&app).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn an_assertion_audience_the_provider_refuses_names_the_setting() {
+                let faults = [$crate::Fault::AssertionAudienceTokenEndpointOnly];
+                let (app, _) = $crate::client_auth::private_key_jwt_app::<$framework>(&faults).await;
+                $crate::client_auth::an_assertion_audience_the_provider_refuses_names_the_setting(&app).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn a_provider_requiring_par_sees_only_pushed_requests() {
                 let app = $crate::TestApp::start_with::<$framework>(
                     $crate::TestProvider::builder().require_pushed_authorization_requests(true),
@@ -1223,6 +1229,18 @@ pub mod client_auth {
         assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
         let page = res.text().await.unwrap();
         assert!(!page.contains("eyJ"), "no token or assertion on the page");
+        assert_eq!(app.api_get(&app.browser, "/me").await.status(), 401, "no session");
+        assert_eq!(app.provider.client_assertions_accepted(), 0);
+    }
+
+    /// The provider takes only its token endpoint as the assertions' `aud`: the login fails on a
+    /// clean 500 page that names the setting to check, with no session; the provider saw an
+    /// assertion and refused it.
+    pub async fn an_assertion_audience_the_provider_refuses_names_the_setting(app: &TestApp) {
+        let (res, _) = app.browser.get_following(&app.url("/auth/oidc/login?next=/me")).await.unwrap();
+        assert_eq!(res.status(), 500, "{}", res.url());
+        let page = res.text().await.unwrap();
+        assert!(page.contains("assertion audience"), "the page says what to check: {page}");
         assert_eq!(app.api_get(&app.browser, "/me").await.status(), 401, "no session");
         assert_eq!(app.provider.client_assertions_accepted(), 0);
     }
