@@ -18,7 +18,9 @@
 //! APP_URL=http://127.0.0.1:3000 AUTH_SESSION_KEY=$(openssl rand -base64 32) cargo run -p example-actix
 //! ```
 //!
-//! Other settings: `OIDC_SCOPE`, `OIDC_CLIENT_AUTH`, `API_AUDIENCE`, `HOST`/`PORT`, and
+//! Other settings: `OIDC_SCOPE`, `OIDC_CLIENT_AUTH` (`private_key_jwt` with `OIDC_CLIENT_KEY`, the
+//! key's PEM or its path), `OIDC_PAR=true` (pushed authorization requests), `OIDC_DPOP=true`
+//! (DPoP-bound tokens), `API_AUDIENCE`, `HOST`/`PORT`, and
 //! `AUTH_STORE=redis://127.0.0.1:6379/0` (sessions in Redis, shared by every instance) or
 //! `memory`, and `METRICS_ADDR=127.0.0.1:9100` (the `auth_*` metrics for Prometheus); the guide's
 //! configuration page lists them all (`cargo xtask docs`).
