@@ -44,10 +44,10 @@ impl DpopKey {
         let point = pair.public_key().as_ref();
         let (x, y) = point.get(1..)?.split_at_checked(32)?;
         let (x, y) = (URL_SAFE_NO_PAD.encode(x), URL_SAFE_NO_PAD.encode(y));
-        // RFC 7638 §3.2: the required members, in lexicographic order, without whitespace.
-        let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
-        let jkt = URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes()));
         let jwk = json!({"kty": "EC", "crv": "P-256", "x": x, "y": y});
+        // RFC 7638, as the API side computes it (jsonwebtoken).
+        let parsed: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk.clone()).ok()?;
+        let jkt = parsed.thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256).ok()?;
         Some(DpopKey { pair, pkcs8: pkcs8.to_vec(), jwk, jkt })
     }
 
