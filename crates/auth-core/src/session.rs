@@ -200,13 +200,22 @@ pub struct Session {
     pub(crate) expires_at: u64,
 }
 
+/// A revocation key from its pieces, in one allocation of the final size (`format!` grows its
+/// buffer as it goes; the keys are computed on every cache miss).
+fn key(pieces: &[&str]) -> String {
+    let mut key = String::with_capacity(pieces.iter().map(|p| p.len()).sum());
+    pieces.iter().for_each(|p| key.push_str(p));
+    key
+}
+
 impl Session {
     /// The keys under which a logout can end this session: its id, and the provider's `sid` and
     /// `iss` + `sub` (for back-channel logout).
     pub(crate) fn revocation_keys(&self) -> Vec<String> {
-        let mut keys = vec![self.id_key()];
+        let mut keys = Vec::with_capacity(3);
+        keys.push(self.id_key());
         if let Some(sid) = self.claims.get_str("sid") {
-            keys.push(format!("sid:{}|{sid}", self.issuer()));
+            keys.push(key(&["sid:", self.issuer(), "|", sid]));
         }
         keys.push(self.user_key());
         keys
@@ -219,13 +228,13 @@ impl Session {
 
     /// The key that ends every session of this user: `sub:{iss}|{sub}`.
     pub(crate) fn user_key(&self) -> String {
-        format!("sub:{}|{}", self.issuer(), self.claims.sub())
+        key(&["sub:", self.issuer(), "|", self.claims.sub()])
     }
 
     /// The key that ends this session alone: `id:{iss}|{sub}|{id}`. It names the user, so that a
     /// full record of ended sessions can fold one user's many records into their `sub:` key.
     pub(crate) fn id_key(&self) -> String {
-        format!("id:{}|{}|{}", self.issuer(), self.claims.sub(), self.id)
+        key(&["id:", self.issuer(), "|", self.claims.sub(), "|", &self.id])
     }
 
     /// The session's id: random, new at every login.
