@@ -63,9 +63,8 @@
 #[cfg(feature = "test-server")]
 pub mod test_server;
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -143,7 +142,9 @@ impl RedisStoreBuilder {
     }
 
     /// How many sessions the in-process cache keeps (default 10,000; 0 turns the cache off:
-    /// every request then asks Redis).
+    /// every request then asks Redis). A session of more than about 8 KiB of JSON counts as
+    /// several; when full, the least used are evicted gradually (the ones asked for again and
+    /// again stay), and read from Redis when next asked for.
     pub fn cache_sessions(mut self, entries: usize) -> Self {
         self.cache_sessions = entries;
         if entries == 0 {
@@ -225,7 +226,7 @@ impl RedisStoreBuilder {
             channel: format!("{}events", self.prefix),
             prefix: self.prefix,
             command_timeout: self.command_timeout,
-            cache: Mutex::new(Cache::new(self.cache_sessions, self.cache_records)),
+            cache: Cache::new(self.cache_sessions, self.cache_records),
             subscribed: AtomicBool::new(false),
         });
         tokio::spawn(subscribe(Arc::downgrade(&inner), subscribers, self.connect_timeout));
@@ -358,89 +359,213 @@ struct Inner {
     prefix: String,
     channel: String,
     command_timeout: Duration,
-    cache: Mutex<Cache>,
+    cache: Cache,
     /// The subscription is alive: the cache may be trusted.
     subscribed: AtomicBool,
 }
 
 /// What this instance knows, valid while the subscription lives.
+///
+/// Two bounded caches with gradual eviction (quick_cache's S3-FIFO): the sessions and records
+/// that keep being asked for stay, a stream of one-time ones passes through the small queue
+/// first, so more active sessions than fit cost a miss each, never a cleared cache. Readers
+/// take no lock of this struct (only quick_cache's shard locks); every change (an event, a
+/// local write, a clear) and every fill takes `lock`, so a fill's check of the epoch and its
+/// insert are one step with respect to changes.
 struct Cache {
     /// Bumped by every event applied and every (re)subscription or disconnect: a fill that
-    /// read Redis before a change does not write its stale answer after it.
-    epoch: u64,
-    sessions: HashMap<String, (Arc<Session>, Instant)>,
+    /// read Redis before a change does not write its stale answer after it. Changed only
+    /// under `lock`; read without it before a fill's Redis read.
+    epoch: AtomicU64,
+    /// Held while a change or a fill is written; holds when entries past [`CACHE_MAX_AGE`]
+    /// (never used again) are next dropped.
+    lock: Mutex<Instant>,
+    /// Sessions by id, and when they were read (`None`: the cache is off).
+    sessions: Option<SessionCache>,
     /// Ended-session records: `Some(at)` ended at `at`, `None` known not to exist; and when
-    /// this was learnt.
-    records: HashMap<String, (Option<u64>, Instant)>,
-    max_sessions: usize,
-    max_records: usize,
-    /// When entries past [`CACHE_MAX_AGE`] (never used again) are next dropped.
-    next_prune: Instant,
+    /// this was learnt (`None`: the cache is off).
+    records: Option<RecordCache>,
+}
+
+/// std's SipHash, pinned: another crate of the app enabling quick_cache's default (foldhash)
+/// must not change it, as anyone can choose the keys looked up (session ids come from cookies).
+type RandomState = std::hash::RandomState;
+
+type SessionCache = quick_cache::sync::Cache<String, SessionEntry, SessionWeight, RandomState>;
+
+type RecordCache = quick_cache::sync::Cache<String, (Option<u64>, Instant), quick_cache::UnitWeighter, RandomState>;
+
+/// The rough bytes one unit of a session's weight stands for: a session up to this size
+/// (about 8 KiB of JSON) counts as one entry, a larger one as several. The cache so holds at
+/// most `cache_sessions` sessions and about `cache_sessions` × 16 KiB of them.
+const SESSION_SLOT_BYTES: usize = 16 * 1024;
+
+#[derive(Clone)]
+struct SessionEntry {
+    session: Arc<Session>,
+    at: Instant,
+    /// In [`SESSION_SLOT_BYTES`], at least 1 (computed once: the eviction reads it often).
+    weight: u64,
+}
+
+#[derive(Clone, Copy)]
+struct SessionWeight;
+
+impl quick_cache::Weighter<String, SessionEntry> for SessionWeight {
+    fn weight(&self, _id: &String, entry: &SessionEntry) -> u64 {
+        entry.weight
+    }
+}
+
+/// A quick_cache of at most `entries` in weight (quick_cache rounds each shard's share up: it
+/// is rounded down here, so the documented bound holds exactly).
+fn bounded<K, V, W>(entries: usize, weighter: W) -> quick_cache::sync::Cache<K, V, W, RandomState>
+where
+    K: Eq + std::hash::Hash,
+    V: Clone,
+    W: quick_cache::Weighter<K, V> + Clone,
+{
+    let capacity = u64::try_from(entries).unwrap_or(u64::MAX);
+    let cache = quick_cache::sync::Cache::with(
+        entries,
+        capacity,
+        weighter,
+        RandomState::new(),
+        quick_cache::sync::DefaultLifecycle::default(),
+    );
+    if cache.capacity() > capacity {
+        let shards = u64::try_from(cache.num_shards()).unwrap_or(1).max(1);
+        cache.set_capacity(capacity / shards * shards);
+    }
+    cache
 }
 
 impl Cache {
     fn new(max_sessions: usize, max_records: usize) -> Self {
         Cache {
-            epoch: 0,
-            sessions: HashMap::new(),
-            records: HashMap::new(),
-            max_sessions,
-            max_records,
-            next_prune: Instant::now() + CACHE_MAX_AGE,
+            epoch: AtomicU64::new(0),
+            lock: Mutex::new(Instant::now() + CACHE_MAX_AGE),
+            sessions: (max_sessions > 0).then(|| bounded(max_sessions, SessionWeight)),
+            records: (max_records > 0).then(|| bounded(max_records, quick_cache::UnitWeighter)),
         }
     }
 
-    fn clear(&mut self) {
-        self.epoch += 1;
-        self.sessions.clear();
-        self.records.clear();
+    /// Takes the write lock and bumps the epoch: a change follows.
+    fn change(&self) -> std::sync::MutexGuard<'_, Instant> {
+        let guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        guard
     }
 
-    /// Drops the entries too old to be used, at most once per [`CACHE_MAX_AGE`]: the maps then
-    /// hold what the last minute or so asked for, not every session ever seen until they are
-    /// full (and cleared whole). Amortized over that period, the scan is cheap.
-    fn prune(&mut self, now: Instant) {
-        if now < self.next_prune {
-            return;
-        }
-        self.next_prune = now + CACHE_MAX_AGE;
-        self.sessions.retain(|_, (_, at)| now.saturating_duration_since(*at) < CACHE_MAX_AGE);
-        self.records.retain(|_, (_, at)| now.saturating_duration_since(*at) < CACHE_MAX_AGE);
+    /// The epoch to give a fill, read before it asks Redis.
+    fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
     }
 
-    fn put_session(&mut self, session: Arc<Session>) {
-        if self.max_sessions == 0 {
-            return;
-        }
-        self.prune(Instant::now());
-        if self.sessions.len() >= self.max_sessions {
-            self.sessions.clear();
-        }
-        self.sessions.insert(session.id().to_owned(), (session, Instant::now()));
+    /// Something changed that this cache does not hold (or cannot tell): fills in flight are
+    /// dropped.
+    fn changed(&self) {
+        drop(self.change());
     }
 
-    fn session(&self, id: &str) -> Option<&Arc<Session>> {
-        self.sessions.get(id).filter(|(_, at)| at.elapsed() < CACHE_MAX_AGE).map(|(s, _)| s)
+    fn clear(&self) {
+        let _guard = self.change();
+        if let Some(sessions) = &self.sessions {
+            sessions.clear();
+        }
+        if let Some(records) = &self.records {
+            records.clear();
+        }
+    }
+
+    /// Session `id` changed or is gone: forgets it, and drops the fills in flight.
+    fn forget_session(&self, id: &str) {
+        let _guard = self.change();
+        if let Some(sessions) = &self.sessions {
+            sessions.remove(id);
+        }
+    }
+
+    /// Record `key` ended at `at` (or later, if that is known).
+    fn ended(&self, key: &str, at: u64) {
+        {
+            let _guard = self.change();
+            if let Some(records) = &self.records {
+                let known = self.known_end(key);
+                records.insert(key.to_owned(), (Some(known.max(at)), Instant::now()));
+            }
+        }
+        self.prune_if_due(Instant::now());
+    }
+
+    /// Drops the entries too old to be used, at most once per [`CACHE_MAX_AGE`]: the caches
+    /// then hold what the last minute or so asked for, not every session seen until eviction
+    /// reaches it. Amortized over that period, the scan is cheap; it runs outside the write
+    /// lock (removing is never stale).
+    fn prune_if_due(&self, now: Instant) {
+        {
+            let mut next = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+            if now < *next {
+                return;
+            }
+            *next = now + CACHE_MAX_AGE;
+        }
+        let fresh = |at: &Instant| now.saturating_duration_since(*at) < CACHE_MAX_AGE;
+        if let Some(sessions) = &self.sessions {
+            sessions.retain(|_, entry| fresh(&entry.at));
+        }
+        if let Some(records) = &self.records {
+            records.retain(|_, (_, at)| fresh(at));
+        }
+    }
+
+    /// Caches `session` (whose JSON was `json_len` bytes) read from Redis, unless something
+    /// changed since `epoch`; whether it did.
+    fn fill_session(&self, epoch: u64, session: Arc<Session>, json_len: usize) -> bool {
+        let Some(sessions) = &self.sessions else { return false };
+        let rough = json_len.saturating_mul(2).saturating_add(256);
+        let weight = u64::try_from(rough.div_ceil(SESSION_SLOT_BYTES).max(1)).unwrap_or(u64::MAX);
+        {
+            let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+            if self.epoch() != epoch {
+                return false;
+            }
+            sessions.insert(session.id().to_owned(), SessionEntry { session, at: Instant::now(), weight });
+        }
+        self.prune_if_due(Instant::now());
+        true
+    }
+
+    /// Caches records read from Redis, unless something changed since `epoch`; whether it did.
+    fn fill_records(&self, epoch: u64, read: impl IntoIterator<Item = (String, Option<u64>)>) -> bool {
+        let Some(records) = &self.records else { return false };
+        {
+            let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+            if self.epoch() != epoch {
+                return false;
+            }
+            let now = Instant::now();
+            for (key, at) in read {
+                records.insert(key, (at, now));
+            }
+        }
+        self.prune_if_due(Instant::now());
+        true
+    }
+
+    fn session(&self, id: &str) -> Option<Arc<Session>> {
+        let entry = self.sessions.as_ref()?.get(id)?;
+        (entry.at.elapsed() < CACHE_MAX_AGE).then_some(entry.session)
     }
 
     fn record(&self, key: &str) -> Option<Option<u64>> {
-        self.records.get(key).filter(|(_, at)| at.elapsed() < CACHE_MAX_AGE).map(|(r, _)| *r)
+        let (record, at) = self.records.as_ref()?.get(key)?;
+        (at.elapsed() < CACHE_MAX_AGE).then_some(record)
     }
 
     /// The latest end time known for `key` (0 when none), whatever its age.
     fn known_end(&self, key: &str) -> u64 {
-        self.records.get(key).and_then(|(r, _)| *r).unwrap_or(0)
-    }
-
-    fn put_record(&mut self, key: String, at: Option<u64>) {
-        if self.max_records == 0 {
-            return;
-        }
-        self.prune(Instant::now());
-        if self.records.len() >= self.max_records {
-            self.records.clear();
-        }
-        self.records.insert(key, (at, Instant::now()));
+        self.records.as_ref().and_then(|r| r.peek(key)).and_then(|(r, _)| r).unwrap_or(0)
     }
 }
 
@@ -474,8 +599,8 @@ impl RedisStore {
         format!("{}{{{name}}}:{kind}", self.inner.prefix)
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
-        self.inner.cache.lock().unwrap_or_else(|e| e.into_inner())
+    fn cache(&self) -> &Cache {
+        &self.inner.cache
     }
 
     /// Runs a command with the time limit.
@@ -545,13 +670,9 @@ impl SessionStore for RedisStore {
         let mut conn = self.inner.conn.clone();
         let ttl = ttl_ms(session.expires_at());
         self.run("SET", conn.pset_ex::<_, _, ()>(&key, json, ttl)).await?;
-        {
-            // This instance's copy is older (a refresh updates a session in place), and so may be
-            // a fill that read Redis before this write.
-            let mut cache = self.cache();
-            cache.epoch += 1;
-            cache.sessions.remove(session.id());
-        }
+        // This instance's copy is older (a refresh updates a session in place), and so may be
+        // a fill that read Redis before this write.
+        self.cache().forget_session(session.id());
         // Other instances may hold an older copy too.
         self.publish(format!("d\t{}", session.id())).await;
         Ok(session.id().as_bytes().to_vec())
@@ -566,11 +687,12 @@ impl SessionStore for RedisStore {
         if self.trusted()
             && let Some(session) = self.cache().session(id)
         {
-            return Ok(Some(Arc::clone(session)));
+            return Ok(Some(session));
         }
-        let epoch = self.cache().epoch;
+        let epoch = self.cache().epoch();
         let mut conn = self.inner.conn.clone();
         let json: Option<Vec<u8>> = self.run("GET", conn.get(self.key(id, "session"))).await?;
+        let json_len = json.as_ref().map_or(0, Vec::len);
         let session = json
             .and_then(|bytes| serde_json::from_slice::<Session>(&bytes).ok())
             .filter(|s| s.id() == id)
@@ -579,10 +701,7 @@ impl SessionStore for RedisStore {
             && self.trusted()
         {
             // Only if nothing changed since the read, checked under the same lock as the events.
-            let mut cache = self.cache();
-            if cache.epoch == epoch {
-                cache.put_session(session.clone());
-            }
+            self.cache().fill_session(epoch, Arc::clone(session), json_len);
         }
         Ok(session)
     }
@@ -590,7 +709,8 @@ impl SessionStore for RedisStore {
     async fn delete(&self, session: &Session) -> Result<(), Error> {
         let mut conn = self.inner.conn.clone();
         self.run("DEL", conn.del::<_, usize>(self.key(session.id(), "session"))).await?;
-        self.cache().sessions.remove(session.id());
+        // Also drops a fill that read Redis before the delete.
+        self.cache().forget_session(session.id());
         self.publish(format!("d\t{}", session.id())).await;
         Ok(())
     }
@@ -608,11 +728,8 @@ impl SessionStore for RedisStore {
         let cmd =
             redis::cmd("EVAL").arg(END_SCRIPT).arg(1).arg(self.key(key, "ended")).arg(at).arg(ttl_ms(until)).to_owned();
         self.run("EVAL", async move { cmd.query_async::<i64>(&mut conn).await }).await?;
-        {
-            let mut cache = self.cache();
-            let known = cache.known_end(key);
-            cache.put_record(key.to_owned(), Some(known.max(at)));
-        }
+        // Also drops a fill that read Redis before the write.
+        self.cache().ended(key, at);
         self.publish(format!("e\t{at}\t{key}")).await;
         Ok(())
     }
@@ -646,7 +763,7 @@ impl SessionStore for RedisStore {
                 return Ok(known.iter().any(ended));
             }
         }
-        let epoch = self.cache().epoch;
+        let epoch = self.cache().epoch();
         let redis_keys: Vec<String> = keys.iter().map(|k| self.key(k, "ended")).collect();
         let mut conn = self.inner.conn.clone();
         let values: Vec<Option<u64>> = if redis_keys.is_empty() {
@@ -655,12 +772,7 @@ impl SessionStore for RedisStore {
             self.run("MGET", async move { redis::cmd("MGET").arg(&redis_keys).query_async(&mut conn).await }).await?
         };
         if self.trusted() {
-            let mut cache = self.cache();
-            if cache.epoch == epoch {
-                for (key, at) in keys.iter().zip(&values) {
-                    cache.put_record(key.clone(), *at);
-                }
-            }
+            self.cache().fill_records(epoch, keys.iter().cloned().zip(values.iter().copied()));
         }
         Ok(values.iter().any(ended))
     }
@@ -668,19 +780,14 @@ impl SessionStore for RedisStore {
 
 /// Applies one event of the channel to the cache.
 fn apply(inner: &Inner, payload: &str) {
-    let mut cache = inner.cache.lock().unwrap_or_else(|e| e.into_inner());
-    cache.epoch += 1;
+    let cache = &inner.cache;
     let mut parts = payload.splitn(3, '\t');
     match (parts.next(), parts.next(), parts.next()) {
-        (Some("d"), Some(id), None) => {
-            cache.sessions.remove(id);
-        }
-        (Some("e"), Some(at), Some(key)) => {
-            if let Ok(at) = at.parse::<u64>() {
-                let known = cache.known_end(key);
-                cache.put_record(key.to_owned(), Some(known.max(at)));
-            }
-        }
+        (Some("d"), Some(id), None) => cache.forget_session(id),
+        (Some("e"), Some(at), Some(key)) => match at.parse::<u64>() {
+            Ok(at) => cache.ended(key, at),
+            Err(_) => cache.changed(),
+        },
         // Unknown events (a newer version's): nothing cached can be trusted to be current.
         _ => cache.clear(),
     }
@@ -709,7 +816,7 @@ async fn subscribe(inner: Weak<Inner>, clients: Vec<redis::Client>, connect_time
                     let Some(inner) = inner.upgrade() else { return };
                     // Whatever happened while unsubscribed is unknown: start from Redis again. The
                     // cache is trusted once this instance hears its own first heartbeat.
-                    inner.cache.lock().unwrap_or_else(|e| e.into_inner()).clear();
+                    inner.cache.clear();
                 }
                 let mut seq = 0u64;
                 // The heartbeat awaited, and for how many ticks it has been.
@@ -761,7 +868,7 @@ async fn subscribe(inner: Weak<Inner>, clients: Vec<redis::Client>, connect_time
                 }
                 if let Some(inner) = inner.upgrade() {
                     inner.subscribed.store(false, Ordering::SeqCst);
-                    inner.cache.lock().unwrap_or_else(|e| e.into_inner()).clear();
+                    inner.cache.clear();
                     tracing::warn!(
                         "auth-redis: the subscription dropped; sessions are read from Redis until it is back"
                     );
@@ -870,23 +977,84 @@ mod tests {
 
     #[test]
     fn entries_too_old_to_be_used_are_dropped_not_kept_until_the_cache_is_full() {
-        let mut cache = Cache::new(10, 1000);
+        let cache = Cache::new(10, 1000);
+        let records = cache.records.as_ref().unwrap();
         let now = Instant::now();
         let old = now.checked_sub(CACHE_MAX_AGE + Duration::from_secs(1)).unwrap();
         for i in 0..100 {
-            cache.records.insert(format!("old{i}"), (None, old));
+            records.insert(format!("old{i}"), (None, old));
         }
-        cache.records.insert("fresh".into(), (Some(7), now));
+        records.insert("fresh".into(), (Some(7), now));
         let later = now + Duration::from_secs(10);
-        cache.next_prune = later;
-        cache.prune(now);
-        assert_eq!(cache.records.len(), 101, "not before its time");
-        cache.prune(later);
-        assert_eq!(cache.records.len(), 1, "only what may still be used stays");
+        *cache.lock.lock().unwrap() = later;
+        cache.prune_if_due(now);
+        assert_eq!(records.len(), 101, "not before its time");
+        cache.prune_if_due(later);
+        assert_eq!(records.len(), 1, "only what may still be used stays");
         assert_eq!(cache.record("fresh"), Some(Some(7)));
-        cache.records.insert("old".into(), (None, old));
-        cache.prune(later + Duration::from_secs(1));
-        assert_eq!(cache.records.len(), 2, "at most once per CACHE_MAX_AGE");
+        records.insert("old".into(), (None, old));
+        cache.prune_if_due(later + Duration::from_secs(1));
+        assert_eq!(records.len(), 2, "at most once per CACHE_MAX_AGE");
+    }
+
+    fn session(id: &str) -> Arc<Session> {
+        let json = serde_json::json!({
+            "id": id, "provider": "p", "claims": {"sub": "u"}, "created_at": 1, "expires_at": u64::MAX / 2,
+            "tokens": {"access_token": "a", "refresh_token": null, "id_token": null, "expires_at": null, "scope": null},
+        });
+        Arc::new(serde_json::from_value(json).unwrap())
+    }
+
+    #[test]
+    fn a_hot_session_survives_a_stream_of_new_ones_and_the_cache_stays_bounded() {
+        let cache = Cache::new(100, 100);
+        let hot = session("hot");
+        assert!(cache.fill_session(cache.epoch(), Arc::clone(&hot), 100));
+        for i in 0..2_000 {
+            // Each new session is seen once; the hot one on every request.
+            assert!(cache.fill_session(cache.epoch(), session(&format!("s{i}")), 100));
+            assert!(cache.session("hot").is_some(), "evicted after {i} new sessions");
+        }
+        let sessions = cache.sessions.as_ref().unwrap();
+        assert!(sessions.weight() <= 100, "holds {} in weight", sessions.weight());
+        assert!(sessions.len() > 10, "eviction is gradual, not a clear: {} left", sessions.len());
+    }
+
+    #[test]
+    fn a_large_session_weighs_more_than_one_entry() {
+        let cache = Cache::new(1000, 10);
+        // About 2 × 16 KiB in memory: 3 slots.
+        assert!(cache.fill_session(cache.epoch(), session("big"), SESSION_SLOT_BYTES));
+        let sessions = cache.sessions.as_ref().unwrap();
+        assert_eq!(sessions.weight(), 3);
+        assert!(cache.session("big").is_some());
+    }
+
+    #[test]
+    fn a_fill_that_read_before_a_change_is_not_written_after_it() {
+        let cache = Cache::new(10, 10);
+        let epoch = cache.epoch();
+        cache.forget_session("a");
+        assert!(!cache.fill_session(epoch, session("a"), 10), "stale session fill");
+        assert!(cache.session("a").is_none());
+        let epoch = cache.epoch();
+        cache.ended("k", 5);
+        assert!(!cache.fill_records(epoch, [("k".to_owned(), None)]), "stale record fill");
+        assert_eq!(cache.record("k"), Some(Some(5)));
+        let epoch = cache.epoch();
+        assert!(cache.fill_records(epoch, [("j".to_owned(), Some(3))]));
+        assert_eq!(cache.record("j"), Some(Some(3)));
+        cache.clear();
+        assert_eq!(cache.record("j"), None);
+    }
+
+    #[test]
+    fn a_cache_of_zero_is_off() {
+        let cache = Cache::new(0, 0);
+        assert!(!cache.fill_session(cache.epoch(), session("a"), 10));
+        assert!(!cache.fill_records(cache.epoch(), [("k".to_owned(), None)]));
+        assert!(cache.session("a").is_none());
+        assert_eq!(cache.record("k"), None);
     }
 
     #[tokio::test]
