@@ -35,6 +35,11 @@ pub(crate) fn run(args: &[String]) -> Result {
         None => 5,
     };
     ensure_debian("wrk", &["wrk", "taskset"], &["wrk", "util-linux"], "the load test cannot run")?;
+    if smoke && !(crate::has("wrk") && crate::has("taskset")) {
+        // Not root and not CI (ensure_debian fails under CI=true): `test` goes on without it.
+        println!("the load test's smoke run is skipped: no wrk");
+        return Ok(());
+    }
     let mut build = vec!["build", "--quiet", "-p", "auth-bench", "--example", "load_server"];
     if !smoke {
         build.push("--release");

@@ -4,7 +4,8 @@
 //! - `test`: everything CI checks: formatting, clippy (`-D warnings`), rustdoc (`-D warnings`),
 //!   `cargo package` of the library crates,
 //!   every test of the workspace (installing `redis-server` from Debian when missing, for the
-//!   Redis store's tests), and the end-to-end stage.
+//!   Redis store's tests), the end-to-end stage, and the smoke runs of `soak`, `fuzz` and
+//!   `bench --load`.
 //! - `lint`: formatting, clippy, rustdoc, `cargo package` of every library crate, and the guide's
 //!   build.
 //! - `e2e`: install the end-to-end tools (the pinned node-oidc-provider; Chromium and chromedriver
@@ -14,7 +15,7 @@
 //! - `bench`: the criterion benchmarks; `bench --load [SECONDS]`: the loopback load test (wrk
 //!   against each framework's protected route, bare, behind our guard and behind the peers),
 //!   writing its tables into `bench/RESULTS.md`; `bench --load --smoke`: one second per target,
-//!   a debug build, nothing written (CI runs it so that the load test keeps working).
+//!   a debug build, nothing written (in `test`, so that the load test keeps working).
 //! - `soak [MINUTES]`: logins, session requests, refreshes, bearer calls and back-channel logouts
 //!   against example-axum with the Redis store (`tests/soak`), failing on any error or
 //!   on memory that keeps growing; `soak --smoke`: 20 s on a debug build (in `test`).
@@ -37,7 +38,8 @@ fn main() -> ExitCode {
             .and_then(|()| tests())
             .and_then(|()| e2e())
             .and_then(|()| soak::run_soak(&["--smoke".into()]))
-            .and_then(|()| fuzz::run(&["--smoke".into()])),
+            .and_then(|()| fuzz::run(&["--smoke".into()]))
+            .and_then(|()| load::run(&["--smoke".into()])),
         Some("lint") => lint(),
         Some("unit") => tests(),
         Some("e2e") => e2e(),
