@@ -154,12 +154,15 @@ fn join_part(part: Part, parts: &mut &[u8], secrets: &mut Secrets<'_>) -> Option
                 .iter()
                 .map(|&n| base64::encoded_len(n, false))
                 .sum::<Option<usize>>()?;
+            // SIMD base64 (base64-simd): this runs on every cache miss, for the ID token (and any
+            // JWT access token), and the base64 crate's encoder was a tenth of a miss's time.
+            let b64 = base64_simd::URL_SAFE_NO_PAD;
             let mut token = String::with_capacity(len + 2);
-            URL_SAFE_NO_PAD.encode_string(h, &mut token);
+            b64.encode_append(h, &mut token);
             token.push('.');
-            URL_SAFE_NO_PAD.encode_string(p, &mut token);
+            b64.encode_append(p, &mut token);
             token.push('.');
-            URL_SAFE_NO_PAD.encode_string(secret, &mut token);
+            b64.encode_append(secret, &mut token);
             Some(Secret::new(token))
         }
         Part::Opaque => Some(Secret::new(std::str::from_utf8(secret).ok()?)),
