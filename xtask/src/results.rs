@@ -93,7 +93,7 @@ fn locked_versions(lock: &str, name: &str) -> Vec<String> {
 }
 
 /// The criterion section: every benchmark measured since `since`, by group, its median, and its
-/// ratio to the group's `bare_route` (when the group has one).
+/// ratio to the group's bare route (`bare_route` or `bare`, when the group has one).
 pub(crate) fn write_criterion(since: SystemTime) -> Result {
     let root = target_dir().join("criterion");
     let mut found = Vec::new();
@@ -108,17 +108,37 @@ pub(crate) fn write_criterion(since: SystemTime) -> Result {
         machine()
     );
     let mut group = String::new();
+    let mut baseline = None;
     for (name, median_ns) in &found {
         let (g, rest) = name.split_once('/').unwrap_or((name.as_str(), ""));
         if g != group {
             group = g.to_owned();
-            out.push_str(&format!("\n### `{g}`\n\n| benchmark | median | ratio to `bare_route` |\n|---|---|---|\n"));
+            baseline = baseline_of(&found, g);
+            match baseline {
+                Some((base, _)) => {
+                    out.push_str(&format!(
+                        "\n### `{g}`\n\n| benchmark | median | ratio to `{base}` |\n|---|---|---|\n"
+                    ));
+                }
+                None => out.push_str(&format!("\n### `{g}`\n\n| benchmark | median |\n|---|---|\n")),
+            }
         }
-        let bare = found.iter().find(|(n, _)| *n == format!("{g}/bare_route")).map(|(_, m)| *m);
-        let ratio = bare.map_or_else(|| "–".to_owned(), |b| format!("{:.2}×", median_ns / b));
-        out.push_str(&format!("| {rest} | {} | {ratio} |\n", human(*median_ns)));
+        match baseline {
+            Some((_, b)) => out.push_str(&format!("| {rest} | {} | {:.2}× |\n", human(*median_ns), median_ns / b)),
+            None => out.push_str(&format!("| {rest} | {} |\n", human(*median_ns))),
+        }
     }
     write_section("criterion", &out)
+}
+
+/// The group's bare route (`bare_route`, or `bare`) and its median, if it has one.
+fn baseline_of(found: &[(String, f64)], group: &str) -> Option<(&'static str, f64)> {
+    ["bare_route", "bare"].into_iter().find_map(|base| {
+        found
+            .iter()
+            .find(|(n, _)| n.strip_prefix(group).and_then(|r| r.strip_prefix('/')) == Some(base))
+            .map(|(_, m)| (base, *m))
+    })
 }
 
 fn human(ns: f64) -> String {
@@ -169,6 +189,19 @@ mod tests {
         let json = r#"{"mean":{"confidence_interval":{"confidence_level":0.95,"lower_bound":1.0,"upper_bound":2.0},"point_estimate":1.5,"standard_error":0.1},"median":{"confidence_interval":{"confidence_level":0.95,"lower_bound":1.0,"upper_bound":2.0},"point_estimate":1234.5,"standard_error":0.1}}"#;
         assert_eq!(median_ns(json), Some(1234.5));
         assert_eq!(median_ns("{}"), None);
+    }
+
+    #[test]
+    fn a_group_is_measured_against_its_bare_route_or_bare() {
+        let found: Vec<(String, f64)> =
+            [("a/bare_route", 1.0), ("a/bare", 2.0), ("b/bare", 3.0), ("b/x", 4.0), ("c/x", 5.0)]
+                .iter()
+                .map(|(n, m)| ((*n).to_owned(), *m))
+                .collect();
+        assert_eq!(baseline_of(&found, "a"), Some(("bare_route", 1.0)));
+        assert_eq!(baseline_of(&found, "b"), Some(("bare", 3.0)));
+        assert_eq!(baseline_of(&found, "c"), None);
+        assert_eq!(baseline_of(&found, "b/"), None);
     }
 
     #[test]
