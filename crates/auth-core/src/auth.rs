@@ -61,9 +61,11 @@ const MAX_PENDING_LOGINS: usize = 5;
 const PENDING_LOGINS_EXAMINED: usize = 16;
 /// At most this many stale pending-login cookies are expired by one response.
 const PENDING_LOGINS_CLEARED: usize = 8;
-/// The decoded-session cache holds at most this many sessions…
+/// The decoded-session cache is sized for about this many sessions (quick_cache's estimate,
+/// which lays out its shards)…
 const SESSION_CACHE_ENTRIES: usize = 4096;
-/// …and at most this many bytes of them (cookie values and decoded JSON, counted roughly).
+/// …and holds at most this many bytes of them (cookie values and decoded JSON, counted roughly):
+/// the bound.
 const SESSION_CACHE_BYTES: usize = 32 * 1024 * 1024;
 /// The longest `state` accepted on a callback (we send 43 characters).
 const MAX_STATE_LEN: usize = 128;
