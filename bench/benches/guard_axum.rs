@@ -12,9 +12,12 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::Request;
 use axum::routing::get;
-use axum_extra::extract::cookie::{Cookie, Key, PrivateCookieJar};
+use axum_extra::extract::cookie::Key;
 use criterion::{Criterion, criterion_group, criterion_main};
 use tower::ServiceExt;
+
+#[path = "../shared/axum_peers.rs"]
+mod peers;
 
 fn request(cookie: &str) -> Request<Body> {
     Request::builder()
@@ -41,59 +44,18 @@ fn guard(c: &mut Criterion) {
         .route("/", get(|user: AuthUser| async move { if user.sub().is_empty() { "?" } else { "ok" } }))
         .layer(AuthLayer::new(fx.auth.clone()));
 
-    // tower-sessions: the claims stored in the session by a first request.
-    let store = tower_sessions::MemoryStore::default();
-    let sessions: Router = Router::new()
-        .route(
-            "/",
-            get(|session: tower_sessions::Session| async move {
-                let claims: Option<serde_json::Value> = session.get("claims").await.unwrap();
-                if claims.is_some() { "ok" } else { "?" }
-            }),
-        )
-        .route(
-            "/login",
-            get(|session: tower_sessions::Session| async move {
-                let claims: serde_json::Value = serde_json::from_str(&auth_bench_claims()).unwrap();
-                session.insert("claims", claims).await.unwrap();
-                "ok"
-            }),
-        )
-        .layer(tower_sessions::SessionManagerLayer::new(store).with_secure(false));
-    CLAIMS.set(fx.claims_json.clone()).unwrap();
-    let sessions_cookie = rt.block_on(async {
-        let res =
-            sessions.clone().oneshot(Request::builder().uri("/login").body(Body::empty()).unwrap()).await.unwrap();
-        res.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned()
-    });
-
-    // axum-extra's private cookie jar holding the same claims.
-    let key = Key::generate();
-    let jar_cookie = {
-        // The encrypted cookie, as the jar itself writes it into a response.
+    // tower-sessions and axum-extra's private cookie jar, the same claims stored by a first
+    // request to their `/login`.
+    let sessions = peers::tower_sessions_memory(fx.claims_json.clone());
+    let jar = peers::private_cookie_jar(Key::generate(), fx.claims_json.clone());
+    let login = |app: &Router| {
         rt.block_on(async {
-            let app: Router =
-                Router::new()
-                    .route(
-                        "/",
-                        get(|jar: PrivateCookieJar| async move {
-                            (jar.add(Cookie::new("claims", auth_bench_claims())), "ok")
-                        }),
-                    )
-                    .with_state(key.clone());
-            let res = app.oneshot(Request::builder().uri("/").body(Body::empty()).unwrap()).await.unwrap();
+            let res = app.clone().oneshot(Request::builder().uri("/login").body(Body::empty()).unwrap()).await.unwrap();
             res.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned()
         })
     };
-    let jar: Router = Router::new()
-        .route(
-            "/",
-            get(|jar: PrivateCookieJar| async move {
-                let claims: serde_json::Value = serde_json::from_str(jar.get("claims").unwrap().value()).unwrap();
-                if claims.is_object() { "ok" } else { "?" }
-            }),
-        )
-        .with_state(key);
+    let sessions_cookie = login(&sessions);
+    let jar_cookie = login(&jar);
 
     // Sanity: every variant answers 200 with its cookie.
     rt.block_on(async {
@@ -109,12 +71,6 @@ fn guard(c: &mut Criterion) {
     group.bench_function("tower_sessions_memory", |b| b.to_async(&rt).iter(|| call(&sessions, &sessions_cookie)));
     group.bench_function("private_cookie_jar", |b| b.to_async(&rt).iter(|| call(&jar, &jar_cookie)));
     group.finish();
-}
-
-static CLAIMS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-
-fn auth_bench_claims() -> String {
-    CLAIMS.get().cloned().unwrap_or_else(|| "{}".into())
 }
 
 criterion_group!(benches, guard);

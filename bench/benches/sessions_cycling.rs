@@ -21,9 +21,12 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::routing::get;
-use axum_extra::extract::cookie::{Cookie, Key, PrivateCookieJar};
+use axum_extra::extract::cookie::Key;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use tower::ServiceExt;
+
+#[path = "../shared/axum_peers.rs"]
+mod peers;
 
 const USERS: [usize; 4] = [1, 1_000, 10_000, 50_000];
 
@@ -55,48 +58,8 @@ fn cycling(c: &mut Criterion) {
         .route("/", get(|user: Option<AuthUser>| async move { if user.is_some() { "ok" } else { "anonymous" } }))
         .layer(AuthLayer::new(fx.auth.clone()));
 
-    let store = tower_sessions::MemoryStore::default();
-    let login_claims = claims_json.clone();
-    let sessions: Router = Router::new()
-        .route(
-            "/",
-            get(|session: tower_sessions::Session| async move {
-                let claims: Option<serde_json::Value> = session.get("claims").await.unwrap();
-                claims.map(|_| "ok").ok_or(StatusCode::UNAUTHORIZED)
-            }),
-        )
-        .route(
-            "/login",
-            get(move |session: tower_sessions::Session| {
-                let claims: serde_json::Value = serde_json::from_str(&login_claims).unwrap();
-                async move {
-                    session.insert("claims", claims).await.unwrap();
-                    "ok"
-                }
-            }),
-        )
-        .layer(tower_sessions::SessionManagerLayer::new(store).with_secure(false));
-
-    let key = Key::generate();
-    let jar_claims = claims_json;
-    let jar_login: Router = Router::new()
-        .route(
-            "/",
-            get(move |jar: PrivateCookieJar| {
-                let claims = jar_claims.clone();
-                async move { (jar.add(Cookie::new("claims", claims)), "ok") }
-            }),
-        )
-        .with_state(key.clone());
-    let jar: Router = Router::new()
-        .route(
-            "/",
-            get(|jar: PrivateCookieJar| async move {
-                let claims: serde_json::Value = serde_json::from_str(jar.get("claims").unwrap().value()).unwrap();
-                if claims.is_object() { "ok" } else { "?" }
-            }),
-        )
-        .with_state(key);
+    let sessions = peers::tower_sessions_memory(claims_json.clone());
+    let jar = peers::private_cookie_jar(Key::generate(), claims_json);
 
     let mut group = c.benchmark_group("sessions_cycling");
     group.bench_function("bare_route", |b| b.iter(|| rt.block_on(call(&bare, &fx.cookie))));
@@ -108,8 +71,8 @@ fn cycling(c: &mut Criterion) {
             for _ in 0..users {
                 let login = Request::builder().uri("/login").body(Body::empty()).unwrap();
                 peer_c.push(set_cookie(&sessions.clone().oneshot(login).await.unwrap()));
-                let login = Request::builder().uri("/").body(Body::empty()).unwrap();
-                jar_c.push(set_cookie(&jar_login.clone().oneshot(login).await.unwrap()));
+                let login = Request::builder().uri("/login").body(Body::empty()).unwrap();
+                jar_c.push(set_cookie(&jar.clone().oneshot(login).await.unwrap()));
             }
             // Every cookie works, and has been seen once.
             for i in 0..users {

@@ -20,6 +20,9 @@ use axum::routing::get;
 use criterion::{Criterion, criterion_group, criterion_main};
 use tower::ServiceExt;
 
+#[path = "../shared/axum_peers.rs"]
+mod peers;
+
 async fn call(app: &Router, cookie: &str) {
     let req = Request::builder().uri("/").header("accept", "application/json").header("cookie", cookie);
     let res = app.clone().oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
@@ -51,27 +54,7 @@ fn stores(c: &mut Criterion) {
         use tower_sessions_redis_store::fred::prelude::{ClientLike, Config, Pool};
         let pool = Pool::new(Config::from_url(&url).unwrap(), None, None, None, 1).unwrap();
         pool.init().await.unwrap();
-        let peer: Router = Router::new()
-            .route(
-                "/",
-                get(|session: tower_sessions014::Session| async move {
-                    let claims: Option<serde_json::Value> = session.get("claims").await.unwrap();
-                    // No claims is a 401, so the sanity call below proves the session was found.
-                    claims.map(|_| "ok").ok_or(axum::http::StatusCode::UNAUTHORIZED)
-                }),
-            )
-            .route(
-                "/login",
-                get(move |session: tower_sessions014::Session| async move {
-                    let claims: serde_json::Value = serde_json::from_str(&claims_json).unwrap();
-                    session.insert("claims", claims).await.unwrap();
-                    "ok"
-                }),
-            )
-            .layer(
-                tower_sessions014::SessionManagerLayer::new(tower_sessions_redis_store::RedisStore::new(pool))
-                    .with_secure(false),
-            );
+        let peer = peers::tower_sessions_redis(pool, claims_json);
         let res = peer.clone().oneshot(Request::builder().uri("/login").body(Body::empty()).unwrap()).await.unwrap();
         let cookie = res.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
         (peer, cookie)

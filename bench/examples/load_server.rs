@@ -17,6 +17,9 @@
 
 use std::io::Write as _;
 
+#[path = "../shared/axum_peers.rs"]
+mod peers;
+
 /// Every (framework, target) pair this server knows.
 const TARGETS: &[(&str, &str)] = &[
     ("axum", "bare"),
@@ -83,9 +86,8 @@ async fn login_cookie(url: String) -> String {
 mod axum_server {
     use auth_axum::{AuthLayer, AuthUser, BearerUser};
     use axum::Router;
-    use axum::http::StatusCode;
     use axum::routing::get;
-    use axum_extra::extract::cookie::{Cookie, Key, PrivateCookieJar};
+    use axum_extra::extract::cookie::Key;
 
     pub(crate) fn run(target: &str) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -140,28 +142,7 @@ mod axum_server {
                 (app, Some(header))
             }
             "tower_sessions_memory" => {
-                let claims = auth_bench::fixture().await.claims_json;
-                let app = Router::new()
-                    .route(
-                        "/",
-                        get(|session: tower_sessions::Session| async move {
-                            let claims: Option<serde_json::Value> = session.get("claims").await.unwrap();
-                            claims.map(|_| "ok").ok_or(StatusCode::UNAUTHORIZED)
-                        }),
-                    )
-                    .route(
-                        "/login",
-                        get(move |session: tower_sessions::Session| async move {
-                            let claims: serde_json::Value = serde_json::from_str(&claims).unwrap();
-                            session.insert("claims", claims).await.unwrap();
-                            "ok"
-                        }),
-                    )
-                    .layer(
-                        tower_sessions::SessionManagerLayer::new(tower_sessions::MemoryStore::default())
-                            .with_secure(false),
-                    );
-                (app, None)
+                (crate::peers::tower_sessions_memory(auth_bench::fixture().await.claims_json), None)
             }
             "tower_sessions_redis" => {
                 use tower_sessions_redis_store::fred::prelude::{ClientLike, Config, Pool};
@@ -170,45 +151,10 @@ mod axum_server {
                 pool.init().await.unwrap();
                 keep.push(Box::new(redis));
                 let claims = auth_bench::fixture().await.claims_json;
-                let app = Router::new()
-                    .route(
-                        "/",
-                        get(|session: tower_sessions014::Session| async move {
-                            let claims: Option<serde_json::Value> = session.get("claims").await.unwrap();
-                            claims.map(|_| "ok").ok_or(StatusCode::UNAUTHORIZED)
-                        }),
-                    )
-                    .route(
-                        "/login",
-                        get(move |session: tower_sessions014::Session| async move {
-                            let claims: serde_json::Value = serde_json::from_str(&claims).unwrap();
-                            session.insert("claims", claims).await.unwrap();
-                            "ok"
-                        }),
-                    )
-                    .layer(
-                        tower_sessions014::SessionManagerLayer::new(tower_sessions_redis_store::RedisStore::new(pool))
-                            .with_secure(false),
-                    );
-                (app, None)
+                (crate::peers::tower_sessions_redis(pool, claims), None)
             }
             "private_cookie_jar" => {
-                let claims = auth_bench::fixture().await.claims_json;
-                let app = Router::new()
-                    .route(
-                        "/",
-                        get(|jar: PrivateCookieJar| async move {
-                            let claims = jar.get("claims").ok_or(StatusCode::UNAUTHORIZED)?;
-                            let claims: serde_json::Value = serde_json::from_str(claims.value()).unwrap();
-                            Ok::<_, StatusCode>(if claims.is_object() { "ok" } else { "?" })
-                        }),
-                    )
-                    .route(
-                        "/login",
-                        get(move |jar: PrivateCookieJar| async move { (jar.add(Cookie::new("claims", claims)), "ok") }),
-                    )
-                    .with_state(Key::generate());
-                (app, None)
+                (crate::peers::private_cookie_jar(Key::generate(), auth_bench::fixture().await.claims_json), None)
             }
             _ => (super::axum_login_app::app(&auth_bench::fixture().await.claims_json), None),
         };
