@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use auth_core::{Auth, AuthResponse, Method, Provider, RequestView};
-use auth_fuzz::{API_AUDIENCE, CLIENT_ID, ISSUER, NONCE, NOW, RouteRequest, ring};
+use auth_fuzz::{ACCESS_TOKEN, API_AUDIENCE, CLIENT_ID, ISSUER, NONCE, NOW, RouteRequest, ring};
 use auth_testkit::{SigningAlg, TestProvider};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -344,6 +344,41 @@ async fn main() -> Result {
     let bearer_claims = with(access_claims, json!({"aud": APP, "exp": FAR}));
     bearer.signed.push(("bearer".into(), at_issuer(&bearer_claims)));
     put_route("bearer", bearer)?;
+
+    // DPoP proofs for a GET of the dpop_proof target's URL with the fuzz access token, at NOW:
+    // one valid, and ones each refused for one reason.
+    let dpop = auth_testkit::TestDpopKey::generate();
+    let dpop_url = "https://api.example/items";
+    let dpop_claims = || {
+        let mut claims = dpop.proof_claims("GET", dpop_url, Some(ACCESS_TOKEN), None);
+        claims["iat"] = json!(NOW);
+        claims
+    };
+    let valid = dpop.sign_jws(&dpop.proof_header(), &dpop_claims());
+    seeds.put("dpop_proof", "valid", &valid)?;
+    seeds.put("dpop_proof", "two-headers", format!("{valid}\n{valid}"))?;
+    let mut claims = dpop_claims();
+    claims["htu"] = json!("HTTPS://API.EXAMPLE:443/%69tems?page=2#top");
+    seeds.put("dpop_proof", "htu-normalized", dpop.sign_jws(&dpop.proof_header(), &claims))?;
+    for (name, change) in [
+        ("htm-post", json!({"htm": "POST"})),
+        ("iat-old", json!({"iat": NOW - 600})),
+        ("iat-fraction", json!({"iat": NOW as f64 + 0.5})),
+        ("no-ath", json!({"ath": null})),
+        ("jti-empty", json!({"jti": ""})),
+    ] {
+        let claims: Value = serde_json::from_str(&with(dpop_claims(), change))?;
+        seeds.put("dpop_proof", name, dpop.sign_jws(&dpop.proof_header(), &claims))?;
+    }
+    for (name, change) in [
+        ("typ-jwt", json!({"typ": "JWT"})),
+        ("alg-rs256", json!({"alg": "RS256"})),
+        ("crit", json!({"crit": ["exp"]})),
+        ("private-jwk", json!({"jwk": {"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA", "d": "AA"}})),
+    ] {
+        let header: Value = serde_json::from_str(&with(dpop.proof_header(), change))?;
+        seeds.put("dpop_proof", name, dpop.sign_jws(&header, &dpop_claims()))?;
+    }
 
     // node-oidc-provider, when it runs.
     if let Some(node) = node {

@@ -170,3 +170,31 @@ pub fn access_token_claims(auth: &Auth, p: &Discovered, claims: Map<String, Valu
 pub fn bearer_header(header: Option<&str>) -> Option<Result<&str, Error>> {
     super::bearer::bearer_token(header)
 }
+
+/// The resource server's check of a request's `DPoP` headers (RFC 9449 §4.3, what
+/// [`Auth::bearer`] runs for a DPoP-bound token): `proofs` for a `method` request to `url` with
+/// `access_token`, bound to the key of thumbprint `jkt`, at `now` with a clock leeway of `leeway`.
+/// The same headers are then checked a second time against the same replay cache, as a replayed
+/// request would be; both outcomes are returned.
+pub fn dpop_proof(
+    proofs: &[&str],
+    (method, url, access_token, jkt): (&str, &str, &str, &str),
+    now: u64,
+    leeway: u64,
+) -> (Result<(), Error>, Result<(), Error>) {
+    let expected = super::dpop_check::Expected { method, url, access_token, jkt, now, leeway };
+    let seen = super::dpop_check::ReplayCache::new(16);
+    let first = super::dpop_check::check(proofs, &expected, &seen);
+    (first, super::dpop_check::check(proofs, &expected, &seen))
+}
+
+/// The RFC 7638 thumbprint (SHA-256, base64url) of the `jwk` in a compact JWS's header, computed
+/// as the API side computes a proof key's (by jsonwebtoken); `None` when there is none.
+pub fn dpop_thumbprint(proof: &str) -> Option<String> {
+    use base64::Engine as _;
+    let header = proof.split('.').next()?;
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).ok()?;
+    let header: Map<String, Value> = serde_json::from_slice(&header).ok()?;
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(header.get("jwk")?.clone()).ok()?;
+    jwk.thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256).ok()
+}
