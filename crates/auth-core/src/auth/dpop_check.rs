@@ -124,7 +124,7 @@ pub(super) fn check(proofs: &[&str], expected: &Expected<'_>, seen: &ReplayCache
 }
 
 /// A base64url part of the proof, as a JSON object.
-fn json_part(part: &str) -> Option<Map<String, Value>> {
+pub(super) fn json_part(part: &str) -> Option<Map<String, Value>> {
     let bytes = URL_SAFE_NO_PAD.decode(part).ok()?;
     match serde_json::from_slice(&bytes).ok()? {
         Value::Object(map) => Some(map),

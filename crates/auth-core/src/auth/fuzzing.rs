@@ -191,10 +191,7 @@ pub fn dpop_proof(
 /// The RFC 7638 thumbprint (SHA-256, base64url) of the `jwk` in a compact JWS's header, computed
 /// as the API side computes a proof key's (by jsonwebtoken); `None` when there is none.
 pub fn dpop_thumbprint(proof: &str) -> Option<String> {
-    use base64::Engine as _;
-    let header = proof.split('.').next()?;
-    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).ok()?;
-    let header: Map<String, Value> = serde_json::from_slice(&header).ok()?;
+    let header = super::dpop_check::json_part(proof.split('.').next()?)?;
     let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(header.get("jwk")?.clone()).ok()?;
     jwk.thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256).ok()
 }
