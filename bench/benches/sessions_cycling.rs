@@ -3,7 +3,10 @@
 //! measured in one run:
 //! - `ours/N`: `AuthUser` with the cookie store; each of the N cookies holds the same ~1 KiB of
 //!   claims, sealed anew (what N logins would give). Past what the decoded-session cache holds
-//!   (32 MiB), a request is a miss: decrypt, inflate, parse.
+//!   (32 MiB), a request is a miss: decrypt, inflate, read `sub` (the handler reads no other claim,
+//!   so the others stay unparsed).
+//! - `ours_reading_claims/N`: the same, with a handler that reads `name`, so a miss parses every
+//!   claim, as the peers' handlers do.
 //! - `tower_sessions_memory/N`: tower-sessions with its `MemoryStore`, N sessions of the same claims.
 //! - `private_cookie_jar/N`: axum-extra's `PrivateCookieJar`, N cookies of the same claims
 //!   (decrypted and parsed on every request, whatever N).
@@ -54,6 +57,14 @@ fn cycling(c: &mut Criterion) {
     let ours: Router = Router::new()
         .route("/", get(|user: AuthUser| async move { if user.sub().is_empty() { "?" } else { "ok" } }))
         .layer(AuthLayer::new(fx.auth.clone()));
+    // The same guard, and a handler that reads a claim other than `sub`: claims read back from a
+    // cookie are parsed on first use, so this pays for parsing them all, as the peers do.
+    let ours_claims: Router = Router::new()
+        .route(
+            "/",
+            get(|user: AuthUser| async move { user.claims().name().map(|_| "ok").ok_or(StatusCode::NOT_FOUND) }),
+        )
+        .layer(AuthLayer::new(fx.auth.clone()));
     let maybe: Router = Router::new()
         .route("/", get(|user: Option<AuthUser>| async move { if user.is_some() { "ok" } else { "anonymous" } }))
         .layer(AuthLayer::new(fx.auth.clone()));
@@ -77,6 +88,7 @@ fn cycling(c: &mut Criterion) {
             // Every cookie works, and has been seen once.
             for i in 0..users {
                 call(&ours, &ours_c[i]).await;
+                call(&ours_claims, &ours_c[i]).await;
                 call(&sessions, &peer_c[i]).await;
                 call(&jar, &jar_c[i]).await;
             }
@@ -93,6 +105,7 @@ fn cycling(c: &mut Criterion) {
             });
         };
         cycle("ours", &ours, &our_cookies, &mut group);
+        cycle("ours_reading_claims", &ours_claims, &our_cookies, &mut group);
         cycle("tower_sessions_memory", &sessions, &peer_cookies, &mut group);
         cycle("private_cookie_jar", &jar, &jar_cookies, &mut group);
     }

@@ -105,7 +105,8 @@ struct DocOut<'a> {
 struct DocIn {
     i: String,
     p: String,
-    c: Claims,
+    /// Kept as text, parsed when first asked for (see [`Claims`]).
+    c: Box<serde_json::value::RawValue>,
     a: u64,
     e: u64,
     x: Option<u64>,
@@ -363,7 +364,7 @@ fn decode_v2(bytes: &[u8]) -> Option<Session> {
     Some(Session {
         id: doc.i,
         provider: doc.p,
-        claims: doc.c,
+        claims: Claims::from_json(doc.c)?,
         tokens: Tokens {
             access_token,
             refresh_token,
@@ -493,6 +494,23 @@ mod tests {
                 assert_eq!(kept.jkt(), key.jkt(), "the DPoP key survives the cookie");
             }
         }
+    }
+
+    #[test]
+    fn decoded_claims_give_the_same_revocation_keys_before_being_parsed() {
+        let mut s = session("opaque-token", None);
+        s.claims = Claims::from_value(serde_json::json!({
+            "sub": "alice", "iss": "https://op.example", "sid": "op-session", "groups": ["a"]
+        }))
+        .unwrap();
+        let decoded = decode(&encode(&s).unwrap()).unwrap();
+        assert_eq!(decoded.revocation_keys(), s.revocation_keys());
+        assert_eq!(decoded.revocation_keys().len(), 3, "id, sid and sub");
+        assert_eq!(decoded.sub(), "alice");
+        assert_eq!(decoded, s, "and every claim once asked");
+        let mut no_sub = s;
+        no_sub.claims = Claims::from_map(serde_json::Map::new());
+        assert!(decode(&encode(&no_sub).unwrap()).is_none(), "a session without a subject does not decode");
     }
 
     /// A session encoded by the version 1 encoder (before version 2), kept as a test vector:

@@ -2,9 +2,10 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::Error;
@@ -92,34 +93,128 @@ impl Tokens {
 /// assert!(claims.email_verified());
 /// assert!(claims.contains("groups", "admin"));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Claims(Map<String, Value>);
+///
+/// Claims read back from a session cookie are parsed when first asked for: opening the cookie
+/// reads only `sub` (and the `iss` and `sid` a logout is matched by), so a route that only needs
+/// to know who is logged in never pays for the rest (a map of every claim, a few dozen
+/// allocations for a typical ID token). Any other accessor parses them all, once per session.
+#[derive(Clone)]
+pub struct Claims {
+    /// `sub`, `iss` and `sid` as strings: asked on every request (the guards, the revocation keys).
+    sub: Box<str>,
+    iss: Option<Box<str>>,
+    sid: Option<Box<str>>,
+    /// The claims as JSON text (an object), when they were read from it: `map` is parsed from it
+    /// on first use.
+    text: Option<Box<RawValue>>,
+    /// All claims. Always set when `text` is not.
+    map: OnceLock<Map<String, Value>>,
+}
+
+/// The claims every request asks for, read from the JSON text without parsing the others (serde
+/// skips them without allocating).
+#[derive(Deserialize)]
+struct CoreClaims<'a> {
+    #[serde(borrow)]
+    sub: &'a RawValue,
+    #[serde(borrow, default)]
+    iss: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    sid: Option<&'a RawValue>,
+}
+
+/// A JSON value that is a string, as a string (what `Value::as_str` would give).
+fn json_str(raw: &RawValue) -> Option<Box<str>> {
+    let text = raw.get();
+    if !text.starts_with('"') {
+        return None;
+    }
+    serde_json::from_str::<String>(text).ok().map(String::into_boxed_str)
+}
 
 impl Claims {
     /// Claims from a JSON object with a non-empty string `sub`.
     pub fn from_value(value: Value) -> Option<Self> {
         match value {
             Value::Object(map) if map.get("sub").and_then(Value::as_str).is_some_and(|s| !s.is_empty()) => {
-                Some(Claims(map))
+                Some(Claims::from_map(map))
             }
             _ => None,
         }
     }
 
+    /// Claims from a map, whatever it holds (a missing or non-string `sub` reads as `""`).
+    pub(crate) fn from_map(map: Map<String, Value>) -> Self {
+        let field = |name: &str| map.get(name).and_then(Value::as_str).map(Box::from);
+        Claims {
+            sub: field("sub").unwrap_or_default(),
+            iss: field("iss"),
+            sid: field("sid"),
+            text: None,
+            map: OnceLock::from(map),
+        }
+    }
+
+    /// Claims from the JSON text of an object with a non-empty string `sub` (a session cookie's),
+    /// parsed only as far as `sub`, `iss` and `sid`; `None` for any other text (or a repeated one
+    /// of those three).
+    pub(crate) fn from_json(text: Box<RawValue>) -> Option<Self> {
+        if !text.get().starts_with('{') {
+            return None;
+        }
+        let core: CoreClaims<'_> = serde_json::from_str(text.get()).ok()?;
+        let sub = json_str(core.sub).filter(|s| !s.is_empty())?;
+        let iss = core.iss.and_then(json_str);
+        let sid = core.sid.and_then(json_str);
+        Some(Claims { sub, iss, sid, text: Some(text), map: OnceLock::new() })
+    }
+
+    /// All claims, parsed from the text on first use.
+    fn map(&self) -> &Map<String, Value> {
+        self.map.get_or_init(|| {
+            // The text is a JSON object (`from_json` checked it), so this parses; an empty map is
+            // only a fallback that cannot be reached, rather than a panic.
+            self.text.as_deref().and_then(|t| serde_json::from_str(t.get()).ok()).unwrap_or_default()
+        })
+    }
+
+    /// `iss` when it is a string (without parsing the other claims).
+    pub(crate) fn iss(&self) -> Option<&str> {
+        self.iss.as_deref()
+    }
+
+    /// `sid` when it is a string (without parsing the other claims).
+    pub(crate) fn sid(&self) -> Option<&str> {
+        self.sid.as_deref()
+    }
+
+    /// Roughly the memory these claims hold, or will once parsed (for a cache's weight): for
+    /// claims still in their JSON text, its length plus 64 bytes for each value it could parse
+    /// into (an upper bound on a `Value` and its map or array slot, counted by the `,`, `[` and `{`
+    /// that start or separate values), so a cache's bound holds whatever a handler parses later.
+    pub(crate) fn weight(&self) -> usize {
+        match &self.text {
+            Some(text) => {
+                let text = text.get().as_bytes();
+                text.len() + 64 * (1 + text.iter().filter(|&&b| matches!(b, b',' | b'[' | b'{')).count())
+            }
+            None => self.map().iter().map(|(k, v)| k.len() + json_size(v)).sum(),
+        }
+    }
+
     /// The subject: the provider's stable id for the user.
     pub fn sub(&self) -> &str {
-        self.0.get("sub").and_then(Value::as_str).unwrap_or_default()
+        &self.sub
     }
 
     /// A string claim.
     pub fn get_str(&self, name: &str) -> Option<&str> {
-        self.0.get(name).and_then(Value::as_str)
+        self.map().get(name).and_then(Value::as_str)
     }
 
     /// Any claim.
     pub fn get(&self, name: &str) -> Option<&Value> {
-        self.0.get(name)
+        self.map().get(name)
     }
 
     /// `email`.
@@ -129,7 +224,7 @@ impl Claims {
 
     /// `email_verified` is `true`.
     pub fn email_verified(&self) -> bool {
-        self.0.get("email_verified").and_then(Value::as_bool).unwrap_or(false)
+        self.map().get("email_verified").and_then(Value::as_bool).unwrap_or(false)
     }
 
     /// `name`.
@@ -156,7 +251,7 @@ impl Claims {
     /// assert!(c.contains("roles", "admin"));
     /// ```
     pub fn contains(&self, name: &str, value: &str) -> bool {
-        match self.0.get(name) {
+        match self.map().get(name) {
             Some(Value::String(s)) => s == value,
             Some(Value::Array(items)) => items.iter().any(|v| v.as_str() == Some(value)),
             _ => false,
@@ -174,7 +269,7 @@ impl Claims {
     /// assert!(!c.has_scope("read write"), "one scope at a time");
     /// ```
     pub fn has_scope(&self, scope: &str) -> bool {
-        ["scope", "scp"].iter().any(|name| match self.0.get(*name) {
+        ["scope", "scp"].iter().any(|name| match self.map().get(*name) {
             Some(Value::String(s)) => s.split(' ').any(|v| !v.is_empty() && v == scope),
             Some(Value::Array(items)) => items.iter().any(|v| v.as_str() == Some(scope)),
             _ => false,
@@ -183,7 +278,43 @@ impl Claims {
 
     /// All claims as a JSON map.
     pub fn as_map(&self) -> &Map<String, Value> {
-        &self.0
+        self.map()
+    }
+}
+
+/// Roughly the memory a parsed JSON value holds.
+fn json_size(value: &Value) -> usize {
+    match value {
+        Value::String(s) => s.len() + 24,
+        Value::Array(items) => 24 + items.iter().map(json_size).sum::<usize>(),
+        Value::Object(map) => 48 + map.iter().map(|(k, v)| k.len() + json_size(v)).sum::<usize>(),
+        _ => 24,
+    }
+}
+
+impl PartialEq for Claims {
+    fn eq(&self, other: &Self) -> bool {
+        self.map() == other.map()
+    }
+}
+
+impl Eq for Claims {}
+
+impl fmt::Debug for Claims {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Claims").field(self.map()).finish()
+    }
+}
+
+impl Serialize for Claims {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.map().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Claims {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Map::deserialize(deserializer).map(Claims::from_map)
     }
 }
 
@@ -214,7 +345,7 @@ impl Session {
     pub(crate) fn revocation_keys(&self) -> Vec<String> {
         let mut keys = Vec::with_capacity(3);
         keys.push(self.id_key());
-        if let Some(sid) = self.claims.get_str("sid") {
+        if let Some(sid) = self.claims.sid() {
             keys.push(key(&["sid:", self.issuer(), "|", sid]));
         }
         keys.push(self.user_key());
@@ -223,7 +354,7 @@ impl Session {
 
     /// The issuer the session's user belongs to (the provider's name for plain OAuth 2.0).
     fn issuer(&self) -> &str {
-        self.claims.get_str("iss").unwrap_or(&self.provider)
+        self.claims.iss().unwrap_or(&self.provider)
     }
 
     /// The key that ends every session of this user: `sub:{iss}|{sub}`.
@@ -665,5 +796,67 @@ mod tests {
         assert!(c.contains("groups", "x"));
         assert!(!c.contains("groups", "y"));
         assert!(Claims::from_value(serde_json::json!({"sub": ""})).is_none());
+    }
+
+    fn raw(text: &str) -> Box<RawValue> {
+        RawValue::from_string(text.to_owned()).unwrap()
+    }
+
+    #[test]
+    fn claims_from_json_parse_the_rest_when_first_asked() {
+        let text = r#"{"sub":"al\u0069ce","iss":"https://op.example","sid":"s-1","groups":["a","b"],"n":1}"#;
+        let lazy = Claims::from_json(raw(text)).unwrap();
+        assert_eq!(lazy.sub(), "alice", "escapes are read");
+        assert_eq!(lazy.iss(), Some("https://op.example"));
+        assert_eq!(lazy.sid(), Some("s-1"));
+        assert!(lazy.map.get().is_none(), "nothing else is parsed yet");
+        assert!(lazy.contains("groups", "b"));
+        assert!(lazy.map.get().is_some(), "parsed once asked");
+        let eager = Claims::from_value(serde_json::from_str(text).unwrap()).unwrap();
+        assert_eq!(lazy, eager);
+        assert_eq!(format!("{lazy:?}"), format!("{eager:?}"));
+        assert_eq!(serde_json::to_string(&lazy).unwrap(), serde_json::to_string(&eager).unwrap());
+        let unparsed = Claims::from_json(raw(text)).unwrap();
+        assert_eq!(unparsed.get("n"), Some(&Value::from(1)));
+        assert_ne!(Claims::from_json(raw(r#"{"sub":"alice"}"#)).unwrap(), eager, "equal means every claim");
+    }
+
+    #[test]
+    fn claims_from_json_refuse_what_from_value_refuses() {
+        for text in [
+            r#"["alice"]"#,
+            r#""alice""#,
+            r#"{"sub":""}"#,
+            r#"{"sub":1}"#,
+            r#"{"name":"x"}"#,
+            r#"{"sub":"a","sub":"b"}"#,
+        ] {
+            assert!(Claims::from_json(raw(text)).is_none(), "{text}");
+        }
+        let odd = Claims::from_json(raw(r#"{"sub":"a","iss":7,"sid":null}"#)).unwrap();
+        assert_eq!((odd.iss(), odd.sid()), (None, None), "a non-string iss or sid is absent");
+        assert_eq!((odd.get_str("iss"), odd.get("iss")), (None, Some(&Value::from(7))), "as get_str says");
+    }
+
+    #[test]
+    fn claims_deserialize_from_any_map() {
+        let claims: Claims =
+            serde_json::from_value(serde_json::json!({"sub": "a", "iss": "https://op", "x": [1]})).unwrap();
+        assert_eq!((claims.sub(), claims.iss(), claims.sid()), ("a", Some("https://op"), None));
+        let no_sub: Claims = serde_json::from_value(serde_json::json!({"x": 1})).unwrap();
+        assert_eq!(no_sub.sub(), "");
+    }
+
+    #[test]
+    fn unparsed_claims_weigh_at_least_what_they_parse_into() {
+        // A thousand tiny values: the parsed map is far larger than the text.
+        let zeros = format!(r#"{{"sub":"a","z":[{}],"o":{{"k":"v"}}}}"#, vec!["0"; 1000].join(","));
+        let lazy = Claims::from_json(raw(&zeros)).unwrap();
+        let eager = Claims::from_value(serde_json::from_str(&zeros).unwrap()).unwrap();
+        assert!(lazy.weight() >= eager.weight(), "{} < {}", lazy.weight(), eager.weight());
+        assert!(lazy.weight() >= 1000 * std::mem::size_of::<Value>(), "{}", lazy.weight());
+        let before = lazy.weight();
+        let _ = lazy.as_map();
+        assert_eq!(lazy.weight(), before, "the same once parsed");
     }
 }

@@ -241,22 +241,12 @@ fn cache_key(cookie: &str) -> &str {
 
 /// Roughly the memory an entry holds: its cookie, claims, tokens and keys.
 fn weight(cookie: &str, session: &Session, keys: &[String]) -> usize {
-    let claims: usize = session.claims().as_map().iter().map(|(k, v)| k.len() + json_size(v)).sum();
+    let claims = session.claims().weight();
     let t = session.tokens();
     let tokens = t.access_token.secret().len()
         + t.refresh_token.as_ref().map_or(0, |s| s.secret().len())
         + t.id_token.as_ref().map_or(0, |s| s.secret().len());
     2 * cookie.len() + claims + tokens + keys.iter().map(String::len).sum::<usize>() + 256
-}
-
-fn json_size(value: &serde_json::Value) -> usize {
-    use serde_json::Value;
-    match value {
-        Value::String(s) => s.len() + 24,
-        Value::Array(items) => 24 + items.iter().map(json_size).sum::<usize>(),
-        Value::Object(map) => 48 + map.iter().map(|(k, v)| k.len() + json_size(v)).sum::<usize>(),
-        _ => 24,
-    }
 }
 
 impl SessionCache {
