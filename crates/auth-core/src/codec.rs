@@ -284,42 +284,56 @@ fn inflate(compressed: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Inflates a whole deflate stream of exactly `len` bytes (at most [`MAX_SESSION_JSON`]) in one
-/// pass, straight into a buffer of that size (zlib-rs: faster than miniz_oxide's one-pass decoder).
+/// pass and hands the text to `read` (zlib-rs: faster than miniz_oxide's one-pass decoder).
 /// The decompressor's state (about 10 KiB: allocating and freeing it made glibc consolidate its
-/// free lists on every miss) is kept per thread and reset for each stream; it never needs its
-/// 32 KiB window, as a whole stream inflated with `Finish` into room for all of it is never
-/// resumed. `None` for anything else (not deflate, truncated, shorter or longer).
-fn inflate_exact(compressed: &[u8], len: usize) -> Option<Vec<u8>> {
-    thread_local! {
-        static INFLATE: std::cell::RefCell<zlib_rs::Inflate> =
+/// free lists on every miss) and the buffer the text is inflated into are kept per thread (the
+/// buffer as large as the largest session inflated on the thread, so at most
+/// [`MAX_SESSION_JSON`]), and reset for each stream; the state never needs its 32 KiB window, as a
+/// whole stream inflated with `Finish` into room for all of it is never resumed. `None` for
+/// anything else (not deflate, truncated, shorter or longer).
+fn inflate_exact<R>(compressed: &[u8], len: usize, read: impl FnOnce(&[u8]) -> R) -> Option<R> {
+    struct Inflater {
+        state: zlib_rs::Inflate,
+        text: Vec<u8>,
+    }
+    impl Inflater {
+        fn new() -> Self {
             // Raw deflate (no zlib header or checksum), as the encoder writes it.
-            std::cell::RefCell::new(zlib_rs::Inflate::new(false, 15));
+            Inflater { state: zlib_rs::Inflate::new(false, 15), text: Vec::new() }
+        }
+    }
+    thread_local! {
+        static INFLATER: std::cell::RefCell<Inflater> = std::cell::RefCell::new(Inflater::new());
     }
     if len > MAX_SESSION_JSON {
         return None;
     }
-    let mut out = vec![0u8; len];
-    let done = INFLATE.with(|inflate| {
-        // Never borrowed twice (nothing in here calls back into the decoder), but a fresh state
-        // is cheap enough to fall back on rather than to panic.
+    INFLATER.with(|inflater| {
+        // Never borrowed twice (`read` only parses), but a fresh one is cheap enough to fall back
+        // on rather than to panic.
         let mut fresh;
-        let mut borrowed = inflate.try_borrow_mut().ok();
-        let inflate = match borrowed.as_deref_mut() {
+        let mut borrowed = inflater.try_borrow_mut().ok();
+        let inflater = match borrowed.as_deref_mut() {
             Some(reused) => {
-                reused.reset(false);
+                reused.state.reset(false);
                 reused
             }
             None => {
-                fresh = zlib_rs::Inflate::new(false, 15);
+                fresh = Inflater::new();
                 &mut fresh
             }
         };
-        let status = inflate.decompress(compressed, &mut out, zlib_rs::InflateFlush::Finish);
-        status == Ok(zlib_rs::Status::StreamEnd)
-            && inflate.total_out() == len as u64
-            && inflate.total_in() == compressed.len() as u64
-    });
-    done.then_some(out)
+        if inflater.text.len() < len {
+            inflater.text.resize(len, 0);
+        }
+        let text = &mut inflater.text[..len];
+        let state = &mut inflater.state;
+        let status = state.decompress(compressed, text, zlib_rs::InflateFlush::Finish);
+        let whole = status == Ok(zlib_rs::Status::StreamEnd)
+            && state.total_out() == len as u64
+            && state.total_in() == compressed.len() as u64;
+        whole.then(|| read(text))
+    })
 }
 
 /// Decodes a session; `None` for anything malformed (only our own sealed bytes get here).
@@ -336,15 +350,19 @@ fn decode_v2(bytes: &[u8]) -> Option<Session> {
     let (body_len, rest) = rest.split_first_chunk::<4>()?;
     let (doc_len, rest) = rest.split_first_chunk::<4>()?;
     let [text_len, body_len, doc_len] = [text_len, body_len, doc_len].map(|n| u32::from_be_bytes(*n) as usize);
-    let (body, rest) = rest.split_at_checked(body_len)?;
-    let text = match body_len.cmp(&text_len) {
-        std::cmp::Ordering::Less => std::borrow::Cow::Owned(inflate_exact(body, text_len)?),
-        std::cmp::Ordering::Equal => std::borrow::Cow::Borrowed(body),
-        std::cmp::Ordering::Greater => return None,
-    };
+    let (body, secrets) = rest.split_at_checked(body_len)?;
+    match body_len.cmp(&text_len) {
+        std::cmp::Ordering::Less => inflate_exact(body, text_len, |text| session_v2(text, doc_len, secrets))?,
+        std::cmp::Ordering::Equal => session_v2(body, doc_len, secrets),
+        std::cmp::Ordering::Greater => None,
+    }
+}
+
+/// A version 2 session from its text (the document, then the JWT parts) and its secrets.
+fn session_v2(text: &[u8], doc_len: usize, secrets: &[u8]) -> Option<Session> {
     let (doc, mut parts) = text.split_at_checked(doc_len)?;
     let doc: DocIn = serde_json::from_slice(doc).ok()?;
-    let mut secrets = Secrets(rest);
+    let mut secrets = Secrets(secrets);
     let access_token = join_part(doc.at, &mut parts, &mut secrets)?;
     let refresh_token = match doc.rt {
         Some(t) => Some(join_part(t, &mut parts, &mut secrets)?),
@@ -434,6 +452,10 @@ mod tests {
     use std::io::Write;
 
     use super::*;
+
+    fn inflate_vec(compressed: &[u8], len: usize) -> Option<Vec<u8>> {
+        inflate_exact(compressed, len, <[u8]>::to_vec)
+    }
 
     fn deflate(data: &[u8]) -> Vec<u8> {
         let mut deflater = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
@@ -600,24 +622,24 @@ mod tests {
     fn exact_inflation() {
         let text = br#"{"claims":"a session"}"#;
         let whole = deflate(text);
-        assert_eq!(inflate_exact(&whole, text.len()).as_deref(), Some(text.as_slice()));
-        assert_eq!(inflate_exact(&whole, text.len() - 1), None, "longer than said");
-        assert_eq!(inflate_exact(&whole, text.len() + 1), None, "shorter than said");
-        assert_eq!(inflate_exact(&whole[..whole.len() - 2], text.len()), None, "a truncated stream");
-        assert_eq!(inflate_exact(b"\xff\xfe not deflate", 16), None, "garbage");
+        assert_eq!(inflate_vec(&whole, text.len()).as_deref(), Some(text.as_slice()));
+        assert_eq!(inflate_vec(&whole, text.len() - 1), None, "longer than said");
+        assert_eq!(inflate_vec(&whole, text.len() + 1), None, "shorter than said");
+        assert_eq!(inflate_vec(&whole[..whole.len() - 2], text.len()), None, "a truncated stream");
+        assert_eq!(inflate_vec(b"\xff\xfe not deflate", 16), None, "garbage");
         let bomb = deflate(&vec![0u8; 16 * MAX_SESSION_JSON]);
-        assert_eq!(inflate_exact(&bomb, MAX_SESSION_JSON), None, "a bomb stops at the buffer");
-        assert_eq!(inflate_exact(&bomb, 16 * MAX_SESSION_JSON), None, "past the bound");
-        assert_eq!(inflate_exact(&whole, text.len()).as_deref(), Some(text.as_slice()), "reused after a failure");
+        assert_eq!(inflate_vec(&bomb, MAX_SESSION_JSON), None, "a bomb stops at the buffer");
+        assert_eq!(inflate_vec(&bomb, 16 * MAX_SESSION_JSON), None, "past the bound");
+        assert_eq!(inflate_vec(&whole, text.len()).as_deref(), Some(text.as_slice()), "reused after a failure");
         let mut trailing = whole.clone();
         trailing.extend_from_slice(b"more");
-        assert_eq!(inflate_exact(&trailing, text.len()), None, "bytes after the stream's end");
+        assert_eq!(inflate_vec(&trailing, text.len()), None, "bytes after the stream's end");
         // One thread's decompressor, reset between streams: a half-read stream leaves nothing.
         let other = br#"{"claims":"another session, longer than the first"}"#;
         let other_whole = deflate(other);
-        assert_eq!(inflate_exact(&other_whole[..other_whole.len() / 2], other.len()), None);
-        assert_eq!(inflate_exact(&other_whole, other.len()).as_deref(), Some(other.as_slice()));
-        assert_eq!(inflate_exact(&whole, text.len()).as_deref(), Some(text.as_slice()));
+        assert_eq!(inflate_vec(&other_whole[..other_whole.len() / 2], other.len()), None);
+        assert_eq!(inflate_vec(&other_whole, other.len()).as_deref(), Some(other.as_slice()));
+        assert_eq!(inflate_vec(&whole, text.len()).as_deref(), Some(text.as_slice()));
     }
 
     #[test]

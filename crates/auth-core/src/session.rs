@@ -196,7 +196,19 @@ impl Claims {
         match &self.text {
             Some(text) => {
                 let text = text.get().as_bytes();
-                text.len() + 64 * (1 + text.iter().filter(|&&b| matches!(b, b',' | b'[' | b'{')).count())
+                // Branch-free and counted in bytes (at most 255 per chunk), so that it compiles to
+                // vector instructions a byte per lane: this runs on every cache miss.
+                let starts: usize = text
+                    .chunks(255)
+                    .map(|chunk| {
+                        let n: u8 = chunk
+                            .iter()
+                            .map(|&b| u8::from(b == b',') + u8::from(b == b'[') + u8::from(b == b'{'))
+                            .sum();
+                        usize::from(n)
+                    })
+                    .sum();
+                text.len() + 64 * (1 + starts)
             }
             None => self.map().iter().map(|(k, v)| k.len() + json_size(v)).sum(),
         }
