@@ -66,7 +66,7 @@ const PENDING_LOGINS_CLEARED: usize = 8;
 const SESSION_CACHE_ENTRIES: usize = 4096;
 /// …and holds at most this many bytes of them (cookie values and decoded JSON, counted roughly):
 /// the bound.
-const SESSION_CACHE_BYTES: usize = 32 * 1024 * 1024;
+pub(crate) const SESSION_CACHE_BYTES: usize = 32 * 1024 * 1024;
 /// The longest `state` accepted on a callback (we send 43 characters).
 const MAX_STATE_LEN: usize = 128;
 /// Authorization request parameters the library sets itself and a user may not override.

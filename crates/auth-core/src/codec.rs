@@ -409,6 +409,10 @@ fn decode_v1(rest: &[u8]) -> Option<Session> {
     let (compressed, mut rest) = rest.split_at(len);
     let json = inflate(compressed)?;
     let doc: Doc = serde_json::from_slice(&json).ok()?;
+    // As for version 2: a session has a subject.
+    if doc.c.sub().is_empty() {
+        return None;
+    }
     let mut secrets = Vec::new();
     while rest.len() >= 2 {
         let n = u16::from_be_bytes([rest[0], rest[1]]) as usize;
@@ -580,6 +584,23 @@ mod tests {
         for cut in 0..v1.len() {
             let _ = decode(&v1[..cut]);
         }
+        // A version 1 document without a subject (found by the session_cookie fuzzer: it decoded,
+        // then its version 2 encoding did not) is refused, as in version 2.
+        let json =
+            br#"{"i":"s","p":"oidc","c":{"0ub":"alice"},"a":1,"e":2,"x":null,"s":null,"at":"o","rt":null,"it":null}"#;
+        let body = deflate(json);
+        let mut no_sub = vec![VERSION_1];
+        no_sub.extend_from_slice(&u32::try_from(body.len()).unwrap().to_be_bytes());
+        no_sub.extend_from_slice(&body);
+        no_sub.extend_from_slice(&[0, 2, b'a', b't']);
+        assert_eq!(decode(&no_sub), None);
+        let with_sub = String::from_utf8(json.to_vec()).unwrap().replace("0ub", "sub");
+        let body = deflate(with_sub.as_bytes());
+        let mut ok = vec![VERSION_1];
+        ok.extend_from_slice(&u32::try_from(body.len()).unwrap().to_be_bytes());
+        ok.extend_from_slice(&body);
+        ok.extend_from_slice(&[0, 2, b'a', b't']);
+        assert_eq!(decode(&ok).map(|s| s.sub().to_owned()).as_deref(), Some("alice"), "the same document with one");
     }
 
     #[test]
@@ -782,5 +803,17 @@ mod tests {
         let block_type = |s: &Session| encode(s).unwrap()[13] >> 1 & 3;
         assert_eq!(block_type(&google), 1, "a small session inflates with the fixed codes");
         assert_eq!(block_type(&entra), 2, "a session near the limit gets the smallest encoding");
+
+        // How many such sessions the decoded-session cache holds, as a miss decodes them (claims
+        // unparsed, weighed by what they could parse into).
+        let cached = |s: &Session, cookie: usize| {
+            let decoded = decode(&encode(s).unwrap()).unwrap();
+            let weight = crate::state::weight(&"c".repeat(cookie), &decoded, &decoded.revocation_keys());
+            crate::auth::SESSION_CACHE_BYTES / weight
+        };
+        let (google_cached, entra_cached) = (cached(&google, google_size), cached(&entra, entra_size));
+        eprintln!("decoded-session cache: {google_cached} Google sessions, {entra_cached} Entra ID sessions");
+        assert!(google_cached >= 4_000, "{google_cached} Google sessions");
+        assert!(entra_cached >= 2_000, "{entra_cached} Entra ID sessions");
     }
 }

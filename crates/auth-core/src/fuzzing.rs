@@ -23,6 +23,12 @@ pub fn encode_session(session: &Session) -> Result<Vec<u8>, Error> {
     crate::codec::encode(session)
 }
 
+/// The keys a logout ends `session` by (its id, and its claims' `iss` and `sub`, and `sid`):
+/// read from a decoded session's claims without parsing the others.
+pub fn revocation_keys(session: &Session) -> Vec<String> {
+    session.revocation_keys()
+}
+
 /// The parts of a [`Session`] (whose fields are the crate's own).
 #[derive(Debug, Clone)]
 pub struct SessionParts {
@@ -30,7 +36,7 @@ pub struct SessionParts {
     pub id: String,
     /// The provider's name.
     pub provider: String,
-    /// The claims (any map: a decoded session's are not checked again).
+    /// The claims (any map; a session is made only of one with a non-empty string `sub`).
     pub claims: Map<String, Value>,
     /// The access token.
     pub access_token: String,
@@ -50,9 +56,10 @@ pub struct SessionParts {
     pub session_expires_at: u64,
 }
 
-/// A session from its parts (`None` never: a map is always claims to the decoder).
+/// A session from its parts; `None` when the claims have no non-empty string `sub` (a login's
+/// always have one, and the decoder refuses a session without it).
 pub fn session(parts: SessionParts) -> Option<Session> {
-    let claims: Claims = serde_json::from_value(Value::Object(parts.claims)).ok()?;
+    let claims = Claims::from_value(Value::Object(parts.claims))?;
     Some(Session {
         id: parts.id,
         provider: parts.provider,

@@ -240,7 +240,7 @@ fn cache_key(cookie: &str) -> &str {
 }
 
 /// Roughly the memory an entry holds: its cookie, claims, tokens and keys.
-fn weight(cookie: &str, session: &Session, keys: &[String]) -> usize {
+pub(crate) fn weight(cookie: &str, session: &Session, keys: &[String]) -> usize {
     let claims = session.claims().weight();
     let t = session.tokens();
     let tokens = t.access_token.secret().len()
