@@ -83,6 +83,11 @@ impl Tokens {
 
 /// The logged-in user's claims (`sub`, `email`, `name`, …) with typed accessors.
 ///
+/// Claims read back from a session cookie are parsed when first asked for: opening the cookie
+/// reads only `sub` (and the `iss` and `sid` a logout is matched by), so a route that only needs
+/// to know who is logged in never pays for the rest (a map of every claim, a few dozen
+/// allocations for a typical ID token). Any other accessor parses them all, once per session.
+///
 /// ```
 /// use auth_core::Claims;
 /// let claims = Claims::from_value(serde_json::json!({
@@ -93,11 +98,6 @@ impl Tokens {
 /// assert!(claims.email_verified());
 /// assert!(claims.contains("groups", "admin"));
 /// ```
-///
-/// Claims read back from a session cookie are parsed when first asked for: opening the cookie
-/// reads only `sub` (and the `iss` and `sid` a logout is matched by), so a route that only needs
-/// to know who is logged in never pays for the rest (a map of every claim, a few dozen
-/// allocations for a typical ID token). Any other accessor parses them all, once per session.
 #[derive(Clone)]
 pub struct Claims {
     /// `sub`, `iss` and `sid` as strings: asked on every request (the guards, the revocation keys).
