@@ -1,12 +1,15 @@
-//! `cargo xtask bench --load [SECONDS] [--smoke]`: a loopback HTTP load test with wrk (Debian's,
-//! installed when missing), against `bench/examples/load_server.rs`.
+//! `cargo xtask bench --load [SECONDS] [--rounds=N] [--smoke]`: a loopback HTTP load test with wrk
+//! (Debian's, installed when missing), against `bench/examples/load_server.rs`.
 //!
 //! For each framework and target (the bare route, our guard with each store, the peers), the
 //! server runs pinned to core 0 with one worker thread, and wrk pinned to core 1 with one thread,
-//! at 2 and then 32 connections, for `SECONDS` (default 5) after a one-second warm-up. The table
-//! gives requests per second, p50 and p99 latency, and each target's ratio to the bare route of the
-//! same framework at the same concurrency, measured in the same run. A target that answers
-//! anything but 2xx fails the run: every request must have been served by the guard.
+//! at 2 and then 32 connections, for `SECONDS` (default 5) after a one-second warm-up. The whole
+//! list is measured `N` times (default 3), round after round, so that a slow minute of the machine
+//! falls on every target alike. The table gives the median of the rounds' requests per second, p50
+//! and p99 latency, each target's ratio to the bare route of the same framework at the same
+//! concurrency (median to median), and the range of the ratios of single rounds (each to its own
+//! round's bare route). A target that answers anything but 2xx fails the run: every request must
+//! have been served by the guard.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -17,8 +20,12 @@ use crate::{Result, cargo, ensure_debian, project_root, target_dir};
 
 /// The concurrency levels.
 const CONNECTIONS: [u32; 2] = [2, 32];
+/// How many times the whole list is measured, unless `--rounds=N` says.
+const ROUNDS: usize = 3;
 
+/// One wrk run of one target.
 struct Measure {
+    round: usize,
     framework: String,
     target: String,
     connections: u32,
@@ -33,6 +40,13 @@ pub(crate) fn run(args: &[String]) -> Result {
         Some(s) => s.parse().map_err(|_| format!("`{s}` is not a number of seconds"))?,
         None if smoke => 1,
         None => 5,
+    };
+    let rounds: usize = match args.iter().find_map(|a| a.strip_prefix("--rounds=")) {
+        Some(n) => {
+            n.parse().ok().filter(|&n| n > 0).ok_or_else(|| format!("`--rounds={n}`: not a number of rounds"))?
+        }
+        None if smoke => 1,
+        None => ROUNDS,
     };
     ensure_debian("wrk", &["wrk", "taskset"], &["wrk", "util-linux"], "the load test cannot run")?;
     if smoke && !(crate::has("wrk") && crate::has("taskset")) {
@@ -54,36 +68,42 @@ pub(crate) fn run(args: &[String]) -> Result {
     let redis = crate::has("redis-server");
     let connections: &[u32] = if smoke { &CONNECTIONS[..1] } else { &CONNECTIONS };
     let mut results = Vec::new();
-    for (framework, target) in &targets {
-        if target.contains("redis") && !redis {
-            println!("{framework} {target}: skipped (no redis-server)");
-            continue;
-        }
-        let (mut child, port, path, header) = start(&server, framework, target)?;
-        let url = format!("http://127.0.0.1:{port}{path}");
-        let outcome = (|| -> Result {
-            for &c in connections {
-                if !smoke {
-                    wrk(&url, &header, c, 1)?; // warm-up, discarded
+    for round in 0..rounds {
+        for (framework, target) in &targets {
+            if target.contains("redis") && !redis {
+                if round == 0 {
+                    println!("{framework} {target}: skipped (no redis-server)");
                 }
-                let (rps, p50_us, p99_us) = wrk(&url, &header, c, seconds)?;
-                println!(
-                    "{framework:>6} {target:<22} c={c:<3} {rps:>10.0} req/s  p50 {p50_us:>8.1} µs  p99 {p99_us:>8.1} µs"
-                );
-                results.push(Measure {
-                    framework: framework.clone(),
-                    target: target.clone(),
-                    connections: c,
-                    rps,
-                    p50_us,
-                    p99_us,
-                });
+                continue;
             }
-            Ok(())
-        })();
-        let _ = child.kill();
-        let _ = child.wait();
-        outcome.map_err(|e| format!("{framework} {target}: {e}"))?;
+            let (mut child, port, path, header) = start(&server, framework, target)?;
+            let url = format!("http://127.0.0.1:{port}{path}");
+            let outcome = (|| -> Result {
+                for &c in connections {
+                    if !smoke {
+                        wrk(&url, &header, c, 1)?; // warm-up, discarded
+                    }
+                    let (rps, p50_us, p99_us) = wrk(&url, &header, c, seconds)?;
+                    println!(
+                        "round {} {framework:>6} {target:<22} c={c:<3} {rps:>10.0} req/s  p50 {p50_us:>8.1} µs  p99 {p99_us:>8.1} µs",
+                        round + 1
+                    );
+                    results.push(Measure {
+                        round,
+                        framework: framework.clone(),
+                        target: target.clone(),
+                        connections: c,
+                        rps,
+                        p50_us,
+                        p99_us,
+                    });
+                }
+                Ok(())
+            })();
+            let _ = child.kill();
+            let _ = child.wait();
+            outcome.map_err(|e| format!("{framework} {target}: {e}"))?;
+        }
     }
     let table = table(&results);
     println!("\n{table}");
@@ -91,12 +111,16 @@ pub(crate) fn run(args: &[String]) -> Result {
         println!("smoke run: nothing written");
         return Ok(());
     }
-    let section = format!(
-        "## Under load, on loopback (`cargo xtask bench --load {seconds}`)\n\n{}\n\n{}\n\n{table}\n",
+    let how = format!(
         "wrk with one thread pinned to core 1 against the server pinned to core 0 (one worker thread), \
-         after a one-second warm-up; each ratio is to the bare route of the same framework at the same \
-         number of connections, in this run. Every request carried the session cookie (or bearer token) \
-         and got 200.",
+         {seconds} s after a one-second warm-up, the whole list {rounds} times over; each figure is the \
+         median of the {rounds} rounds, each ratio the median target's to the median bare route of the \
+         same framework at the same number of connections, and the range the ratios of single rounds \
+         (each to its round's bare route). Every request carried the session cookie (or bearer token) \
+         and got 200."
+    );
+    let section = format!(
+        "## Under load, on loopback (`cargo xtask bench --load {seconds} --rounds={rounds}`)\n\n{how}\n\n{}\n\n{table}\n",
         crate::results::machine()
     );
     crate::results::write_section("load", &section)?;
@@ -188,25 +212,53 @@ fn micros(v: &str) -> Option<f64> {
     number.parse::<f64>().ok().map(|n| n * scale)
 }
 
-/// The Markdown table: one row per target and concurrency, with the ratio to the bare route.
+/// The median of some numbers (the mean of the middle two for an even count; 0 for none).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[n / 2],
+        n => f64::midpoint(values[n / 2 - 1], values[n / 2]),
+    }
+}
+
+/// The Markdown table: one row per target and concurrency (in the order first measured), with
+/// the medians of the rounds, the ratio to the bare route, and the range of single rounds' ratios.
 fn table(results: &[Measure]) -> String {
     let mut out = String::from(
-        "| framework | target | connections | requests/s | ratio to bare | p50 | p99 |\n|---|---|---|---|---|---|---|\n",
+        "| framework | target | connections | requests/s | ratio to bare | rounds' ratios | p50 | p99 |\n\
+         |---|---|---|---|---|---|---|---|\n",
     );
+    let mut seen: Vec<(&str, &str, u32)> = Vec::new();
     for m in results {
-        let bare = results
-            .iter()
-            .find(|b| b.framework == m.framework && b.connections == m.connections && b.target == "bare")
-            .map(|b| b.rps);
-        let ratio = bare.map_or_else(|| "–".to_owned(), |b| format!("{:.2}×", m.rps / b));
+        let key = (m.framework.as_str(), m.target.as_str(), m.connections);
+        if seen.contains(&key) {
+            continue;
+        }
+        seen.push(key);
+        let runs = |target: &str| -> Vec<&Measure> {
+            results
+                .iter()
+                .filter(|r| r.framework == m.framework && r.connections == m.connections && r.target == target)
+                .collect()
+        };
+        let (these, bare) = (runs(&m.target), runs("bare"));
+        let rps = median(these.iter().map(|r| r.rps).collect());
+        let bare_rps = (!bare.is_empty()).then(|| median(bare.iter().map(|r| r.rps).collect()));
+        let ratio = bare_rps.map_or_else(|| "–".to_owned(), |b| format!("{:.2}×", rps / b));
+        let singles: Vec<f64> =
+            these.iter().filter_map(|r| bare.iter().find(|b| b.round == r.round).map(|b| r.rps / b.rps)).collect();
+        let range = match singles.iter().copied().reduce(f64::min).zip(singles.iter().copied().reduce(f64::max)) {
+            Some((lo, hi)) if singles.len() > 1 => format!("{lo:.2}–{hi:.2}×"),
+            _ => "–".to_owned(),
+        };
         out.push_str(&format!(
-            "| {} | {} | {} | {:.0} | {ratio} | {} | {} |\n",
+            "| {} | {} | {} | {rps:.0} | {ratio} | {range} | {} | {} |\n",
             m.framework,
             m.target,
             m.connections,
-            m.rps,
-            duration(m.p50_us),
-            duration(m.p99_us)
+            duration(median(these.iter().map(|r| r.p50_us).collect())),
+            duration(median(these.iter().map(|r| r.p99_us).collect()))
         ));
     }
     out.trim_end().to_owned()
@@ -264,6 +316,7 @@ Transfer/sec:      3.00MB
     #[test]
     fn ratios_are_to_the_same_frameworks_bare_route_at_the_same_concurrency() {
         let m = |f: &str, t: &str, c, rps| Measure {
+            round: 0,
             framework: f.into(),
             target: t.into(),
             connections: c,
@@ -277,7 +330,33 @@ Transfer/sec:      3.00MB
             m("axum", "bare", 32, 200.0),
             m("axum", "ours", 32, 50.0),
         ]);
-        assert!(t.contains("| axum | ours | 2 | 80 | 0.80× | 10 µs | 2.00 ms |"), "{t}");
+        assert!(t.contains("| axum | ours | 2 | 80 | 0.80× | – | 10 µs | 2.00 ms |"), "{t}");
         assert!(t.contains("| axum | ours | 32 | 50 | 0.25× |"), "{t}");
+    }
+
+    #[test]
+    fn rounds_give_medians_and_the_range_of_single_rounds() {
+        let m = |round, t: &str, rps, p99_us| Measure {
+            round,
+            framework: "actix".into(),
+            target: t.into(),
+            connections: 32,
+            rps,
+            p50_us: 100.0,
+            p99_us,
+        };
+        let t = table(&[
+            m(0, "bare", 100.0, 500.0),
+            m(0, "ours", 90.0, 600.0),
+            m(1, "bare", 150.0, 400.0),
+            m(1, "ours", 100.0, 900.0),
+            m(2, "bare", 120.0, 450.0),
+            m(2, "ours", 96.0, 700.0),
+        ]);
+        // Medians 96 and 120; single rounds 0.90, 0.67 and 0.80.
+        assert!(t.contains("| actix | ours | 32 | 96 | 0.80× | 0.67–0.90× | 100 µs | 700 µs |"), "{t}");
+        assert!(t.contains("| actix | bare | 32 | 120 | 1.00× | 1.00–1.00× | 100 µs | 450 µs |"), "{t}");
+        assert_eq!(t.lines().count(), 4, "one row per target and concurrency: {t}");
+        assert_eq!(median(vec![3.0, 1.0, 2.0, 10.0]), 2.5);
     }
 }

@@ -12,9 +12,9 @@
 //!   from Debian when missing and running as root) and run the end-to-end tests.
 //! - `docs`: build the guide (`docs/`, with mdBook, installed at the pinned version when missing)
 //!   into `docs/book/`, and run its code blocks as doctests.
-//! - `bench`: the criterion benchmarks; `bench --load [SECONDS]`: the loopback load test (wrk
-//!   against each framework's protected route, bare, behind our guard and behind the peers),
-//!   writing its tables into `bench/RESULTS.md`; `bench --load --smoke`: one second per target,
+//! - `bench`: the criterion benchmarks; `bench --load [SECONDS] [--rounds=N]`: the loopback load
+//!   test (wrk against each framework's protected route, bare, behind our guard and behind the
+//!   peers, N rounds, 3 by default), writing its tables into `bench/RESULTS.md`; `bench --load --smoke`: one second per target,
 //!   a debug build, nothing written (in `test`, so that the load test keeps working).
 //! - `soak [MINUTES]`: logins, session requests, refreshes, bearer calls and back-channel logouts
 //!   against example-axum with the Redis store (`tests/soak`), failing on any error or
