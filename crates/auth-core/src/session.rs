@@ -109,6 +109,74 @@ pub struct Claims {
     text: Option<Box<RawValue>>,
     /// All claims. Always set when `text` is not.
     map: OnceLock<Map<String, Value>>,
+    /// Where each top-level claim sits in `text`, built on the first single-claim question
+    /// (`get_str`, `email`, `contains`, ...) so that it is answered without parsing every claim
+    /// into a `Value` (a `String` and a `Value` for each, allocated and later freed: most of what a
+    /// cache miss cost a handler reading one claim). `None` when a key has an escape: then `map`.
+    index: OnceLock<Option<Box<[Slot]>>>,
+}
+
+/// One top-level claim in a [`Claims`]' text: byte offsets of its key (without the quotes) and of
+/// its value (its JSON text).
+#[derive(Clone, Copy)]
+struct Slot {
+    key: (u32, u32),
+    value: (u32, u32),
+}
+
+/// The top-level claims of a JSON object, borrowed from its text: a key with an escape (which
+/// cannot be borrowed) fails it.
+struct Entries<'a>(Vec<(&'a str, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Entries<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Entries<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(16));
+                while let Some(entry) = map.next_entry::<&'de str, &'de RawValue>()? {
+                    entries.push(entry);
+                }
+                Ok(Entries(entries))
+            }
+        }
+        deserializer.deserialize_map(Visit)
+    }
+}
+
+/// What the index says of one claim.
+enum Lookup<'a> {
+    /// Not there.
+    Absent,
+    /// Its JSON text.
+    Raw(&'a str),
+    /// No index: ask the map.
+    Map(&'a Map<String, Value>),
+}
+
+/// A JSON value's text as the string it is, borrowed when it has no escape; `None` for any other
+/// value.
+fn raw_str(raw: &str) -> Option<std::borrow::Cow<'_, str>> {
+    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
+    if inner.contains('\\') {
+        serde_json::from_str::<String>(raw).ok().map(std::borrow::Cow::Owned)
+    } else {
+        Some(std::borrow::Cow::Borrowed(inner))
+    }
+}
+
+/// Whether the JSON text `raw` is the string `value`, or an array holding it (what
+/// [`Claims::contains`] asks of a `Value`).
+fn raw_holds(raw: &str, value: &str, split: bool) -> bool {
+    if raw.starts_with('[') {
+        let items: Vec<&RawValue> = serde_json::from_str(raw).unwrap_or_default();
+        return items.iter().any(|item| raw_str(item.get()).is_some_and(|s| s == value));
+    }
+    raw_str(raw).is_some_and(|s| if split { s.split(' ').any(|v| !v.is_empty() && v == value) } else { s == value })
 }
 
 /// The claims every request asks for, read from the JSON text without parsing the others (serde
@@ -152,6 +220,7 @@ impl Claims {
             sid: field("sid"),
             text: None,
             map: OnceLock::from(map),
+            index: OnceLock::new(),
         }
     }
 
@@ -166,7 +235,7 @@ impl Claims {
         let sub = json_str(core.sub).filter(|s| !s.is_empty())?;
         let iss = core.iss.and_then(json_str);
         let sid = core.sid.and_then(json_str);
-        Some(Claims { sub, iss, sid, text: Some(text), map: OnceLock::new() })
+        Some(Claims { sub, iss, sid, text: Some(text), map: OnceLock::new(), index: OnceLock::new() })
     }
 
     /// All claims, parsed from the text on first use.
@@ -176,6 +245,34 @@ impl Claims {
             // only a fallback that cannot be reached, rather than a panic.
             self.text.as_deref().and_then(|t| serde_json::from_str(t.get()).ok()).unwrap_or_default()
         })
+    }
+
+    /// Claim `name` as the index (or, without one, the map) has it.
+    fn lookup(&self, name: &str) -> Lookup<'_> {
+        // Parsed already (or built from a map): the map answers without an index.
+        if let Some(map) = self.map.get() {
+            return Lookup::Map(map);
+        }
+        let Some(text) = self.text.as_deref().map(RawValue::get) else {
+            return Lookup::Map(self.map());
+        };
+        let index = self.index.get_or_init(|| {
+            let entries: Entries<'_> = serde_json::from_str(text).ok()?;
+            let at = |part: &str| {
+                let start = part.as_ptr() as usize - text.as_ptr() as usize;
+                Some((u32::try_from(start).ok()?, u32::try_from(start + part.len()).ok()?))
+            };
+            entries.0.iter().map(|(key, value)| Some(Slot { key: at(key)?, value: at(value.get())? })).collect()
+        });
+        let Some(index) = index else {
+            return Lookup::Map(self.map());
+        };
+        let part = |(start, end): (u32, u32)| &text[start as usize..end as usize];
+        // The last of a repeated key, as the map keeps.
+        match index.iter().rev().find(|slot| part(slot.key) == name) {
+            Some(slot) => Lookup::Raw(part(slot.value)),
+            None => Lookup::Absent,
+        }
     }
 
     /// `iss` when it is a string (without parsing the other claims).
@@ -191,7 +288,8 @@ impl Claims {
     /// Roughly the memory these claims hold, or will once parsed (for a cache's weight): for
     /// claims still in their JSON text, its length plus 64 bytes for each value it could parse
     /// into (an upper bound on a `Value` and its map or array slot, counted by the `,`, `[` and `{`
-    /// that start or separate values), so a cache's bound holds whatever a handler parses later.
+    /// that start or separate values), so a cache's bound holds whatever a handler parses later
+    /// (the index of single-claim questions holds 16 bytes a claim, within the same 64).
     pub(crate) fn weight(&self) -> usize {
         match &self.text {
             Some(text) => {
@@ -220,8 +318,19 @@ impl Claims {
     }
 
     /// A string claim.
+    ///
+    /// Claims read from a session cookie are not all parsed for this: a string without escapes is
+    /// borrowed from their text.
     pub fn get_str(&self, name: &str) -> Option<&str> {
-        self.map().get(name).and_then(Value::as_str)
+        match self.lookup(name) {
+            Lookup::Absent => None,
+            Lookup::Raw(raw) => match raw_str(raw)? {
+                std::borrow::Cow::Borrowed(s) => Some(s),
+                // An escaped string: the map holds it unescaped.
+                std::borrow::Cow::Owned(_) => self.map().get(name).and_then(Value::as_str),
+            },
+            Lookup::Map(map) => map.get(name).and_then(Value::as_str),
+        }
     }
 
     /// Any claim.
@@ -236,7 +345,11 @@ impl Claims {
 
     /// `email_verified` is `true`.
     pub fn email_verified(&self) -> bool {
-        self.map().get("email_verified").and_then(Value::as_bool).unwrap_or(false)
+        match self.lookup("email_verified") {
+            Lookup::Absent => false,
+            Lookup::Raw(raw) => raw == "true",
+            Lookup::Map(map) => map.get("email_verified").and_then(Value::as_bool).unwrap_or(false),
+        }
     }
 
     /// `name`.
@@ -263,10 +376,14 @@ impl Claims {
     /// assert!(c.contains("roles", "admin"));
     /// ```
     pub fn contains(&self, name: &str, value: &str) -> bool {
-        match self.map().get(name) {
-            Some(Value::String(s)) => s == value,
-            Some(Value::Array(items)) => items.iter().any(|v| v.as_str() == Some(value)),
-            _ => false,
+        match self.lookup(name) {
+            Lookup::Absent => false,
+            Lookup::Raw(raw) => raw_holds(raw, value, false),
+            Lookup::Map(map) => match map.get(name) {
+                Some(Value::String(s)) => s == value,
+                Some(Value::Array(items)) => items.iter().any(|v| v.as_str() == Some(value)),
+                _ => false,
+            },
         }
     }
 
@@ -281,10 +398,14 @@ impl Claims {
     /// assert!(!c.has_scope("read write"), "one scope at a time");
     /// ```
     pub fn has_scope(&self, scope: &str) -> bool {
-        ["scope", "scp"].iter().any(|name| match self.map().get(*name) {
-            Some(Value::String(s)) => s.split(' ').any(|v| !v.is_empty() && v == scope),
-            Some(Value::Array(items)) => items.iter().any(|v| v.as_str() == Some(scope)),
-            _ => false,
+        ["scope", "scp"].iter().any(|name| match self.lookup(name) {
+            Lookup::Absent => false,
+            Lookup::Raw(raw) => raw_holds(raw, scope, true),
+            Lookup::Map(map) => match map.get(*name) {
+                Some(Value::String(s)) => s.split(' ').any(|v| !v.is_empty() && v == scope),
+                Some(Value::Array(items)) => items.iter().any(|v| v.as_str() == Some(scope)),
+                _ => false,
+            },
         })
     }
 
@@ -823,7 +944,10 @@ mod tests {
         assert_eq!(lazy.sid(), Some("s-1"));
         assert!(lazy.map.get().is_none(), "nothing else is parsed yet");
         assert!(lazy.contains("groups", "b"));
-        assert!(lazy.map.get().is_some(), "parsed once asked");
+        assert_eq!(lazy.get_str("iss"), Some("https://op.example"));
+        assert!(lazy.map.get().is_none(), "one claim is read without parsing the others");
+        assert_eq!(lazy.get("n"), Some(&Value::from(1)));
+        assert!(lazy.map.get().is_some(), "parsed once all are asked");
         let eager = Claims::from_value(serde_json::from_str(text).unwrap()).unwrap();
         assert_eq!(lazy, eager);
         assert_eq!(format!("{lazy:?}"), format!("{eager:?}"));
@@ -848,6 +972,46 @@ mod tests {
         let odd = Claims::from_json(raw(r#"{"sub":"a","iss":7,"sid":null}"#)).unwrap();
         assert_eq!((odd.iss(), odd.sid()), (None, None), "a non-string iss or sid is absent");
         assert_eq!((odd.get_str("iss"), odd.get("iss")), (None, Some(&Value::from(7))), "as get_str says");
+    }
+
+    /// Every single-claim question gets the same answer from the index over the text as from
+    /// the parsed map, whatever the text holds.
+    #[test]
+    fn claims_read_from_text_answer_as_the_parsed_map() {
+        let texts = [
+            r#"{"sub":"a","email":"a@x","email_verified":true,"name":"A","picture":"p","groups":["g","h"],"scope":"r w"}"#,
+            // Escapes in values, spaces around everything, nested values, a repeated key.
+            r#" { "sub" : "a" , "name" : "A\"B\u00e9" , "email" : "e" , "email" : "last" , "o" : {"name":"inner"} , "groups" : [ "g" , "\u0067h" , 1 , null ] } "#,
+            // Values of other types where strings are expected, and the other way round.
+            r#"{"sub":"a","name":7,"email":null,"email_verified":"true","picture":["p"],"groups":"g","scope":["r","w x"],"scp":"s"}"#,
+            r#"{"sub":"a","email_verified":false,"scope":"","scp":["","t"],"groups":[]}"#,
+            // An escaped key: no index, the map answers.
+            r#"{"sub":"a","n\u0061me":"escaped","email":"e","groups":["g"],"email_verified":true}"#,
+        ];
+        for text in texts {
+            let eager = Claims::from_value(serde_json::from_str(text).unwrap()).unwrap();
+            for name in ["sub", "name", "email", "picture", "groups", "scope", "scp", "o", "missing", "email_verified"]
+            {
+                let lazy = Claims::from_json(raw(text)).unwrap();
+                assert_eq!(lazy.get_str(name), eager.get_str(name), "{name} in {text}");
+                for value in ["g", "gh", "h", "1", "r", "w", "w x", "x", "s", "t", "", "r w"] {
+                    assert_eq!(lazy.contains(name, value), eager.contains(name, value), "{name} {value} in {text}");
+                    assert_eq!(lazy.has_scope(value), eager.has_scope(value), "scope {value} in {text}");
+                }
+            }
+            let lazy = Claims::from_json(raw(text)).unwrap();
+            assert_eq!(
+                (lazy.email(), lazy.email_verified(), lazy.name(), lazy.picture()),
+                (eager.email(), eager.email_verified(), eager.name(), eager.picture()),
+                "{text}"
+            );
+        }
+        let escaped = Claims::from_json(raw(texts[1])).unwrap();
+        assert_eq!((escaped.name(), escaped.email()), (Some("A\"B\u{e9}"), Some("last")));
+        assert!(escaped.contains("groups", "gh"));
+        let plain = Claims::from_json(raw(texts[0])).unwrap();
+        assert_eq!((plain.name(), plain.email_verified(), plain.has_scope("w")), (Some("A"), true, true));
+        assert!(plain.map.get().is_none(), "answered from the text alone");
     }
 
     #[test]
