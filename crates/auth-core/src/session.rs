@@ -193,11 +193,7 @@ struct CoreClaims<'a> {
 
 /// A JSON value that is a string, as a string (what `Value::as_str` would give).
 fn json_str(raw: &RawValue) -> Option<Box<str>> {
-    let text = raw.get();
-    if !text.starts_with('"') {
-        return None;
-    }
-    serde_json::from_str::<String>(text).ok().map(String::into_boxed_str)
+    raw_str(raw.get()).map(|s| Box::from(s.as_ref()))
 }
 
 impl Claims {
