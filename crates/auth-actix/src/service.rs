@@ -61,6 +61,8 @@ where
         let auth = self.auth.clone();
         let requirement = self.requirement;
         Box::pin(async move {
+            // One view of the request serves the lookup, the guard and the 404 check.
+            let view = convert::view(req.request());
             // Under an outer AuthMiddleware the session is already read, and its cookie changes are
             // the outer one's to write.
             let outer = req.extensions().get::<AuthState>().cloned();
@@ -68,13 +70,12 @@ where
             let (state, set_cookies) = match outer {
                 Some(state) => (state, Vec::new()),
                 None => {
-                    let lookup = auth.session(&convert::view(req.request())).await;
+                    let lookup = auth.session(&view).await;
                     let state = AuthState { auth, session: lookup.session, unavailable: lookup.unavailable };
                     req.extensions_mut().insert(state.clone());
                     (state, lookup.set_cookies)
                 }
             };
-            let view = convert::view(req.request());
             let refusal =
                 requirement.and_then(|r| r.refusal(&state.auth, state.session.as_ref(), state.unavailable, &view));
             // The outermost middleware explains the app's 404 for a path under the auth prefix.
@@ -83,6 +84,7 @@ where
             } else {
                 state.auth.routes_missing(view.path(), "auth_actix::routes").map(|err| (err, !view.prefers_json()))
             };
+            drop(view);
             let mut res = match refusal {
                 Some(refusal) => req.into_response(convert::response(&refusal)).map_into_right_body(),
                 None => inner.call(req).await?.map_into_left_body(),

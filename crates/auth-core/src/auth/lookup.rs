@@ -6,7 +6,7 @@ use super::refresh::Refreshed;
 use super::{Auth, COOKIE_LIMIT, Policy};
 use crate::http::{AuthResponse, Method, RequestView};
 use crate::session::Session;
-use crate::{Error, now};
+use crate::{Error, now, now_ms};
 
 /// The outcome of reading the session of a request.
 #[derive(Debug, Default, Clone)]
@@ -58,7 +58,8 @@ impl Auth {
         let Some(value) = req.cookie(&self.inner.session_cookie).filter(|v| !v.is_empty()) else {
             return SessionLookup::default();
         };
-        let now = now();
+        let now_ms = now_ms();
+        let now = now_ms / 1000;
         let cookie_only = self.inner.store.is_cookie_only();
         let cached = if cookie_only { self.inner.cache.get(value) } else { None };
         let was_cached = cached.is_some();
@@ -115,17 +116,18 @@ impl Auth {
             .collect();
         // Tokens due for a refresh are refreshed before the request is answered; a fresh
         // session pays one comparison here.
-        let session = match self.refresh_if_due(&s, opened.as_ref().map(|(payload, _)| payload.as_slice())).await {
-            None | Some(Refreshed::Failed(_)) => s,
-            Some(Refreshed::Fresh { session, cookie }) => {
-                if let Some(cookie) = cookie {
-                    // The new cookie supersedes a resealed old one.
-                    set_cookies = vec![cookie];
+        let session =
+            match self.refresh_if_due(&s, opened.as_ref().map(|(payload, _)| payload.as_slice()), now_ms).await {
+                None | Some(Refreshed::Failed(_)) => s,
+                Some(Refreshed::Fresh { session, cookie }) => {
+                    if let Some(cookie) = cookie {
+                        // The new cookie supersedes a resealed old one.
+                        set_cookies = vec![cookie];
+                    }
+                    session
                 }
-                session
-            }
-            Some(Refreshed::Ended) => return ended_lookup(),
-        };
+                Some(Refreshed::Ended) => return ended_lookup(),
+            };
         SessionLookup { session: Some(session), set_cookies, unavailable: false }
     }
 

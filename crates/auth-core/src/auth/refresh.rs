@@ -171,21 +171,28 @@ fn ends_session(err: &Error) -> bool {
 
 impl Auth {
     /// Whether the access token expires within the refresh leeway, capped at a quarter of its
-    /// lifetime (a 2-second token is due in its last half second, not on every request).
-    pub(super) fn expiring(&self, tokens: &Tokens) -> bool {
+    /// lifetime (a 2-second token is due in its last half second, not on every request), at
+    /// `now_ms` (milliseconds since the epoch).
+    pub(super) fn expiring(&self, tokens: &Tokens, now_ms: u64) -> bool {
         let Some((expiry, lifetime)) = expiry_ms(tokens) else { return false };
         let mut leeway = u64::try_from(self.inner.refresh_leeway.as_millis()).unwrap_or(u64::MAX);
         if let Some(lifetime) = lifetime {
             leeway = leeway.min(lifetime / 4);
         }
-        now_ms().saturating_add(leeway) >= expiry
+        now_ms.saturating_add(leeway) >= expiry
     }
 
     /// Refreshes the session's tokens when they are due and a refresh token is held; `None`
     /// when they are not due. `payload` is what the request's cookie carried (for a
-    /// server-side store, to read the session again while another instance refreshes it).
-    pub(super) async fn refresh_if_due(&self, session: &Arc<Session>, payload: Option<&[u8]>) -> Option<Refreshed> {
-        if session.tokens.refresh_token.is_none() || !self.expiring(&session.tokens) {
+    /// server-side store, to read the session again while another instance refreshes it). `now_ms`
+    /// is the request's clock reading (one per request: it is on every request's path).
+    pub(super) async fn refresh_if_due(
+        &self,
+        session: &Arc<Session>,
+        payload: Option<&[u8]>,
+        now_ms: u64,
+    ) -> Option<Refreshed> {
+        if session.tokens.refresh_token.is_none() || !self.expiring(&session.tokens, now_ms) {
             return None;
         }
         Some(self.refresh(session, payload).await)
@@ -474,7 +481,7 @@ impl Auth {
     /// not yet expired is returned when the refresh fails for now.
     pub async fn access_token(&self, session: &Arc<Session>) -> Result<Secret, Error> {
         let tokens = &session.tokens;
-        if !self.expiring(tokens) {
+        if !self.expiring(tokens, now_ms()) {
             return Ok(tokens.access_token.clone());
         }
         if tokens.refresh_token.is_none() {
