@@ -250,6 +250,15 @@ mod actix_server {
     use actix_web::{App, HttpResponse, HttpServer, web};
     use auth_actix::{AuthMiddleware, AuthUser, BearerUser};
 
+    /// Binds an `HttpServer` of `factory`'s app with one worker on a free loopback port: its port,
+    /// and the server to run. (A macro: each target's `App` is a type of its own.)
+    macro_rules! bind {
+        ($factory:expr) => {{
+            let server = HttpServer::new($factory).workers(1).bind(("127.0.0.1", 0)).unwrap();
+            (server.addrs()[0].port(), server.run())
+        }};
+    }
+
     pub(crate) fn run(target: &str) {
         // The fixture (and its provider) on a Tokio runtime of their own, idle after set-up; the
         // server on Actix's system with one worker.
@@ -262,27 +271,29 @@ mod actix_server {
             _ => None,
         };
         let auth = fx.auth.clone();
-        let key = Key::generate();
         let target = target.to_owned();
         actix_web::rt::System::new().block_on(async move {
-            let server = HttpServer::new(move || {
-                let (auth, key, claims) = (auth.clone(), key.clone(), claims.clone());
-                App::new()
-                    .route("/", web::get().to(|| async { HttpResponse::Ok().body("ok") }))
-                    .service(
-                        web::scope("/auth_cookie")
-                            .route("", web::get().to(|u: AuthUser| async move { ok(!u.sub().is_empty()) }))
-                            .wrap(AuthMiddleware::new(auth.clone())),
-                    )
-                    .service(
-                        web::scope("/auth_bearer")
-                            .route("", web::get().to(|t: BearerUser| async move { ok(t.sub().is_some()) }))
-                            .wrap(AuthMiddleware::new(auth)),
-                    )
-                    .service(
-                        web::scope("/actix_session_cookie")
+            // Every target is the app's route `/`, as on Axum and Rocket: the bare app, or the
+            // same app wrapped in a guard (which DESIGN.md's examples wrap around the whole app).
+            let (port, server) = match target.as_str() {
+                "bare" => bind!(|| App::new().route("/", web::get().to(|| async { HttpResponse::Ok().body("ok") }))),
+                "auth_cookie" => bind!(move || {
+                    App::new()
+                        .route("/", web::get().to(|u: AuthUser| async move { ok(!u.sub().is_empty()) }))
+                        .wrap(AuthMiddleware::new(auth.clone()))
+                }),
+                "auth_bearer" => bind!(move || {
+                    App::new()
+                        .route("/", web::get().to(|t: BearerUser| async move { ok(t.sub().is_some()) }))
+                        .wrap(AuthMiddleware::new(auth.clone()))
+                }),
+                _ => {
+                    let key = Key::generate();
+                    bind!(move || {
+                        let claims = claims.clone();
+                        App::new()
                             .route(
-                                "",
+                                "/",
                                 web::get().to(|s: Session| async move {
                                     ok(s.get::<serde_json::Value>("claims").unwrap().is_some())
                                 }),
@@ -298,27 +309,20 @@ mod actix_server {
                                 }),
                             )
                             .wrap(
-                                SessionMiddleware::builder(CookieSessionStore::default(), key)
+                                SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
                                     .cookie_secure(false)
                                     .build(),
-                            ),
-                    )
-            })
-            .workers(1)
-            .bind(("127.0.0.1", 0))
-            .unwrap();
-            let port = server.addrs()[0].port();
-            let server = server.run();
+                            )
+                    })
+                }
+            };
             let handle = server.handle();
             let running = actix_web::rt::spawn(server);
-            let base = format!("http://127.0.0.1:{port}");
             let header = match header {
                 Some(header) => header,
-                None => format!("cookie: {}", super::login_cookie(format!("{base}/{target}/login")).await),
+                None => format!("cookie: {}", super::login_cookie(format!("http://127.0.0.1:{port}/login")).await),
             };
-            // The load generator asks for `/`: the bare route, or the target's scope.
-            let path = if target == "bare" { String::new() } else { target.clone() };
-            super::ready(port, &format!("/{path}"), &header);
+            super::ready(port, "/", &header);
             let _ = running.await;
             drop(handle);
         });
