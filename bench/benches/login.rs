@@ -122,12 +122,22 @@ fn single_flight(rt: &tokio::runtime::Runtime, auth: &auth_core::Auth, op: &auth
             assert!(task.await.unwrap(), "a token signed with the new key is accepted");
         }
         let fetches = op.jwks_requests() - before;
+        let elapsed = started.elapsed();
         eprintln!(
             "JWKS single flight: 1000 concurrent tokens with an unknown kid -> {fetches} JWKS fetch(es), all \
-             accepted, in {:?}",
-            started.elapsed()
+             accepted, in {elapsed:?}"
         );
         assert_eq!(fetches, 1);
+        // For bench/RESULTS.md, when `cargo xtask bench` runs this.
+        if let Some(dir) = std::env::var_os("AUTH_BENCH_NOTES") {
+            let note = format!(
+                "JWKS single flight: 1,000 concurrent bearer tokens signed with a key the app had not seen \
+                 (rotated at the provider) made {fetches} JWKS fetch, and were all accepted, in {:.1} ms.",
+                elapsed.as_secs_f64() * 1e3
+            );
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(std::path::Path::new(&dir).join("login.md"), note).unwrap();
+        }
     });
 }
 

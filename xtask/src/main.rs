@@ -288,7 +288,11 @@ fn bench(extra: &[String]) -> Result {
     let since = std::time::SystemTime::now();
     let mut args = vec!["bench", "-p", "auth-bench"];
     args.extend(extra.iter().map(String::as_str));
-    cargo(&args)?;
+    // Figures a benchmark measures beside criterion's timings (the JWKS single flight) are
+    // written there, one file per group, for RESULTS.md.
+    let notes = results::notes_dir();
+    let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    run(&cargo_bin, &args, &project_root(), &[("AUTH_BENCH_NOTES", &notes.to_string_lossy())])?;
     results::write_criterion(since)?;
     // A whole run (no benchmark named) measures under load too.
     if extra.is_empty() { load::run(&[]) } else { Ok(()) }

@@ -109,7 +109,7 @@ pub(crate) fn write_criterion(since: SystemTime) -> Result {
     );
     let mut group = String::new();
     let mut baseline = None;
-    for (name, median_ns) in &found {
+    for (index, (name, median_ns)) in found.iter().enumerate() {
         let (g, rest) = name.split_once('/').unwrap_or((name.as_str(), ""));
         if g != group {
             group = g.to_owned();
@@ -127,8 +127,42 @@ pub(crate) fn write_criterion(since: SystemTime) -> Result {
             Some((_, b)) => out.push_str(&format!("| {rest} | {} | {:.2}× |\n", human(*median_ns), median_ns / b)),
             None => out.push_str(&format!("| {rest} | {} |\n", human(*median_ns))),
         }
+        let last_of_group =
+            found.get(index + 1).is_none_or(|(next, _)| next.split_once('/').map(|(g, _)| g) != Some(g));
+        if last_of_group {
+            out.push_str(&group_notes(&found, g, since));
+        }
     }
     write_section("criterion", &out)
+}
+
+/// Where the benchmarks write what they measure beside criterion's timings: `<group>.md`.
+pub(crate) fn notes_dir() -> PathBuf {
+    target_dir().join("criterion").join("notes")
+}
+
+/// The lines under a group's table: the figures derived from its medians (logins per second,
+/// our share of a login), and the group's notes written in this run.
+fn group_notes(found: &[(String, f64)], group: &str, since: SystemTime) -> String {
+    let median = |name: &str| found.iter().find(|(n, _)| *n == format!("{group}/{name}")).map(|(_, m)| *m);
+    let mut out = String::new();
+    if group == "login"
+        && let (Some(full), Some(provider)) = (median("full_login"), median("provider_only"))
+    {
+        out.push_str(&format!(
+            "\nOne login after another: {:.0} complete logins per second (1 / `full_login`); {:.0}% of a login \
+             ({}) is our code (`full_login` − `provider_only`), the rest the round trips and the provider's work.\n",
+            1e9 / full,
+            100.0 * (full - provider).max(0.0) / full,
+            human((full - provider).max(0.0)),
+        ));
+    }
+    let file = notes_dir().join(format!("{group}.md"));
+    let fresh = std::fs::metadata(&file).and_then(|m| m.modified()).is_ok_and(|m| m >= since);
+    if fresh && let Ok(text) = std::fs::read_to_string(&file) {
+        out.push_str(&format!("\n{}\n", text.trim_end()));
+    }
+    out
 }
 
 /// The group's bare route (`bare_route`, or `bare`) and its median, if it has one.
@@ -202,6 +236,20 @@ mod tests {
         assert_eq!(baseline_of(&found, "b"), Some(("bare", 3.0)));
         assert_eq!(baseline_of(&found, "c"), None);
         assert_eq!(baseline_of(&found, "b/"), None);
+    }
+
+    #[test]
+    fn a_login_group_gets_logins_per_second_and_our_share() {
+        let found: Vec<(String, f64)> = [("login/full_login", 2.0e6), ("login/provider_only", 1.5e6), ("x/y", 1.0)]
+            .iter()
+            .map(|(n, m)| ((*n).to_owned(), *m))
+            .collect();
+        // A run that starts later than any notes file: none is read.
+        let later = SystemTime::now() + std::time::Duration::from_secs(3600);
+        let notes = group_notes(&found, "login", later);
+        assert!(notes.contains("500 complete logins per second"), "{notes}");
+        assert!(notes.contains("25% of a login (500.00 µs) is our code"), "{notes}");
+        assert_eq!(group_notes(&found, "x", later), "");
     }
 
     #[test]
