@@ -12,10 +12,12 @@
 //!   from Debian when missing and running as root) and run the end-to-end tests.
 //! - `docs`: build the guide (`docs/`, with mdBook, installed at the pinned version when missing)
 //!   into `docs/book/`, and run its code blocks as doctests.
-//! - `bench`: the criterion benchmarks; `bench --load [SECONDS] [--rounds=N]`: the loopback load
-//!   test (wrk against each framework's protected route, bare, behind our guard and behind the
-//!   peers, N rounds, 3 by default), writing its tables into `bench/RESULTS.md`; `bench --load --smoke`: one second per target,
-//!   a debug build, nothing written (in `test`, so that the load test keeps working).
+//! - `bench`: the criterion benchmarks, then the load test, writing both into `bench/RESULTS.md`
+//!   (`bench --benches`: only the criterion ones; `bench --bench NAME`: one, RESULTS.md left as
+//!   it is); `bench --load [SECONDS] [--rounds=N]`: the loopback load test alone (wrk against each
+//!   framework's protected route, bare, behind our guard and behind the peers, N rounds, 3 by
+//!   default); `bench --load --smoke`: one second per target, a debug build, nothing written (in
+//!   `test`, so that the load test keeps working).
 //! - `soak [MINUTES]`: logins, session requests, refreshes, bearer calls and back-channel logouts
 //!   against example-axum with the Redis store (`tests/soak`), failing on any error or
 //!   on memory that keeps growing; `soak --smoke`: 20 s on a debug build (in `test`).
@@ -293,6 +295,14 @@ fn bench(extra: &[String]) -> Result {
     let notes = results::notes_dir();
     let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     run(&cargo_bin, &args, &project_root(), &[("AUTH_BENCH_NOTES", &notes.to_string_lossy())])?;
+    // RESULTS.md's section is one run of every benchmark: a part would drop the others' tables.
+    let every_benchmark = extra.is_empty() || extra == ["--benches"];
+    if !every_benchmark {
+        println!(
+            "a part of the benchmarks: bench/RESULTS.md is left as it is (`cargo xtask bench --benches` runs them all)"
+        );
+        return Ok(());
+    }
     results::write_criterion(since)?;
     // A whole run (no benchmark named) measures under load too.
     if extra.is_empty() { load::run(&[]) } else { Ok(()) }
