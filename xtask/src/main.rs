@@ -85,7 +85,12 @@ fn run(program: &str, args: &[&str], dir: &Path, envs: &[(&str, &str)]) -> Resul
 }
 
 fn cargo(args: &[&str]) -> Result {
-    run(&std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()), args, &project_root(), &[])
+    cargo_with(args, &[])
+}
+
+/// `cargo` with these environment variables set.
+fn cargo_with(args: &[&str], envs: &[(&str, &str)]) -> Result {
+    run(&std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()), args, &project_root(), envs)
 }
 
 fn has(program: &str) -> bool {
@@ -292,9 +297,7 @@ fn bench(extra: &[String]) -> Result {
     args.extend(extra.iter().map(String::as_str));
     // Figures a benchmark measures beside criterion's timings (the JWKS single flight) are
     // written there, one file per group, for RESULTS.md.
-    let notes = results::notes_dir();
-    let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    run(&cargo_bin, &args, &project_root(), &[("AUTH_BENCH_NOTES", &notes.to_string_lossy())])?;
+    cargo_with(&args, &[("AUTH_BENCH_NOTES", &results::notes_dir().to_string_lossy())])?;
     // RESULTS.md's section is one run of every benchmark: a part would drop the others' tables.
     let every_benchmark = extra.is_empty() || extra == ["--benches"];
     if !every_benchmark {

@@ -149,12 +149,13 @@ fn group_notes(found: &[(String, f64)], group: &str, since: SystemTime) -> Strin
     if group == "login"
         && let (Some(full), Some(provider)) = (median("full_login"), median("provider_only"))
     {
+        let ours = (full - provider).max(0.0);
         out.push_str(&format!(
             "\nOne login after another: {:.0} complete logins per second (1 / `full_login`); {:.0}% of a login \
              ({}) is our code (`full_login` − `provider_only`), the rest the round trips and the provider's work.\n",
             1e9 / full,
-            100.0 * (full - provider).max(0.0) / full,
-            human((full - provider).max(0.0)),
+            100.0 * ours / full,
+            human(ours),
         ));
     }
     let file = notes_dir().join(format!("{group}.md"));
